@@ -1,0 +1,178 @@
+"""Builders for CloudTrail-format records (``eventVersion`` 1.11, ``eventSource`` kms.amazonaws.com).
+
+Records never contain plaintexts, ciphertexts, key material, signatures, MACs or tokens: callers pass
+request parameters and response elements already filtered by the wire layer, and the cryptographic
+operations pass ``None`` for their response elements.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from openkms.domain.model import Principal
+
+EVENT_VERSION = "1.11"
+EVENT_SOURCE = "kms.amazonaws.com"
+
+# Operations whose records have readOnly true (they change nothing).
+READ_ONLY = frozenset(
+    {
+        "DescribeKey",
+        "ListKeys",
+        "ListAliases",
+        "ListGrants",
+        "ListKeyPolicies",
+        "ListKeyRotations",
+        "ListResourceTags",
+        "ListRetirableGrants",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "GetPublicKey",
+        "GetParametersForImport",
+        "GetKeyLastUsage",
+        "DescribeCustomKeyStores",
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GenerateRandom",
+        "GenerateMac",
+        "VerifyMac",
+        "Sign",
+        "Verify",
+        "DeriveSharedSecret",
+    }
+)
+
+
+def iso_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def user_identity(principal: Principal | None, access_key_id: str | None) -> dict[str, Any]:
+    if principal is None:
+        identity: dict[str, Any] = {"type": "Unknown"}
+        if access_key_id:
+            identity["accessKeyId"] = access_key_id
+        return identity
+    identity = {
+        "type": principal.identity_type,
+        "principalId": principal.principal_id,
+        "arn": principal.arn,
+        "accountId": principal.account_id,
+    }
+    if principal.access_key_id:
+        identity["accessKeyId"] = principal.access_key_id
+    if principal.user_name:
+        identity["userName"] = principal.user_name
+    return identity
+
+
+def api_call_record(
+    *,
+    event_name: str,
+    event_time: float,
+    region: str,
+    principal: Principal | None,
+    access_key_id: str | None,
+    source_ip: str,
+    user_agent: str,
+    request_id: str,
+    request_parameters: dict[str, Any] | None,
+    response_elements: dict[str, Any] | None,
+    resources: list[str],
+    additional_event_data: dict[str, Any] | None,
+    error_code: str | None,
+    error_message: str | None,
+    recipient_account_id: str | None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": user_identity(principal, access_key_id),
+        "eventTime": iso_time(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent,
+    }
+    if error_code is not None:
+        record["errorCode"] = error_code
+        record["errorMessage"] = error_message or ""
+    record["requestParameters"] = request_parameters
+    record["responseElements"] = response_elements
+    if additional_event_data:
+        record["additionalEventData"] = additional_event_data
+    record.update(
+        {
+            "requestID": request_id,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": event_name in READ_ONLY,
+            "resources": [_resource(arn) for arn in resources],
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": recipient_account_id,
+            "eventCategory": "Management",
+        }
+    )
+    return record
+
+
+def service_event_record(
+    *,
+    event_name: str,
+    event_time: float,
+    region: str,
+    account_id: str,
+    key_arn: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """An event the service initiates itself (``DeleteKey``, ``DeleteExpiredKeyMaterial``, ``RotateKey``)."""
+    return {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account_id, "invokedBy": "AWS Internal"},
+        "eventTime": iso_time(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": "AWS Internal",
+        "userAgent": "AWS Internal",
+        "requestParameters": None,
+        "responseElements": None,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "resources": [_resource(key_arn)],
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "serviceEventDetails": details,
+        "eventCategory": "Management",
+    }
+
+
+def _resource(arn: str) -> dict[str, str]:
+    account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    return {"accountId": account, "type": "AWS::KMS::Key", "ARN": arn}
+
+
+def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -> dict[str, Any]:
+    """The indexed columns stored beside a record."""
+    import orjson
+
+    identity = record.get("userIdentity") or {}
+    return {
+        "event_id": record["eventID"],
+        "event_time": event_time,
+        "account_id": record.get("recipientAccountId") or identity.get("accountId"),
+        "region": record.get("awsRegion"),
+        "event_name": record["eventName"],
+        "key_id": key_id,
+        "principal_arn": identity.get("arn"),
+        "error_code": record.get("errorCode"),
+        "record": orjson.dumps(record).decode(),
+    }

@@ -1,0 +1,79 @@
+"""``openkms audit list``: read the CloudTrail-format audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+
+from openkms.cli.options import data_options, settings_from
+
+
+def _time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+@click.group()
+def audit() -> None:
+    """Read the audit trail."""
+
+
+@audit.command("list")
+@click.option("--key-id", help="Key id or key ARN.")
+@click.option("--event-name")
+@click.option("--account-id")
+@click.option("--start-time", help="ISO-8601 or epoch seconds.")
+@click.option("--end-time", help="ISO-8601 or epoch seconds.")
+@click.option("--limit", default=1000, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the records.")
+@data_options
+def list_events(
+    key_id: str | None,
+    event_name: str | None,
+    account_id: str | None,
+    start_time: str | None,
+    end_time: str | None,
+    limit: int,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+) -> None:
+    """List audit records, newest first."""
+    from openkms.storage.store import Store
+
+    settings = settings_from(data_dir, database_url, root_key_file)
+    if database_url is None and not (data_dir / "openkms.db").exists():
+        raise click.ClickException(f"No openkms data in {data_dir}")
+    store = Store(settings.db_url)
+    try:
+        with store.read() as tx:
+            rows = tx.query_audit(
+                account_id=account_id,
+                key_id=key_id.rsplit("/", 1)[-1] if key_id else None,
+                event_name=event_name,
+                start=_time(start_time),
+                end=_time(end_time),
+                limit=limit,
+            )
+    finally:
+        store.close()
+    records = [json.loads(record) for _, record in rows]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        who = (r.get("userIdentity") or {}).get("arn") or (r.get("userIdentity") or {}).get("invokedBy", "")
+        err = f"  {r['errorCode']}" if r.get("errorCode") else ""
+        click.echo(f"{r['eventTime']}  {r['eventName']:<32} {who}{err}")

@@ -1,0 +1,99 @@
+"""SYMMETRIC_DEFAULT encryption and the ciphertext blob format.
+
+Blob layout (version 1, all fields fixed-size except the ciphertext)::
+
+    0x01 | id-kind (0 uuid, 1 mrk) | key id (16) | material id (32) | salt (16) | iv (12) | ct | tag (16)
+
+For each encryption a one-time AES-256-GCM key is derived from the key material and the random salt
+(NIST SP 800-108 KDF in counter mode with HMAC-SHA256). The header (everything before the ciphertext)
+and the canonical encryption context are authenticated as associated data. Any failure to decrypt is
+one opaque :class:`InvalidCiphertext`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+VERSION = 1
+HEADER_LEN = 1 + 1 + 16 + 32 + 16 + 12
+TAG_LEN = 16
+OVERHEAD = HEADER_LEN + TAG_LEN
+_LABEL = b"\x00\x00\x00\x01openkms/symmetric/v1\x00"
+_LENGTH = b"\x00\x00\x01\x00"
+
+
+class InvalidCiphertext(Exception):
+    """The blob is not a ciphertext this service can decrypt (opaque on purpose)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobHeader:
+    key_id: str
+    material_id: str
+
+
+def _encode_key_id(key_id: str) -> bytes:
+    if key_id.startswith("mrk-"):
+        return b"\x01" + bytes.fromhex(key_id[4:])
+    return b"\x00" + uuid.UUID(key_id).bytes
+
+
+def _decode_key_id(raw: bytes) -> str:
+    if raw[0] == 1:
+        return "mrk-" + raw[1:].hex()
+    if raw[0] == 0:
+        return str(uuid.UUID(bytes=raw[1:]))
+    raise InvalidCiphertext()
+
+
+def canonical_context(context: Mapping[str, str] | None) -> bytes:
+    if not context:
+        return b""
+    out = bytearray()
+    for k in sorted(context):
+        kb = k.encode("utf-8")
+        vb = str(context[k]).encode("utf-8")
+        out += len(kb).to_bytes(4, "big") + kb + len(vb).to_bytes(4, "big") + vb
+    return bytes(out)
+
+
+def _derive(material: bytes, salt: bytes) -> AESGCM:
+    return AESGCM(hmac.new(material, _LABEL + salt + _LENGTH, hashlib.sha256).digest())
+
+
+def encrypt(
+    key_id: str, material_id: str, material: bytes, plaintext: bytes, context: Mapping[str, str] | None
+) -> bytes:
+    salt = os.urandom(16)
+    iv = os.urandom(12)
+    header = bytes((VERSION,)) + _encode_key_id(key_id) + bytes.fromhex(material_id) + salt + iv
+    return header + _derive(material, salt).encrypt(iv, plaintext, header + canonical_context(context))
+
+
+def parse_header(blob: bytes) -> BlobHeader:
+    """The key and material a blob names; raises :class:`InvalidCiphertext` for anything malformed."""
+    if len(blob) < OVERHEAD or blob[0] != VERSION:
+        raise InvalidCiphertext()
+    return BlobHeader(_decode_key_id(blob[1:18]), blob[18:50].hex())
+
+
+def decrypt(material: bytes, blob: bytes, context: Mapping[str, str] | None) -> bytes:
+    if len(blob) < OVERHEAD:
+        raise InvalidCiphertext()
+    header = blob[:HEADER_LEN]
+    try:
+        return _derive(material, blob[50:66]).decrypt(blob[66:78], blob[HEADER_LEN:], header + canonical_context(context))
+    except InvalidTag:
+        raise InvalidCiphertext() from None
+
+
+def new_symmetric_material() -> bytes:
+    return os.urandom(32)

@@ -1,0 +1,169 @@
+"""AWS's "key states: effect on your KMS key" table: which operations a key's state allows.
+
+:func:`check_key_state` raises the exception AWS raises for an operation on a key in a given state,
+with AWS's message (short forms as observed on AWS: "<arn> is pending deletion.", "<arn> is pending
+import."). Rules that depend on the key type (rotation of asymmetric keys...) are checked after this,
+as AWS checks state before key type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from openkms.domain.keyspec import Origin
+from openkms.domain.model import KeyRecord, KeyState
+from openkms.errors import DisabledException, KMSInvalidStateException, UnsupportedOperationException
+
+
+def _disabled(key: KeyRecord) -> Exception:
+    return DisabledException(f"{key.arn} is disabled.")
+
+
+def _pending_deletion(key: KeyRecord) -> Exception:
+    return KMSInvalidStateException(f"{key.arn} is pending deletion.")
+
+
+def _pending_import(key: KeyRecord) -> Exception:
+    return KMSInvalidStateException(f"{key.arn} is pending import.")
+
+
+def _origin_external(key: KeyRecord) -> Exception:
+    return UnsupportedOperationException(f"{key.arn} origin is EXTERNAL which is not valid for this operation.")
+
+
+def _not_pending_deletion(key: KeyRecord) -> Exception:
+    return KMSInvalidStateException(f"{key.arn} is not pending deletion (or pending replica deletion).")
+
+
+_PD = (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION)
+Rule = Callable[[KeyRecord], Exception | None]
+
+
+def _usable(key: KeyRecord) -> Exception | None:
+    """Cryptographic use: only Enabled keys."""
+    state = key.key_state
+    if state is KeyState.ENABLED:
+        return None
+    if state is KeyState.DISABLED:
+        return _disabled(key)
+    if state in _PD:
+        return _pending_deletion(key)
+    if state is KeyState.PENDING_IMPORT:
+        return _pending_import(key)
+    return KMSInvalidStateException(f"{key.arn} is {state.lower()}.")
+
+
+def _always(key: KeyRecord) -> Exception | None:
+    return None
+
+
+def _not_pd(key: KeyRecord) -> Exception | None:
+    return _pending_deletion(key) if key.key_state in _PD else None
+
+
+def _enable_disable(key: KeyRecord) -> Exception | None:
+    if key.key_state in _PD:
+        return _pending_deletion(key)
+    if key.key_state is KeyState.PENDING_IMPORT:
+        return _pending_import(key)
+    return None
+
+
+def _rotation_setting(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.DISABLED:
+        return _disabled(key)
+    if key.key_state in _PD:
+        return _pending_deletion(key)
+    if key.key_state is KeyState.PENDING_IMPORT or key.origin is Origin.EXTERNAL:
+        return _origin_external(key)
+    return None
+
+
+def _rotation_status(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.PENDING_IMPORT:
+        return _origin_external(key)
+    return None
+
+
+def _rotate_on_demand(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.DISABLED:
+        return _disabled(key)
+    if key.key_state in _PD:
+        return _pending_deletion(key)
+    if key.key_state is KeyState.PENDING_IMPORT:
+        return _pending_import(key)
+    return None
+
+
+def _cancel_deletion(key: KeyRecord) -> Exception | None:
+    return None if key.key_state in _PD else _not_pending_deletion(key)
+
+
+RULES: dict[str, Rule] = {
+    **dict.fromkeys(
+        (
+            "Encrypt",
+            "Decrypt",
+            "ReEncrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+            "Sign",
+            "Verify",
+            "GenerateMac",
+            "VerifyMac",
+            "DeriveSharedSecret",
+            "GetPublicKey",
+            "CreateGrant",
+            "ReplicateKey",
+            "UpdatePrimaryRegion",
+        ),
+        _usable,
+    ),
+    **dict.fromkeys(
+        (
+            "DescribeKey",
+            "GetKeyPolicy",
+            "PutKeyPolicy",
+            "ListAliases",
+            "ListGrants",
+            "ListKeyPolicies",
+            "ListResourceTags",
+            "RetireGrant",
+            "RevokeGrant",
+            "DeleteAlias",
+            "GetKeyLastUsage",
+            "ListKeyRotations",
+            "DeleteImportedKeyMaterial",
+        ),
+        _always,
+    ),
+    **dict.fromkeys(
+        (
+            "CreateAlias",
+            "UpdateAlias",
+            "TagResource",
+            "UntagResource",
+            "UpdateKeyDescription",
+            "ScheduleKeyDeletion",
+            "GetParametersForImport",
+            "ImportKeyMaterial",
+        ),
+        _not_pd,
+    ),
+    "EnableKey": _enable_disable,
+    "DisableKey": _enable_disable,
+    "EnableKeyRotation": _rotation_setting,
+    "DisableKeyRotation": _rotation_setting,
+    "GetKeyRotationStatus": _rotation_status,
+    "RotateKeyOnDemand": _rotate_on_demand,
+    "CancelKeyDeletion": _cancel_deletion,
+}
+
+
+def check_key_state(operation: str, key: KeyRecord) -> None:
+    """Raise AWS's exception if ``operation`` may not run on ``key`` in its current state."""
+    error = RULES[operation](key)
+    if error is not None:
+        raise error

@@ -1,0 +1,101 @@
+"""The records the service keeps: keys, key materials, aliases and principals (plain data, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from openkms.arns import key_arn
+from openkms.domain.keyspec import KeySpec, KeyUsage, Origin
+
+
+class KeyState(StrEnum):
+    CREATING = "Creating"
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_IMPORT = "PendingImport"
+    PENDING_REPLICA_DELETION = "PendingReplicaDeletion"
+    UNAVAILABLE = "Unavailable"
+    UPDATING = "Updating"
+
+
+class MaterialState(StrEnum):
+    CURRENT = "CURRENT"
+    NON_CURRENT = "NON_CURRENT"
+    PENDING_ROTATION = "PENDING_ROTATION"
+
+
+class ImportState(StrEnum):
+    IMPORTED = "IMPORTED"
+    PENDING_IMPORT = "PENDING_IMPORT"
+
+
+@dataclass(slots=True)
+class KeyRecord:
+    """A KMS key's metadata as stored (key material lives in :class:`KeyMaterial` rows)."""
+
+    region: str
+    key_id: str
+    account_id: str
+    key_spec: KeySpec
+    key_usage: KeyUsage
+    origin: Origin
+    key_state: KeyState
+    creation_date: float
+    policy: str
+    description: str = ""
+    multi_region: bool = False
+    deletion_date: float | None = None
+    pending_window_days: int | None = None
+    rotation_enabled: bool = False
+    rotation_period_days: int | None = None
+    next_rotation_date: float | None = None
+    current_material_id: str | None = None
+    expiration_model: str | None = None
+    valid_to: float | None = None
+    version: int = 1
+
+    @property
+    def arn(self) -> str:
+        return key_arn(self.region, self.account_id, self.key_id)
+
+
+@dataclass(slots=True)
+class KeyMaterial:
+    """One key material of a key. ``sealed`` is the material sealed under the root key, or None once
+    imported material has been deleted (the row then only remembers the id and its history)."""
+
+    material_id: str
+    state: MaterialState
+    created: float
+    sealed: bytes | None
+    import_state: ImportState | None = None
+    rotation_date: float | None = None
+    rotation_type: str | None = None
+    valid_to: float | None = None
+    expiration_model: str | None = None
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class Alias:
+    region: str
+    account_id: str
+    alias_name: str
+    target_key_id: str
+    creation_date: float
+    last_updated_date: float
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    account_id: str
+    arn: str
+    principal_id: str
+    identity_type: str  # "IAMUser", "Root", "AssumedRole", "AWSService"
+    user_name: str | None = None
+    access_key_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = field(default=())

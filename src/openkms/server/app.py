@@ -1,0 +1,248 @@
+"""The ASGI application: routes a request, authenticates it (SigV4), decodes and validates it
+against the KMS model, runs the service function, answers in AWS JSON 1.1 and audits the call.
+
+The order of checks is AWS's: authentication, then the operation and its input, then (inside the
+service) key lookup, authorization, key state and key usage. One place turns exceptions into
+responses; anything unexpected is logged under the request id and answered as KMSInternalException.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from openkms.audit.events import READ_ONLY, api_call_record, storage_row
+from openkms.auth.sigv4 import SigningKeyCache, check_scope, parse_authorization, verify_signature
+from openkms.config import DEFAULT_REGION
+from openkms.domain.model import Principal
+from openkms.errors import (
+    KMSInternalException,
+    RequestEntityTooLargeException,
+    ServiceError,
+    UnknownOperationException,
+    UnrecognizedClientException,
+    UnsupportedOperationException,
+)
+from openkms.server.runtime import Runtime
+from openkms.service.context import NeedsIO, RequestContext
+from openkms.service.registry import HOT, OPERATIONS
+from openkms.wire.codec import audit_request_parameters, audit_response_elements, decode_request, encode_response
+from openkms.wire.model import operation_names
+
+log = logging.getLogger("openkms.server")
+
+MAX_BODY = 512 * 1024
+JSON_CT = b"application/x-amz-json-1.1"
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(error: ServiceError) -> bytes:
+    return orjson.dumps({"__type": error.code, "message": error.message})
+
+
+class KmsApp:
+    """The ASGI callable served by ``openkms serve``."""
+
+    def __init__(self, runtime: Runtime, threads: int = 16) -> None:
+        self.runtime = runtime
+        self.core = runtime.core
+        self.settings = runtime.settings
+        self.signing_keys = SigningKeyCache()
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="openkms-worker")
+        self.known_ops = operation_names()
+        # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
+        self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path: str = scope["path"]
+        for prefix, mounted in self.mounts.items():
+            if path.startswith(prefix):
+                await mounted(scope, receive, send)
+                return
+        if scope["method"] == "GET" and path in ("/", "/healthz"):
+            await respond(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
+            return
+        await self._kms(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if not self.runtime.started:
+                    self.runtime.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(None, self.runtime.stop)
+                self.pool.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def _kms(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.time()
+        request_id = str(uuid.uuid4())
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        target = headers.get("x-amz-target", "")
+        operation = target.partition(".")[2] or target or "Unknown"
+        client = scope.get("client")
+        source_ip = client[0] if client else "127.0.0.1"
+        user_agent = headers.get("user-agent", "")
+        principal: Principal | None = None
+        access_key_id: str | None = None
+        region = DEFAULT_REGION
+        raw: dict[str, Any] | None = None
+        result: dict[str, Any] | None = None
+        ctx: RequestContext | None = None
+        error: ServiceError | None = None
+        body_out = b""
+        try:
+            try:
+                body = await read_body(receive)
+            except BodyTooLarge:
+                raise RequestEntityTooLargeException("Request entity too large") from None
+            cred = parse_authorization(headers)
+            access_key_id = cred.access_key_id
+            creds = self.runtime.creds.cached(cred.access_key_id)
+            if creds is None:
+                creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
+            if creds is None:
+                raise UnrecognizedClientException()
+            check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
+            signing_key = self.signing_keys.signing_key(
+                cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+            )
+            verify_signature(
+                cred,
+                method=scope["method"],
+                raw_path=scope.get("raw_path") or scope["path"].encode(),
+                query_string=scope.get("query_string", b""),
+                headers=scope["headers"],
+                body=body,
+                signing_key=signing_key,
+            )
+            principal = creds.principal
+            region = cred.region
+            prefix, _, operation = target.partition(".")
+            if prefix != "TrentService" or operation not in self.known_ops:
+                operation = operation or target or "Unknown"
+                raise UnknownOperationException("")
+            decoded = decode_request(operation, body)
+            raw = decoded.raw
+            fn = OPERATIONS.get(operation)
+            if fn is None:
+                raise UnsupportedOperationException(f"{operation} is not supported by this service.")
+            ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+            if operation in HOT:
+                ctx.allow_io = False
+                try:
+                    result = fn(self.core, ctx, **decoded.params)
+                except NeedsIO:
+                    ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+                    result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
+            else:
+                result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
+            body_out = encode_response(operation, result)
+        except ServiceError as exc:
+            error = exc
+        except Exception:  # noqa: BLE001 - the outermost catch-all: never a raw 500
+            log.exception("request %s (%s) failed", request_id, operation)
+            error = KMSInternalException("An internal error occurred. Request id: " + request_id)
+        await self._audit(
+            operation, started, region, principal, access_key_id, source_ip, user_agent, request_id, raw, result,
+            ctx, error,
+        )
+        out_headers = [(b"x-amzn-requestid", request_id.encode())]
+        if error is not None:
+            out_headers.append((b"content-type", JSON_CT))
+            await respond(send, error.status, error_body(error), out_headers)
+        else:
+            out_headers.append((b"content-type", JSON_CT))
+            await respond(send, 200, body_out, out_headers)
+
+    async def _audit(
+        self,
+        operation: str,
+        started: float,
+        region: str,
+        principal: Principal | None,
+        access_key_id: str | None,
+        source_ip: str,
+        user_agent: str,
+        request_id: str,
+        raw: dict[str, Any] | None,
+        result: dict[str, Any] | None,
+        ctx: RequestContext | None,
+        error: ServiceError | None,
+    ) -> None:
+        known = operation in self.known_ops
+        request_parameters = audit_request_parameters(operation, raw) if known and raw is not None else None
+        response_elements: dict[str, Any] | None = None
+        if error is None and known and operation not in READ_ONLY:
+            response_elements = audit_response_elements(operation, result)
+            if response_elements is None and ctx is not None and ctx.audit_key_arn:
+                response_elements = {"keyId": ctx.audit_key_arn}
+        record = api_call_record(
+            event_name=operation,
+            event_time=started,
+            region=region,
+            principal=principal,
+            access_key_id=access_key_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            request_parameters=request_parameters,
+            response_elements=response_elements,
+            resources=ctx.resources if ctx else [],
+            additional_event_data=ctx.additional_event_data if ctx and error is None else None,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+            recipient_account_id=principal.account_id if principal else None,
+        )
+        key_id = ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None
+        durable = error is None and operation not in READ_ONLY
+        await self.runtime.audit.submit_async(storage_row(record, started, key_id), durable)

@@ -1,0 +1,119 @@
+"""Wiring: builds the store, root key, caches, audit writer, change feed and scheduler from settings,
+and bootstraps the default account on first start."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openkms.audit.writer import AuditWriter
+from openkms.clock import Clock, clock_from_env
+from openkms.config import DEFAULT_REGION, Settings
+from openkms.crypto.envelope import RootKey, load_or_create_root_key
+from openkms.scheduler.runner import Scheduler
+from openkms.service import keys, principals, rotation
+from openkms.service.core import KmsCore
+from openkms.service.keycache import KeyCache
+from openkms.service.principals import CredentialCache, NewAccessKey
+from openkms.storage.store import ChangeFeed, Store
+
+CREDENTIALS_FILE = "admin-credentials.env"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    root: RootKey
+    clock: Clock
+    core: KmsCore
+    creds: CredentialCache
+    audit: AuditWriter
+    feed: ChangeFeed
+    scheduler: Scheduler
+    started: bool = field(default=False)
+
+    def start(self) -> None:
+        self.audit.start()
+        self.feed.start()
+        self.scheduler.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.scheduler.stop()
+        self.feed.stop()
+        self.audit.close()
+        self.store.close()
+        self.started = False
+
+
+def open_store(settings: Settings) -> tuple[Store, RootKey]:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    root = load_or_create_root_key(settings.root_key_path)
+    return Store(settings.db_url), root
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    store, root = open_store(settings)
+    clock = clock_from_env()
+    cache = KeyCache()
+    core = KmsCore(store=store, root=root, clock=clock, cache=cache)
+    creds = CredentialCache(store, root)
+
+    def on_changes(changes: object) -> None:
+        cache.invalidate(changes)  # type: ignore[arg-type]
+        creds.invalidate(changes)  # type: ignore[arg-type]
+
+    def on_reset() -> None:
+        cache.clear()
+        creds.clear()
+
+    store.add_listener(on_changes)
+    feed = ChangeFeed(store, on_changes, on_reset)
+
+    def prune() -> None:
+        with store.write() as tx:
+            tx.prune_changes(time.time() - 3600)
+
+    scheduler = Scheduler(
+        [
+            ("delete-keys", lambda: keys.delete_due_keys(core)),
+            ("rotate-keys", lambda: rotation.rotate_due_keys(core)),
+            ("prune-changes", prune),
+        ],
+        settings.scheduler_interval,
+    )
+    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler)
+
+
+def bootstrap(runtime: Runtime) -> NewAccessKey | None:
+    """Create the default account and its administrator key on the first start; None later."""
+    with runtime.store.read() as tx:
+        if tx.list_accounts():
+            return None
+    try:
+        return principals.create_account(runtime.store, runtime.root, time.time(), runtime.settings.account_id)
+    except principals.PrincipalError:
+        return None  # another process bootstrapped the same database a moment ago
+
+
+def export_lines(new: NewAccessKey, endpoint: str, region: str = DEFAULT_REGION) -> list[str]:
+    return [
+        f"export AWS_ACCESS_KEY_ID={new.access_key_id}",
+        f"export AWS_SECRET_ACCESS_KEY={new.secret_access_key}",
+        f"export AWS_ENDPOINT_URL_KMS={endpoint}",
+        f"export AWS_DEFAULT_REGION={region}",
+    ]
+
+
+def write_credentials_file(data_dir: Path, lines: list[str]) -> Path:
+    path = data_dir / CREDENTIALS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,146 @@
+"""The service core: its dependencies (store, root key, clock, caches, audit) and the lookups every
+operation shares: resolving a KeyId parameter to a key, loading a key's material, authorization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
+from openkms.clock import Clock
+from openkms.crypto.envelope import RootKey, SealError
+from openkms.domain.model import KeyMaterial, KeyRecord
+from openkms.errors import AccessDeniedException, KMSInternalException, NotFoundException
+from openkms.service.context import NeedsIO, RequestContext
+from openkms.service.keycache import KeyCache, LoadedKey
+from openkms.storage.store import Store, Tx
+
+MATERIAL_PURPOSE = "key-material"
+
+
+def material_ident(region: str, key_id: str, material_id: str) -> str:
+    return f"{region}/{key_id}/{material_id}"
+
+
+@dataclass
+class KmsCore:
+    store: Store
+    root: RootKey
+    clock: Clock
+    cache: KeyCache
+
+    # -- sealing -------------------------------------------------------------------------------------
+    def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:
+        return self.root.seal(MATERIAL_PURPOSE, material_ident(region, key_id, material_id), material)
+
+    def unseal_material(self, region: str, key_id: str, m: KeyMaterial) -> bytes:
+        assert m.sealed is not None
+        try:
+            return self.root.unseal(MATERIAL_PURPOSE, material_ident(region, key_id, m.material_id), m.sealed)
+        except SealError:
+            raise KMSInternalException("Key material could not be opened with this service's root key.") from None
+
+    # -- loading -------------------------------------------------------------------------------------
+    def load_key(self, ctx: RequestContext, region: str, key_id: str) -> LoadedKey | None:
+        """The key with its unsealed material, from the cache or the database."""
+        cached = self.cache.get_key(region, key_id)
+        if cached is not None:
+            return cached
+        if not ctx.allow_io:
+            raise NeedsIO()
+        epoch = self.cache.epoch
+        with self.store.read() as tx:
+            loaded = self._load(tx, region, key_id)
+        if loaded is not None:
+            self.cache.put_key(loaded, epoch)
+        return loaded
+
+    def _load(self, tx: Tx, region: str, key_id: str) -> LoadedKey | None:
+        record = tx.get_key(region, key_id)
+        if record is None:
+            return None
+        materials = {m.material_id: m for m in tx.get_materials(region, key_id)}
+        secrets = {
+            mid: self.unseal_material(region, key_id, m) for mid, m in materials.items() if m.sealed is not None
+        }
+        return LoadedKey(record, materials, secrets, tx.get_tags(region, key_id))
+
+    def resolve_alias(self, ctx: RequestContext, region: str, account: str, name: str) -> str | None:
+        key_id = self.cache.get_alias(region, account, name)
+        if key_id is not None:
+            return key_id
+        if not ctx.allow_io:
+            raise NeedsIO()
+        epoch = self.cache.epoch
+        with self.store.read() as tx:
+            alias = tx.get_alias(region, account, name)
+        if alias is None:
+            return None
+        self.cache.put_alias(region, account, name, alias.target_key_id, epoch)
+        return alias.target_key_id
+
+    # -- KeyId parameters ----------------------------------------------------------------------------
+    def locate(self, ctx: RequestContext, key_id_param: str, allow_alias: bool) -> tuple[str, str, str]:
+        """(region, account, key id) named by a KeyId parameter, with AWS's NotFound messages."""
+        region, account = ctx.region, ctx.account_id
+        value = key_id_param
+        if value.startswith("arn:"):
+            arn = parse_arn(value)
+            if arn is None or arn.service != "kms":
+                raise NotFoundException(f"Invalid arn {value}") if arn is None else NotFoundException(
+                    f"Invalid arn {arn.region}"
+                )
+            if arn.region != region:
+                raise NotFoundException(f"Invalid arn {arn.region}")
+            account = arn.account
+            if arn.resource.startswith("key/"):
+                value = arn.resource[4:]
+            elif arn.resource.startswith("alias/") and allow_alias:
+                target = self.resolve_alias(ctx, region, account, arn.resource)
+                if target is None:
+                    raise NotFoundException(f"Alias {value} is not found.")
+                return region, account, target
+            else:
+                raise NotFoundException(f"Invalid arn {value}")
+        elif value.startswith("alias/"):
+            if not allow_alias:
+                raise NotFoundException(f"Invalid keyId '{value}'")
+            target = self.resolve_alias(ctx, region, account, value)
+            if target is None:
+                raise NotFoundException(f"Alias {alias_arn(region, account, value)} is not found.")
+            return region, account, target
+        if not is_key_id(value):
+            raise NotFoundException(f"Invalid keyId '{value}'")
+        return region, account, value
+
+    def resolve(self, ctx: RequestContext, key_id_param: str, *, action: str, allow_alias: bool = False) -> LoadedKey:
+        """Find the key a KeyId parameter names and authorize ``action`` on it."""
+        region, account, key_id = self.locate(ctx, key_id_param, allow_alias)
+        loaded = self.load_key(ctx, region, key_id)
+        if loaded is None or loaded.record.account_id != account:
+            raise NotFoundException(f"Key '{key_arn(region, account, key_id)}' does not exist")
+        self.authorize(ctx, action, loaded.record)
+        ctx.touch(loaded.record.arn)
+        return loaded
+
+    def resolve_for_update(self, ctx: RequestContext, tx: Tx, key_id_param: str, *, action: str) -> KeyRecord:
+        """Like :meth:`resolve` inside a write transaction, returning the row locked for update."""
+        region, account, key_id = self.locate(ctx, key_id_param, allow_alias=False)
+        record = tx.get_key(region, key_id, for_update=True)
+        if record is None or record.account_id != account:
+            raise NotFoundException(f"Key '{key_arn(region, account, key_id)}' does not exist")
+        self.authorize(ctx, action, record)
+        ctx.touch(record.arn)
+        return record
+
+    # -- authorization -------------------------------------------------------------------------------
+    def authorize(self, ctx: RequestContext, action: str, key: KeyRecord | None) -> None:
+        """Whether the caller may perform ``kms:<action>`` on ``key``.
+
+        Today: a key may be used only by principals of the account that owns it. Key policies, IAM
+        policies and grants plug in here."""
+        if key is not None and key.account_id != ctx.account_id:
+            raise AccessDeniedException(
+                f"User: {ctx.principal.arn} is not authorized to perform: kms:{action} on resource: {key.arn} "
+                "because no resource-based policy allows the kms:" + action + " action"
+            )

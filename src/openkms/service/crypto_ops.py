@@ -1,0 +1,292 @@
+"""Symmetric cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
+GenerateDataKeyWithoutPlaintext and GenerateRandom.
+
+These run on the hot path: with the key in the cache they touch no database and run directly on the
+event loop (``ctx.allow_io`` is False); a cache miss raises NeedsIO before anything has happened.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from openkms.crypto import symmetric
+from openkms.domain.keyspec import KeySpec, KeyUsage
+from openkms.domain.keystate import check_key_state
+from openkms.domain.model import KeyRecord
+from openkms.errors import (
+    AccessDeniedException,
+    CustomKeyStoreNotFoundException,
+    DryRunOperationException,
+    IncorrectKeyException,
+    InvalidCiphertextException,
+    InvalidKeyUsageException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from openkms.service.context import RequestContext
+from openkms.service.core import KmsCore
+from openkms.service.keycache import LoadedKey
+
+SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+_NO_CIPHERTEXT_KEY = (
+    "The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
+    "or you are not allowed to access."
+)
+
+
+def _check_usage(record: KeyRecord, usage: KeyUsage, operation: str) -> None:
+    if record.key_usage is not usage:
+        raise InvalidKeyUsageException(f"{record.arn} key usage is {record.key_usage} which is not valid for {operation}.")
+
+
+def _check_encryption_algorithm(record: KeyRecord, algorithm: str) -> None:
+    if record.key_spec is KeySpec.SYMMETRIC_DEFAULT and algorithm != SYMMETRIC_DEFAULT:
+        raise InvalidKeyUsageException(f"Algorithm {algorithm} is incompatible with key spec {record.key_spec}.")
+
+
+def _no_recipient(recipient: Any) -> None:
+    if recipient is not None:
+        raise UnsupportedOperationException("Recipient (Nitro Enclaves attestation) is not supported by this service.")
+
+
+def _symmetric_encrypt(ctx: RequestContext, loaded: LoadedKey, plaintext: bytes, context: dict[str, str] | None) -> bytes:
+    record = loaded.record
+    material_id = record.current_material_id
+    if material_id is None or material_id not in loaded.secrets:
+        raise InvalidKeyUsageException(f"{record.arn} is pending import.")
+    ctx.additional_event_data["keyMaterialId"] = material_id
+    return symmetric.encrypt(record.key_id, material_id, loaded.secrets[material_id], plaintext, context)
+
+
+def _usable_for_encrypt(
+    core: KmsCore, ctx: RequestContext, key_id: str, operation: str, algorithm: str, action: str
+) -> LoadedKey:
+    loaded = core.resolve(ctx, key_id, action=action, allow_alias=True)
+    check_key_state(operation, loaded.record)
+    _check_usage(loaded.record, KeyUsage.ENCRYPT_DECRYPT, operation)
+    _check_encryption_algorithm(loaded.record, algorithm)
+    return loaded
+
+
+def encrypt(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    key_id: str,
+    plaintext: bytes,
+    encryption_context: dict[str, str] | None = None,
+    grant_tokens: list[str] | None = None,
+    encryption_algorithm: str | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    algorithm = encryption_algorithm or SYMMETRIC_DEFAULT
+    loaded = _usable_for_encrypt(core, ctx, key_id, "Encrypt", algorithm, "Encrypt")
+    if dry_run:
+        raise DryRunOperationException()
+    blob = _symmetric_encrypt(ctx, loaded, plaintext, encryption_context)
+    return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
+
+
+def _open_symmetric(
+    core: KmsCore,
+    ctx: RequestContext,
+    blob: bytes,
+    context: dict[str, str] | None,
+    key_id: str | None,
+    algorithm: str,
+    operation: str,
+    action: str,
+) -> tuple[LoadedKey, str, bytes]:
+    """Find the key a symmetric ciphertext names, check it may decrypt, and decrypt."""
+    named: LoadedKey | None = None
+    if key_id is not None:
+        named = core.resolve(ctx, key_id, action=action, allow_alias=True)
+    try:
+        header = symmetric.parse_header(blob)
+    except symmetric.InvalidCiphertext:
+        raise InvalidCiphertextException("") from None
+    if named is not None and named.record.key_id != header.key_id:
+        raise IncorrectKeyException(
+            "The key ID in the request does not identify a CMK that can perform this operation."
+        )
+    loaded = named
+    if loaded is None:
+        loaded = core.load_key(ctx, ctx.region, header.key_id)
+        if loaded is None:
+            raise AccessDeniedException(_NO_CIPHERTEXT_KEY)
+        core.authorize(ctx, action, loaded.record)
+        ctx.touch(loaded.record.arn)
+    record = loaded.record
+    check_key_state(operation, record)
+    if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
+        raise IncorrectKeyException(
+            "The key ID in the request does not identify a CMK that can perform this operation."
+        )
+    _check_encryption_algorithm(record, algorithm)
+    material = loaded.secrets.get(header.material_id)
+    if material is None:
+        raise InvalidCiphertextException("")
+    try:
+        plaintext = symmetric.decrypt(material, blob, context)
+    except symmetric.InvalidCiphertext:
+        raise InvalidCiphertextException("") from None
+    return loaded, header.material_id, plaintext
+
+
+def decrypt(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    ciphertext_blob: bytes,
+    encryption_context: dict[str, str] | None = None,
+    grant_tokens: list[str] | None = None,
+    key_id: str | None = None,
+    encryption_algorithm: str | None = None,
+    recipient: dict[str, Any] | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    _no_recipient(recipient)
+    algorithm = encryption_algorithm or SYMMETRIC_DEFAULT
+    loaded, material_id, plaintext = _open_symmetric(
+        core, ctx, ciphertext_blob, encryption_context, key_id, algorithm, "Decrypt", "Decrypt"
+    )
+    if dry_run:
+        raise DryRunOperationException()
+    ctx.additional_event_data["keyMaterialId"] = material_id
+    return {
+        "key_id": loaded.record.arn,
+        "plaintext": plaintext,
+        "encryption_algorithm": algorithm,
+        "key_material_id": material_id,
+    }
+
+
+def re_encrypt(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    ciphertext_blob: bytes,
+    destination_key_id: str,
+    source_encryption_context: dict[str, str] | None = None,
+    source_key_id: str | None = None,
+    destination_encryption_context: dict[str, str] | None = None,
+    source_encryption_algorithm: str | None = None,
+    destination_encryption_algorithm: str | None = None,
+    grant_tokens: list[str] | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    source_alg = source_encryption_algorithm or SYMMETRIC_DEFAULT
+    dest_alg = destination_encryption_algorithm or SYMMETRIC_DEFAULT
+    source, source_material, plaintext = _open_symmetric(
+        core, ctx, ciphertext_blob, source_encryption_context, source_key_id, source_alg, "ReEncrypt", "ReEncryptFrom"
+    )
+    dest = _usable_for_encrypt(core, ctx, destination_key_id, "ReEncrypt", dest_alg, "ReEncryptTo")
+    if dry_run:
+        raise DryRunOperationException()
+    blob = _symmetric_encrypt(ctx, dest, plaintext, destination_encryption_context)
+    ctx.additional_event_data.pop("keyMaterialId", None)
+    result: dict[str, Any] = {
+        "ciphertext_blob": blob,
+        "source_key_id": source.record.arn,
+        "key_id": dest.record.arn,
+        "source_encryption_algorithm": source_alg,
+        "destination_encryption_algorithm": dest_alg,
+        "source_key_material_id": source_material,
+        "destination_key_material_id": dest.record.current_material_id,
+    }
+    return result
+
+
+def _data_key_length(key_spec: str | None, number_of_bytes: int | None) -> int:
+    if key_spec is None and number_of_bytes is None:
+        raise ValidationException("Please specify either number of bytes or key spec.")
+    if key_spec is not None and number_of_bytes is not None:
+        raise ValidationException("Please specify either number of bytes or key spec, not both.")
+    if key_spec is not None:
+        return 32 if key_spec == "AES_256" else 16
+    assert number_of_bytes is not None
+    return number_of_bytes
+
+
+def _generate_data_key(
+    core: KmsCore,
+    ctx: RequestContext,
+    operation: str,
+    key_id: str,
+    encryption_context: dict[str, str] | None,
+    number_of_bytes: int | None,
+    key_spec: str | None,
+    dry_run: bool | None,
+) -> dict[str, Any]:
+    loaded = core.resolve(ctx, key_id, action=operation, allow_alias=True)
+    length = _data_key_length(key_spec, number_of_bytes)
+    record = loaded.record
+    check_key_state(operation, record)
+    _check_usage(record, KeyUsage.ENCRYPT_DECRYPT, operation)
+    if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
+        raise InvalidKeyUsageException(f"{record.arn} key spec {record.key_spec} is not valid for {operation}.")
+    if dry_run:
+        raise DryRunOperationException()
+    data_key = os.urandom(length)
+    blob = _symmetric_encrypt(ctx, loaded, data_key, encryption_context)
+    return {
+        "ciphertext_blob": blob,
+        "plaintext": data_key,
+        "key_id": record.arn,
+        "key_material_id": record.current_material_id,
+    }
+
+
+def generate_data_key(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    key_id: str,
+    encryption_context: dict[str, str] | None = None,
+    number_of_bytes: int | None = None,
+    key_spec: str | None = None,
+    grant_tokens: list[str] | None = None,
+    recipient: dict[str, Any] | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    _no_recipient(recipient)
+    return _generate_data_key(
+        core, ctx, "GenerateDataKey", key_id, encryption_context, number_of_bytes, key_spec, dry_run
+    )
+
+
+def generate_data_key_without_plaintext(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    key_id: str,
+    encryption_context: dict[str, str] | None = None,
+    key_spec: str | None = None,
+    number_of_bytes: int | None = None,
+    grant_tokens: list[str] | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    result = _generate_data_key(
+        core, ctx, "GenerateDataKeyWithoutPlaintext", key_id, encryption_context, number_of_bytes, key_spec, dry_run
+    )
+    del result["plaintext"]
+    return result
+
+
+def generate_random(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    number_of_bytes: int | None = None,
+    custom_key_store_id: str | None = None,
+    recipient: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    _no_recipient(recipient)
+    if number_of_bytes is None:
+        raise ValidationException("NumberOfBytes is required.")
+    if custom_key_store_id is not None:
+        raise CustomKeyStoreNotFoundException(f"Custom key store {custom_key_store_id} does not exist.")
+    core.authorize(ctx, "GenerateRandom", None)
+    return {"plaintext": os.urandom(number_of_bytes)}
+

@@ -1,0 +1,76 @@
+"""An in-memory cache of keys (with their unsealed material) and aliases, so that cryptographic
+operations need no database round trip.
+
+Correctness rule: an entry is never older than the last change notification this process has seen.
+Invalidations come from the local store at commit time and from other processes through the change
+feed. A read that started before an invalidation it raced with is not cached (the ``epoch`` check).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from openkms.domain.model import KeyMaterial, KeyRecord
+
+
+@dataclass(slots=True)
+class LoadedKey:
+    record: KeyRecord
+    materials: dict[str, KeyMaterial]
+    # material id -> plaintext material (present only for material that is imported / generated)
+    secrets: dict[str, bytes] = field(repr=False, default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+class KeyCache:
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._keys: OrderedDict[tuple[str, str], LoadedKey] = OrderedDict()
+        self._aliases: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+        self._max = max_keys
+        self.epoch = 0
+
+    def get_key(self, region: str, key_id: str) -> LoadedKey | None:
+        return self._keys.get((region, key_id))
+
+    def put_key(self, loaded: LoadedKey, epoch: int) -> None:
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            k = (loaded.record.region, loaded.record.key_id)
+            self._keys[k] = loaded
+            if len(self._keys) > self._max:
+                self._keys.popitem(last=False)
+
+    def get_alias(self, region: str, account: str, name: str) -> str | None:
+        return self._aliases.get((region, account, name))
+
+    def put_alias(self, region: str, account: str, name: str, key_id: str, epoch: int) -> None:
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            if len(self._aliases) > self._max:
+                self._aliases.clear()
+            self._aliases[(region, account, name)] = key_id
+
+    def invalidate(self, changes: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self.epoch += 1
+            for kind, ident in changes:
+                if kind == "key":
+                    region, _, key_id = ident.partition("/")
+                    self._keys.pop((region, key_id), None)
+                elif kind == "alias":
+                    region, _, rest = ident.partition("/")
+                    account, _, name = rest.partition("/")
+                    self._aliases.pop((region, account, name), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.epoch += 1
+            self._keys.clear()
+            self._aliases.clear()

@@ -1,0 +1,223 @@
+"""Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey, UpdateKeyDescription,
+ScheduleKeyDeletion, CancelKeyDeletion, and the deletion of keys whose waiting period is over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkms.arns import key_arn, new_key_id, new_mrk_id
+from openkms.audit.events import service_event_record, storage_row
+from openkms.crypto.keygen import SUPPORTED_SPECS, generate_material
+from openkms.domain.keyspec import ML_DSA_SPECS, KeySpec, Origin, resolve_spec_and_usage
+from openkms.domain.keystate import check_key_state
+from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
+from openkms.domain.policy import check_policy_document, default_key_policy
+from openkms.domain.tags import check_new_tags
+from openkms.errors import (
+    CustomKeyStoreNotFoundException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from openkms.service.context import RequestContext
+from openkms.service.core import KmsCore
+from openkms.service.metadata import key_metadata
+from openkms.service.paging import page, read_marker
+
+DAY = 86400.0
+
+
+def _is_china(region: str) -> bool:
+    return region.startswith("cn-")
+
+
+def create_key(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    policy: str | None = None,
+    description: str | None = None,
+    key_usage: str | None = None,
+    customer_master_key_spec: str | None = None,
+    key_spec: str | None = None,
+    origin: str | None = None,
+    custom_key_store_id: str | None = None,
+    bypass_policy_lockout_safety_check: bool | None = None,
+    tags: list[dict[str, str]] | None = None,
+    multi_region: bool | None = None,
+    xks_key_id: str | None = None,
+) -> dict[str, Any]:
+    if key_spec is not None and customer_master_key_spec is not None:
+        raise ValidationException(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+            "CustomerMasterKeySpec is deprecated."
+        )
+    spec, usage = resolve_spec_and_usage(key_spec or customer_master_key_spec, key_usage)
+    key_origin = Origin(origin) if origin else Origin.AWS_KMS
+    if custom_key_store_id is not None:
+        raise CustomKeyStoreNotFoundException(f"Custom key store {custom_key_store_id} does not exist.")
+    if key_origin in (Origin.AWS_CLOUDHSM, Origin.EXTERNAL_KEY_STORE) or xks_key_id is not None:
+        raise UnsupportedOperationException(
+            f"Origin {key_origin} requires a custom key store; this service has no custom key stores."
+        )
+    if spec is KeySpec.SM2 and not _is_china(ctx.region):
+        raise ValidationException(f"KeySpec SM2 is not supported in the {ctx.region} region.")
+    if key_origin is Origin.EXTERNAL and spec in ML_DSA_SPECS:
+        raise UnsupportedOperationException("Importing ML-DSA keys is not supported.")
+    if spec not in SUPPORTED_SPECS:
+        raise UnsupportedOperationException(f"KeySpec {spec} is not supported by this service yet.")
+    document = policy if policy is not None else default_key_policy(ctx.account_id)
+    check_policy_document(document)
+    tag_map = check_new_tags([(t["tag_key"], t["tag_value"]) for t in tags or []])
+    core.authorize(ctx, "CreateKey", None)
+
+    now = core.clock.now()
+    key_id = new_mrk_id() if multi_region else new_key_id()
+    record = KeyRecord(
+        region=ctx.region,
+        key_id=key_id,
+        account_id=ctx.account_id,
+        key_spec=spec,
+        key_usage=usage,
+        origin=key_origin,
+        key_state=KeyState.PENDING_IMPORT if key_origin is Origin.EXTERNAL else KeyState.ENABLED,
+        creation_date=now,
+        policy=document,
+        description=description or "",
+        multi_region=bool(multi_region),
+    )
+    material: KeyMaterial | None = None
+    if key_origin is Origin.AWS_KMS:
+        raw = generate_material(spec)
+        material_id = core.root.material_id(key_id, raw)
+        material = KeyMaterial(
+            material_id=material_id,
+            state=MaterialState.CURRENT,
+            created=now,
+            sealed=core.seal_material(ctx.region, key_id, material_id, raw),
+        )
+        if spec is KeySpec.SYMMETRIC_DEFAULT:
+            record.current_material_id = material_id
+    with core.store.write() as tx:
+        tx.insert_key(record)
+        if material is not None:
+            tx.put_material(ctx.region, key_id, material)
+        if tag_map:
+            tx.set_tags(ctx.region, key_id, tag_map)
+    ctx.touch(record.arn)
+    return {"key_metadata": key_metadata(record)}
+
+
+def describe_key(
+    core: KmsCore, ctx: RequestContext, *, key_id: str, grant_tokens: list[str] | None = None
+) -> dict[str, Any]:
+    loaded = core.resolve(ctx, key_id, action="DescribeKey", allow_alias=True)
+    return {"key_metadata": key_metadata(loaded.record)}
+
+
+def list_keys(core: KmsCore, ctx: RequestContext, *, limit: int | None = None, marker: str | None = None) -> dict[str, Any]:
+    core.authorize(ctx, "ListKeys", None)
+    n = limit or 100
+    after = read_marker("keys", marker)
+    with core.store.read() as tx:
+        ids = tx.list_keys(ctx.region, ctx.account_id, after, n + 1)
+    items, next_marker = page(ids, n, "keys")
+    result: dict[str, Any] = {
+        "keys": [{"key_id": k, "key_arn": key_arn(ctx.region, ctx.account_id, k)} for k in items],
+        "truncated": next_marker is not None,
+    }
+    if next_marker:
+        result["next_marker"] = next_marker
+    return result
+
+
+def _set_state(core: KmsCore, ctx: RequestContext, key_id: str, operation: str, state: KeyState) -> None:
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action=operation)
+        check_key_state(operation, record)
+        if record.key_state is not state:
+            record.key_state = state
+            tx.update_key(record)
+
+
+def enable_key(core: KmsCore, ctx: RequestContext, *, key_id: str) -> None:
+    _set_state(core, ctx, key_id, "EnableKey", KeyState.ENABLED)
+
+
+def disable_key(core: KmsCore, ctx: RequestContext, *, key_id: str) -> None:
+    _set_state(core, ctx, key_id, "DisableKey", KeyState.DISABLED)
+
+
+def update_key_description(core: KmsCore, ctx: RequestContext, *, key_id: str, description: str) -> None:
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="UpdateKeyDescription")
+        check_key_state("UpdateKeyDescription", record)
+        record.description = description
+        tx.update_key(record)
+
+
+def schedule_key_deletion(
+    core: KmsCore, ctx: RequestContext, *, key_id: str, pending_window_in_days: int | None = None
+) -> dict[str, Any]:
+    days = 30 if pending_window_in_days is None else pending_window_in_days
+    if days < 7:
+        raise ValidationException(
+            f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy "
+            "constraint: Member must have value greater than or equal to 7"
+        )
+    if days > 30:
+        raise ValidationException(
+            f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy "
+            "constraint: Member must have value less than or equal to 30"
+        )
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="ScheduleKeyDeletion")
+        check_key_state("ScheduleKeyDeletion", record)
+        record.key_state = KeyState.PENDING_DELETION
+        record.deletion_date = core.clock.now() + days * DAY
+        record.pending_window_days = days
+        tx.update_key(record)
+    return {
+        "key_id": record.arn,
+        "deletion_date": record.deletion_date,
+        "key_state": str(record.key_state),
+        "pending_window_in_days": days,
+    }
+
+
+def cancel_key_deletion(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="CancelKeyDeletion")
+        check_key_state("CancelKeyDeletion", record)
+        has_material = any(m.sealed is not None for m in tx.get_materials(record.region, record.key_id))
+        record.key_state = KeyState.DISABLED if has_material else KeyState.PENDING_IMPORT
+        record.deletion_date = None
+        record.pending_window_days = None
+        tx.update_key(record)
+    return {"key_id": record.arn}
+
+
+def delete_due_keys(core: KmsCore) -> int:
+    """Delete every key whose deletion date has passed (safe to run on several nodes at once)."""
+    now = core.clock.now()
+    with core.store.read() as tx:
+        due = tx.keys_due_for_deletion(now)
+    deleted = 0
+    for region, key_id in due:
+        with core.store.write() as tx:
+            record = tx.get_key(region, key_id, for_update=True)
+            if record is None or record.key_state is not KeyState.PENDING_DELETION:
+                continue
+            if record.deletion_date is None or record.deletion_date > now:
+                continue
+            tx.delete_key(region, key_id)
+            event = service_event_record(
+                event_name="DeleteKey",
+                event_time=now,
+                region=region,
+                account_id=record.account_id,
+                key_arn=record.arn,
+                details={"keyId": record.key_id},
+            )
+            tx.append_audit([storage_row(event, now, record.key_id)])
+            deleted += 1
+    return deleted

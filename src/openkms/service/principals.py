@@ -1,0 +1,174 @@
+"""Accounts, IAM users and access keys, and the credential lookup SigV4 verification needs.
+
+Secret access keys are stored sealed under the root key (they must be recoverable to verify HMAC
+signatures) and are returned in plaintext only once, when created.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import string
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from openkms.arns import is_account_id, user_arn
+from openkms.crypto.envelope import RootKey, SealError
+from openkms.domain.model import Principal
+from openkms.storage.store import AccessKeyRow, Conflict, Store, UserRow
+
+SECRET_PURPOSE = "access-key-secret"
+ADMIN_USER = "admin"
+ADMIN_POLICY = {
+    "AdministratorAccess": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+}
+_ALNUM = string.ascii_uppercase + string.digits
+
+
+class PrincipalError(Exception):
+    """A management request on principals that cannot be done (unknown account, duplicate user…)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccessKey:
+    account_id: str
+    user_name: str
+    access_key_id: str
+    secret_access_key: str
+
+
+def _new_account_id() -> str:
+    return str(secrets.randbelow(9 * 10**11) + 10**11)
+
+
+def _new_access_key_id() -> str:
+    return "AKIA" + "".join(secrets.choice(_ALNUM) for _ in range(16))
+
+
+def _new_secret() -> str:
+    return base64.b64encode(os.urandom(30)).decode()
+
+
+def _new_user_id() -> str:
+    return "AIDA" + "".join(secrets.choice(_ALNUM) for _ in range(17))
+
+
+def create_account(store: Store, root: RootKey, now: float, account_id: str | None = None) -> NewAccessKey:
+    """A new account with an ``admin`` user (allowed everything) and an access key for it."""
+    account = account_id or _new_account_id()
+    if not is_account_id(account):
+        raise PrincipalError(f"Account id must be 12 digits: {account!r}")
+    with store.write() as tx:
+        try:
+            tx.create_account(account, now)
+        except Conflict:
+            raise PrincipalError(f"Account {account} already exists") from None
+        tx.create_user(account, ADMIN_USER, _new_user_id(), now, ADMIN_POLICY)
+        return _add_access_key(tx, root, account, ADMIN_USER, now)
+
+
+def create_user(store: Store, account_id: str, user_name: str, now: float) -> UserRow:
+    with store.write() as tx:
+        if not tx.account_exists(account_id):
+            raise PrincipalError(f"Account {account_id} does not exist")
+        try:
+            tx.create_user(account_id, user_name, _new_user_id(), now, {})
+        except Conflict:
+            raise PrincipalError(f"User {user_name} already exists in account {account_id}") from None
+        user = tx.get_user(account_id, user_name)
+    assert user is not None
+    return user
+
+
+def create_access_key(store: Store, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
+    with store.write() as tx:
+        if tx.get_user(account_id, user_name) is None:
+            raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
+        return _add_access_key(tx, root, account_id, user_name, now)
+
+
+def _add_access_key(tx: object, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
+    from openkms.storage.store import Tx
+
+    assert isinstance(tx, Tx)
+    akid = _new_access_key_id()
+    secret = _new_secret()
+    sealed = root.seal(SECRET_PURPOSE, akid, secret.encode())
+    tx.put_access_key(AccessKeyRow(akid, account_id, user_name, sealed, "Active", now))
+    return NewAccessKey(account_id, user_name, akid, secret)
+
+
+def list_access_keys(store: Store, account_id: str, user_name: str | None) -> list[AccessKeyRow]:
+    with store.read() as tx:
+        return tx.list_access_keys(account_id, user_name)
+
+
+def delete_access_key(store: Store, access_key_id: str) -> bool:
+    with store.write() as tx:
+        return tx.delete_access_key(access_key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    principal: Principal
+    secret: str
+
+
+class CredentialCache:
+    """Access key id -> (principal, secret). A miss always asks the database, so that a key created
+    a moment ago by ``openkms admin`` on the same database is usable at once."""
+
+    def __init__(self, store: Store, root: RootKey) -> None:
+        self._store = store
+        self._root = root
+        self._cache: dict[str, Credentials] = {}
+        self._lock = threading.Lock()
+        self.epoch = 0
+
+    def cached(self, access_key_id: str) -> Credentials | None:
+        return self._cache.get(access_key_id)
+
+    def load(self, access_key_id: str) -> Credentials | None:
+        epoch = self.epoch
+        with self._store.read() as tx:
+            row = tx.get_access_key(access_key_id)
+            user = tx.get_user(row.account_id, row.user_name) if row is not None else None
+        if row is None or user is None or row.status != "Active":
+            return None
+        try:
+            secret = self._root.unseal(SECRET_PURPOSE, access_key_id, row.secret_sealed).decode()
+        except SealError:
+            return None
+        principal = Principal(
+            account_id=row.account_id,
+            arn=user_arn(row.account_id, row.user_name),
+            principal_id=user.user_id,
+            identity_type="IAMUser",
+            user_name=row.user_name,
+            access_key_id=access_key_id,
+            tags=tuple(sorted(user.tags.items())),
+        )
+        creds = Credentials(principal, secret)
+        with self._lock:
+            if epoch == self.epoch:
+                self._cache[access_key_id] = creds
+        return creds
+
+    def invalidate(self, changes: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self.epoch += 1
+            for kind, ident in changes:
+                if kind == "access_key":
+                    self._cache.pop(ident, None)
+                elif kind == "user":
+                    account, _, name = ident.partition("/")
+                    for akid, creds in list(self._cache.items()):
+                        if creds.principal.account_id == account and creds.principal.user_name == name:
+                            self._cache.pop(akid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.epoch += 1
+            self._cache.clear()

@@ -1,0 +1,191 @@
+"""Key rotation: EnableKeyRotation, DisableKeyRotation, GetKeyRotationStatus, RotateKeyOnDemand,
+ListKeyRotations, and the automatic rotation of keys whose rotation date has come.
+
+Rotation adds a new CURRENT key material and keeps the previous ones (NON_CURRENT), so ciphertexts
+made under older material still decrypt: the ciphertext names the material that made it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkms.audit.events import service_event_record, storage_row
+from openkms.crypto.keygen import generate_material
+from openkms.domain.keyspec import KeySpec, Origin
+from openkms.domain.keystate import check_key_state
+from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
+from openkms.errors import LimitExceededException, UnsupportedOperationException
+from openkms.service.context import RequestContext
+from openkms.service.core import KmsCore
+from openkms.service.paging import page, read_marker
+from openkms.storage.store import Tx
+
+DAY = 86400.0
+MAX_ON_DEMAND_ROTATIONS = 25
+
+
+def _require_symmetric(record: KeyRecord, empty_message: bool = False) -> None:
+    if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
+        raise UnsupportedOperationException(
+            "" if empty_message else f"{record.arn} key spec {record.key_spec} does not support key rotation."
+        )
+
+
+def enable_key_rotation(
+    core: KmsCore, ctx: RequestContext, *, key_id: str, rotation_period_in_days: int | None = None
+) -> None:
+    period = rotation_period_in_days or 365
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="EnableKeyRotation")
+        check_key_state("EnableKeyRotation", record)
+        _require_symmetric(record)
+        record.rotation_enabled = True
+        record.rotation_period_days = period
+        record.next_rotation_date = core.clock.now() + period * DAY
+        tx.update_key(record)
+
+
+def disable_key_rotation(core: KmsCore, ctx: RequestContext, *, key_id: str) -> None:
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="DisableKeyRotation")
+        check_key_state("DisableKeyRotation", record)
+        _require_symmetric(record)
+        record.rotation_enabled = False
+        record.next_rotation_date = None
+        tx.update_key(record)
+
+
+def get_key_rotation_status(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
+    record = core.resolve(ctx, key_id, action="GetKeyRotationStatus").record
+    check_key_state("GetKeyRotationStatus", record)
+    _require_symmetric(record)
+    enabled = record.rotation_enabled and record.key_state is not KeyState.PENDING_DELETION
+    result: dict[str, Any] = {"key_id": record.arn, "key_rotation_enabled": enabled}
+    if enabled:
+        result["rotation_period_in_days"] = record.rotation_period_days
+        result["next_rotation_date"] = record.next_rotation_date
+    return result
+
+
+def _rotate(core: KmsCore, tx: Tx, record: KeyRecord, rotation_type: str, now: float) -> tuple[str | None, str]:
+    """Make a new AWS_KMS material current; returns (previous, new) material ids."""
+    previous = record.current_material_id
+    for m in tx.get_materials(record.region, record.key_id):
+        if m.state is MaterialState.CURRENT:
+            m.state = MaterialState.NON_CURRENT
+            tx.put_material(record.region, record.key_id, m)
+    raw = generate_material(record.key_spec)
+    material_id = core.root.material_id(record.key_id, raw)
+    tx.put_material(
+        record.region,
+        record.key_id,
+        KeyMaterial(
+            material_id=material_id,
+            state=MaterialState.CURRENT,
+            created=now,
+            sealed=core.seal_material(record.region, record.key_id, material_id, raw),
+            rotation_date=now,
+            rotation_type=rotation_type,
+        ),
+    )
+    record.current_material_id = material_id
+    return previous, material_id
+
+
+def _rotate_event(record: KeyRecord, rotation_type: str, previous: str | None, current: str, now: float) -> dict[str, Any]:
+    event = service_event_record(
+        event_name="RotateKey",
+        event_time=now,
+        region=record.region,
+        account_id=record.account_id,
+        key_arn=record.arn,
+        details={
+            "rotationType": rotation_type,
+            "keyOrigin": str(record.origin),
+            "previousKeyMaterialId": previous,
+            "currentKeyMaterialId": current,
+            "keyId": record.arn,
+        },
+    )
+    return storage_row(event, now, record.key_id)
+
+
+def rotate_key_on_demand(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
+    with core.store.write() as tx:
+        record = core.resolve_for_update(ctx, tx, key_id, action="RotateKeyOnDemand")
+        check_key_state("RotateKeyOnDemand", record)
+        _require_symmetric(record, empty_message=True)
+        on_demand = [m for m in tx.get_materials(record.region, record.key_id) if m.rotation_type == "ON_DEMAND"]
+        if len(on_demand) >= MAX_ON_DEMAND_ROTATIONS:
+            raise LimitExceededException(
+                f"{record.arn} has reached the maximum number of on-demand rotations ({MAX_ON_DEMAND_ROTATIONS})"
+            )
+        now = core.clock.now()
+        previous, current = _rotate(core, tx, record, "ON_DEMAND", now)
+        tx.update_key(record)
+        tx.append_audit([_rotate_event(record, "ON_DEMAND", previous, current, now)])
+    return {"key_id": record.arn}
+
+
+def list_key_rotations(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    key_id: str,
+    include_key_material: str | None = None,
+    limit: int | None = None,
+    marker: str | None = None,
+) -> dict[str, Any]:
+    record = core.resolve(ctx, key_id, action="ListKeyRotations").record
+    check_key_state("ListKeyRotations", record)
+    _require_symmetric(record)
+    with core.store.read() as tx:
+        materials = tx.get_materials(record.region, record.key_id)
+    if include_key_material != "ALL_KEY_MATERIAL":
+        materials = [m for m in materials if m.rotation_date is not None]
+    n = limit or 100
+    after = read_marker("rotations", marker)
+    ids = [m.material_id for m in materials]
+    if after is not None:
+        ids = ids[ids.index(after) + 1 :] if after in ids else []
+    ids_page, next_marker = page(ids, n, "rotations")
+    by_id = {m.material_id: m for m in materials}
+    entries = []
+    for mid in ids_page:
+        m = by_id[mid]
+        entry: dict[str, Any] = {"key_id": record.key_id, "key_material_id": m.material_id}
+        if m.description is not None:
+            entry["key_material_description"] = m.description
+        if record.origin is Origin.EXTERNAL:
+            entry["import_state"] = str(m.import_state) if m.import_state else None
+            entry["expiration_model"] = m.expiration_model
+            entry["valid_to"] = m.valid_to
+        entry["key_material_state"] = str(m.state)
+        entry["rotation_date"] = m.rotation_date
+        entry["rotation_type"] = m.rotation_type
+        entries.append(entry)
+    result: dict[str, Any] = {"rotations": entries, "truncated": next_marker is not None}
+    if next_marker:
+        result["next_marker"] = next_marker
+    return result
+
+
+def rotate_due_keys(core: KmsCore) -> int:
+    """Automatic rotation of every key whose next rotation date has passed (idempotent across nodes)."""
+    now = core.clock.now()
+    with core.store.read() as tx:
+        due = tx.keys_due_for_rotation(now)
+    rotated = 0
+    for region, key_id in due:
+        with core.store.write() as tx:
+            record = tx.get_key(region, key_id, for_update=True)
+            if record is None or not record.rotation_enabled or record.next_rotation_date is None:
+                continue
+            if record.next_rotation_date > now or record.key_state is not KeyState.ENABLED:
+                continue
+            previous, current = _rotate(core, tx, record, "AUTOMATIC", now)
+            record.next_rotation_date = now + (record.rotation_period_days or 365) * DAY
+            tx.update_key(record)
+            tx.append_audit([_rotate_event(record, "AUTOMATIC", previous, current, now)])
+            rotated += 1
+    return rotated

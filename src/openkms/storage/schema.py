@@ -1,0 +1,172 @@
+"""Tables and versioned migrations.
+
+Each migration is a function applied once, in order, inside one transaction, and recorded in
+``schema_migrations``. Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+metadata = sa.MetaData()
+
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("user_name", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("path", sa.String(512), nullable=False, default="/"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("inline_policies", sa.Text, nullable=False, default="{}"),
+    sa.Column("tags", sa.Text, nullable=False, default="{}"),
+)
+
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(128), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_access_keys_user", "account_id", "user_name"),
+)
+
+keys = sa.Table(
+    "keys",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("key_spec", sa.String(32), nullable=False),
+    sa.Column("key_usage", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("key_state", sa.String(32), nullable=False),
+    sa.Column("creation_date", sa.Float, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("multi_region", sa.Boolean, nullable=False),
+    sa.Column("deletion_date", sa.Float),
+    sa.Column("pending_window_days", sa.Integer),
+    sa.Column("rotation_enabled", sa.Boolean, nullable=False),
+    sa.Column("rotation_period_days", sa.Integer),
+    sa.Column("next_rotation_date", sa.Float),
+    sa.Column("current_material_id", sa.String(64)),
+    sa.Column("expiration_model", sa.String(32)),
+    sa.Column("valid_to", sa.Float),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_keys_account", "region", "account_id", "key_id"),
+    sa.Index("ix_keys_deletion", "key_state", "deletion_date"),
+)
+
+key_materials = sa.Table(
+    "key_materials",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("material_id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("sealed", sa.LargeBinary),
+    sa.Column("import_state", sa.String(32)),
+    sa.Column("rotation_date", sa.Float),
+    sa.Column("rotation_type", sa.String(16)),
+    sa.Column("valid_to", sa.Float),
+    sa.Column("expiration_model", sa.String(32)),
+    sa.Column("description", sa.Text),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("alias_name", sa.String(256), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("creation_date", sa.Float, nullable=False),
+    sa.Column("last_updated_date", sa.Float, nullable=False),
+    sa.Index("ix_aliases_key", "region", "key_id"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("tag_key", sa.String(128), primary_key=True),
+    sa.Column("tag_value", sa.String(256), nullable=False),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ident", sa.String(512), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("account_id", sa.String(12)),
+    sa.Column("region", sa.String(32)),
+    sa.Column("event_name", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("principal_arn", sa.String(2048)),
+    sa.Column("error_code", sa.String(128)),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Index("ix_audit_time", "event_time"),
+    sa.Index("ix_audit_key", "key_id", "event_time"),
+)
+
+V1_TABLES = [accounts, users, access_keys, keys, key_materials, aliases, tags, changes, audit_events]
+
+
+def _v1(conn: Connection) -> None:
+    for table in V1_TABLES:
+        table.create(conn)
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1),
+]
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply the migrations not yet applied; returns the versions applied. Caller holds a write lock."""
+    schema_migrations.create(conn, checkfirst=True)
+    done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
+    applied = []
+    for version, step in MIGRATIONS:
+        if version in done:
+            continue
+        step(conn)
+        conn.execute(schema_migrations.insert().values(version=version, applied_at=time.time()))
+        applied.append(version)
+    return applied

@@ -1,0 +1,1 @@
+"""openkms test suite."""

@@ -1,0 +1,1 @@
+"""Unit tests: one module of the service at a time, no server."""
