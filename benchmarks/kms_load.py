@@ -66,8 +66,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--openkms-args", default="", help="extra arguments for 'openkms serve' (shell-quoted)")
     g.add_argument(
         "--openkms-admin-args",
-        default="",
-        help="extra arguments for 'openkms admin create-account' (e.g. the same --database-url)",
+        default=None,
+        help="extra arguments for 'openkms admin create-account' (default: the --database-url and"
+        " --root-key-file options of --openkms-args)",
+    )
+    g.add_argument(
+        "--openkms-bin",
+        metavar="CMD",
+        help="command that runs openkms (default: this interpreter's bin/openkms, else python -m openkms)",
     )
     g = p.add_argument_group("moto target")
     g.add_argument("--moto-endpoint", metavar="URL", help="use a running moto_server instead of starting one")
@@ -108,7 +114,9 @@ def _start_targets(
                     "openkms", args.openkms_endpoint, args.access_key, args.secret_key
                 )
             else:
-                target = targets.start_openkms(stack, workdir, args.openkms_args, args.openkms_admin_args)
+                target = targets.start_openkms(
+                    stack, workdir, args.openkms_args, args.openkms_admin_args, args.openkms_bin
+                )
         elif args.moto_endpoint:
             target = targets.external_target("moto", args.moto_endpoint, "testing", "testing")
         else:

@@ -137,20 +137,50 @@ def start_moto(stack: contextlib.ExitStack, workdir: Path) -> Target:
     return Target("moto", "127.0.0.1", port, "testing", "testing", proc.pid, cmd, log_path)
 
 
-def openkms_command() -> list[str]:
+def openkms_command(override: str | None = None) -> list[str]:
+    """How to run openkms: ``override`` (shell-quoted), else this venv's bin/openkms, else ``-m openkms``."""
+    if override:
+        return shlex.split(override)
     script = _bin("openkms")
     return [str(script)] if script.exists() else [sys.executable, "-m", "openkms"]
 
 
+# ``serve`` options that ``admin`` needs too, so that both open the same store.
+_SHARED_DATA_OPTIONS = ("--database-url", "--root-key-file")
+
+
+def shared_data_args(serve_args: list[str]) -> list[str]:
+    """The store-selecting options (``--database-url``, ``--root-key-file``) among ``serve_args``."""
+    out: list[str] = []
+    for n, arg in enumerate(serve_args):
+        name = arg.split("=", 1)[0]
+        if name not in _SHARED_DATA_OPTIONS:
+            continue
+        if "=" in arg:
+            out.append(arg)
+        elif n + 1 < len(serve_args):
+            out += [arg, serve_args[n + 1]]
+    return out
+
+
 def start_openkms(
-    stack: contextlib.ExitStack, workdir: Path, serve_args: str = "", admin_args: str = ""
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    serve_args: str = "",
+    admin_args: str | None = None,
+    command: str | None = None,
 ) -> Target:
-    """Start ``openkms serve`` on a free loopback port with a fresh data dir, and create an account."""
+    """Start ``openkms serve`` on a free loopback port with a fresh data dir, and create an account.
+
+    ``admin_args`` defaults to the ``--database-url``/``--root-key-file`` options found in ``serve_args``.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=workdir))
     port = free_port()
-    base = openkms_command()
+    base = openkms_command(command)
     cmd = [*base, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    cmd += shlex.split(serve_args)
+    extra = shlex.split(serve_args)
+    cmd += extra
+    admin_extra = shared_data_args(extra) if admin_args is None else shlex.split(admin_args)
     log_path = workdir / "openkms.log"
     proc = _spawn(stack, cmd, log_path)
     try:
@@ -164,7 +194,7 @@ def start_openkms(
         "--data-dir",
         str(data_dir),
         "--json",
-        *shlex.split(admin_args),
+        *admin_extra,
     ]
     out = subprocess.run(admin, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S, check=False)
     if out.returncode != 0:

@@ -152,15 +152,9 @@ def parse_authorization(headers: Mapping[str, str]) -> Credential:
         raise InvalidSignatureException(
             f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
         )
+    security_token = headers.get("x-amz-security-token") or None
     return Credential(
-        access_key_id=access_key_id,
-        date=scope_date,
-        region=region,
-        service=service,
-        signed_headers=signed_headers,
-        signature=signature,
-        amz_date=amz_date,
-        security_token=headers.get("x-amz-security-token") or None,
+        access_key_id, scope_date, region, service, signed_headers, signature, amz_date, security_token
     )
 
 
@@ -337,20 +331,20 @@ def verify_signature(
     if b"host" not in wanted and b":authority" not in wanted:
         raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
     found: dict[bytes, bytes] = {}
-    claimed_hash: bytes | None = None
     for name, value in headers:
         if name in wanted:
             value = b" ".join(value.split())
             previous = found.get(name)
             found[name] = value if previous is None else previous + b"," + value
-        if name == _CONTENT_SHA256:
-            claimed_hash = value.strip()
     if len(found) != len(names):
         raise InvalidSignatureException(MSG_SIGNATURE_MISMATCH)  # a signed header is not in the request
 
+    # The body's own hash, spelled as in a signed X-Amz-Content-Sha256 header if that header agrees with
+    # it; any other value (UNSIGNED-PAYLOAD, a hash of another body) is not taken on trust.
     payload_hash = hashlib.sha256(body).hexdigest().encode("ascii")
+    claimed_hash = found.get(_CONTENT_SHA256)
     if claimed_hash is not None and claimed_hash.lower() == payload_hash:
-        payload_hash = claimed_hash  # as the client wrote it; anything else (UNSIGNED-PAYLOAD) is ignored
+        payload_hash = claimed_hash
     canonical_request = b"\n".join(
         (
             method.encode("latin-1", "replace"),
@@ -367,9 +361,32 @@ def verify_signature(
         + scope.encode("latin-1", "replace")
         + hashlib.sha256(canonical_request).hexdigest().encode("ascii")
     )
-    expected = hmac.digest(signing_key, string_to_sign, "sha256").hex().encode("ascii")
+    expected = _hmac_hex(signing_key, string_to_sign)
     if not hmac.compare_digest(expected, cred.signature.encode("latin-1", "replace")):
         raise InvalidSignatureException(MSG_SIGNATURE_MISMATCH)
+
+
+_PAD_STATES: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}
+_PAD_STATES_MAX = 4096
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _hmac_hex(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of ``message`` as lowercase hex. The SHA-256 states after the inner and outer key
+    pads are kept per key (RFC 2104), which makes this three times faster than :func:`hmac.digest`."""
+    states = _PAD_STATES.get(key)
+    if states is None:
+        block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
+        states = hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+        if len(_PAD_STATES) >= _PAD_STATES_MAX:
+            _PAD_STATES.clear()
+        _PAD_STATES[key] = states
+    inner = states[0].copy()
+    inner.update(message)
+    outer = states[1].copy()
+    outer.update(inner.digest())
+    return outer.hexdigest().encode("ascii")
 
 
 @lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
 from openkms.scheduler.runner import Scheduler
-from openkms.service import keys, principals, rotation
+from openkms.service import importing, keys, principals, rotation
 from openkms.service.core import KmsCore
 from openkms.service.keycache import KeyCache
 from openkms.service.principals import CredentialCache, NewAccessKey
@@ -36,6 +36,7 @@ class Runtime:
     started: bool = field(default=False)
 
     def start(self) -> None:
+        self.core.wrapping_pool.start()
         self.audit.start()
         self.feed.start()
         self.scheduler.start()
@@ -45,6 +46,7 @@ class Runtime:
         if not self.started:
             return
         self.scheduler.stop()
+        self.core.wrapping_pool.stop()
         self.feed.stop()
         self.audit.close()
         self.store.close()
@@ -84,6 +86,8 @@ def build_runtime(settings: Settings) -> Runtime:
         [
             ("delete-keys", lambda: keys.delete_due_keys(core)),
             ("rotate-keys", lambda: rotation.rotate_due_keys(core)),
+            ("expire-material", lambda: importing.expire_due_material(core)),
+            ("purge-import-parameters", lambda: importing.purge_import_parameters(core)),
             ("prune-changes", prune),
         ],
         settings.scheduler_interval,

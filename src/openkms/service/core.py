@@ -4,11 +4,12 @@ operation shares: resolving a KeyId parameter to a key, loading a key's material
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
+from openkms.crypto.wrapping import WrappingKeyPool
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.errors import AccessDeniedException, KMSInternalException, NotFoundException
 from openkms.service.context import NeedsIO, RequestContext
@@ -28,6 +29,7 @@ class KmsCore:
     root: RootKey
     clock: Clock
     cache: KeyCache
+    wrapping_pool: WrappingKeyPool = field(default_factory=WrappingKeyPool)
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from openkms.service import aliases, crypto_ops, keys, policies, rotation, tagging
+from openkms.service import aliases, crypto_ops, importing, keys, policies, rotation, tagging
 
 Operation = Callable[..., dict[str, Any] | None]
 
@@ -40,6 +40,9 @@ OPERATIONS: dict[str, Operation] = {
     "GenerateDataKey": crypto_ops.generate_data_key,
     "GenerateDataKeyWithoutPlaintext": crypto_ops.generate_data_key_without_plaintext,
     "GenerateRandom": crypto_ops.generate_random,
+    "GetParametersForImport": importing.get_parameters_for_import,
+    "ImportKeyMaterial": importing.import_key_material,
+    "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
 }
 
 # Operations that need no database when their key is cached: run on the event loop first.

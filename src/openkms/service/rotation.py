@@ -17,6 +17,7 @@ from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
 from openkms.errors import LimitExceededException, UnsupportedOperationException
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
+from openkms.service.importing import rotate_external_on_demand
 from openkms.service.paging import page, read_marker
 from openkms.storage.store import Tx
 
@@ -115,12 +116,18 @@ def rotate_key_on_demand(core: KmsCore, ctx: RequestContext, *, key_id: str) -> 
         record = core.resolve_for_update(ctx, tx, key_id, action="RotateKeyOnDemand")
         check_key_state("RotateKeyOnDemand", record)
         _require_symmetric(record, empty_message=True)
+        now = core.clock.now()
+        if record.origin is Origin.EXTERNAL:
+            previous, current = rotate_external_on_demand(core, tx, record, now)
+            tx.update_key(record)
+            tx.append_audit([_rotate_event(record, "ON_DEMAND", previous, current, now)])
+            return {"key_id": record.arn}
         on_demand = [m for m in tx.get_materials(record.region, record.key_id) if m.rotation_type == "ON_DEMAND"]
         if len(on_demand) >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededException(
-                f"{record.arn} has reached the maximum number of on-demand rotations ({MAX_ON_DEMAND_ROTATIONS})"
+                "The on-demand rotations limit has been reached for the given keyId. "
+                f"No more on-demand rotations can be performed for this key: {record.arn}"
             )
-        now = core.clock.now()
         previous, current = _rotate(core, tx, record, "ON_DEMAND", now)
         tx.update_key(record)
         tx.append_audit([_rotate_event(record, "ON_DEMAND", previous, current, now)])

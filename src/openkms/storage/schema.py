@@ -145,6 +145,19 @@ audit_events = sa.Table(
     sa.Index("ix_audit_key", "key_id", "event_time"),
 )
 
+import_parameters = sa.Table(
+    "import_parameters",
+    metadata,
+    sa.Column("token_id", sa.String(36), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("wrapping_algorithm", sa.String(32), nullable=False),
+    sa.Column("wrapping_key_spec", sa.String(16), nullable=False),
+    sa.Column("private_key_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_import_parameters_expires", "expires"),
+)
+
 V1_TABLES = [accounts, users, access_keys, keys, key_materials, aliases, tags, changes, audit_events]
 
 
@@ -153,8 +166,14 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    import_parameters.create(conn)
+    sa.Index("ix_key_materials_expiry", key_materials.c.expiration_model, key_materials.c.valid_to).create(conn)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
+    (2, _v2),
 ]
 
 

@@ -81,6 +81,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def scrub(self) -> None:
+        """Push deleted rows out of the SQLite write-ahead log (after deleting key material)."""
+        if self.backend == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
@@ -112,6 +118,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows (key material, wrapping keys) are overwritten, not left in free pages.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -381,6 +389,11 @@ class Tx:
             t.key_materials.delete().where(t.key_materials.c.region == region, t.key_materials.c.key_id == key_id)
         )
         self.conn.execute(t.keys.delete().where(t.keys.c.region == region, t.keys.c.key_id == key_id))
+        self.conn.execute(
+            t.import_parameters.delete().where(
+                t.import_parameters.c.region == region, t.import_parameters.c.key_id == key_id
+            )
+        )
         self.changed("key", f"{region}/{key_id}")
         for r in alias_rows:
             self.changed("alias", f"{region}/{r.account_id}/{r.alias_name}")
@@ -409,6 +422,53 @@ class Tx:
             .order_by(t.key_materials.c.created, t.key_materials.c.material_id)
         )
         return [_material_from_row(r) for r in self.conn.execute(q)]
+
+    def materials_due_for_expiry(self, now: float, limit: int = 100) -> list[tuple[str, str, str]]:
+        c = t.key_materials.c
+        q = (
+            sa.select(c.region, c.key_id, c.material_id)
+            .where(c.expiration_model == "KEY_MATERIAL_EXPIRES", c.valid_to <= now, c.sealed.is_not(None))
+            .limit(limit)
+        )
+        return [(r.region, r.key_id, r.material_id) for r in self.conn.execute(q)]
+
+    # -- import parameters (wrapping key pairs behind import tokens) ------------------------------------
+    def put_import_parameters(
+        self,
+        token_id: str,
+        region: str,
+        key_id: str,
+        algorithm: str,
+        spec: str,
+        private_key_sealed: bytes,
+        expires: float,
+    ) -> None:
+        self.conn.execute(
+            t.import_parameters.insert().values(
+                token_id=token_id,
+                region=region,
+                key_id=key_id,
+                wrapping_algorithm=algorithm,
+                wrapping_key_spec=spec,
+                private_key_sealed=private_key_sealed,
+                expires=expires,
+            )
+        )
+
+    def get_import_parameters(self, token_id: str) -> tuple[str, str, bytes, float] | None:
+        """(region, key id, sealed private key, expires) of a live import token."""
+        c = t.import_parameters.c
+        r = self.conn.execute(
+            sa.select(c.region, c.key_id, c.private_key_sealed, c.expires).where(c.token_id == token_id)
+        ).first()
+        return (r.region, r.key_id, bytes(r.private_key_sealed), r.expires) if r is not None else None
+
+    def delete_import_parameters(self, token_id: str) -> None:
+        self.conn.execute(t.import_parameters.delete().where(t.import_parameters.c.token_id == token_id))
+
+    def purge_import_parameters(self, now: float) -> int:
+        c = t.import_parameters.c
+        return int(self.conn.execute(t.import_parameters.delete().where(c.expires <= now)).rowcount)
 
     # -- aliases ----------------------------------------------------------------------------------------
     def create_alias(self, alias: Alias) -> None:

@@ -91,7 +91,8 @@ def epoch_seconds(value: Any) -> float | int:
     """Epoch seconds of a timestamp given as int/float epoch seconds or an aware datetime."""
     kind = type(value)
     if kind is float or kind is int:
-        return value  # type: ignore[no-any-return]
+        seconds: float | int = value
+        return seconds
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime in a result; use an aware (UTC) datetime")
@@ -129,6 +130,8 @@ def _compile_structure(shape: Any) -> Encoder:
     name = shape.name
 
     def enc(value: Any) -> Any:
+        if type(value) is not dict and not isinstance(value, Mapping):
+            raise TypeError(f"{name}: expected a mapping, got {type(value).__name__}")
         out: dict[str, Any] = {}
         for snake, item in value.items():
             member = members.get(snake)
