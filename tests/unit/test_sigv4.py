@@ -15,8 +15,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -165,6 +167,42 @@ def test_boto3_kms_request_verifies() -> None:
     assert cred.amz_date == raw.header(b"x-amz-date").decode()
     assert cred.date == cred.amz_date[:8]
     assert cred.security_token is None
+
+
+class _Captured(Exception):
+    """Raised by a botocore hook to stop a real client before it touches the network."""
+
+    def __init__(self, request: Any) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+def _capture(request: Any, **_: Any) -> None:
+    raise _Captured(request)
+
+
+@pytest.mark.parametrize("token", [None, "IQoJb3JpZ2luX2VjEXAMPLE=="])
+def test_real_boto3_kms_client_request_verifies(token: str | None) -> None:
+    """What boto3's KMS client really sends (all its headers, http endpoint with a port)."""
+    client = boto3.session.Session().client(
+        "kms",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:4599",
+        aws_access_key_id=AKID,
+        aws_secret_access_key=SECRET,
+        aws_session_token=token,
+    )
+    client.meta.events.register("before-send.kms", _capture)
+    with pytest.raises(_Captured) as info:
+        client.encrypt(KeyId="alias/my-key", Plaintext=b"hello", EncryptionContext={"purpose": "test"})
+    sent = info.value.request
+    split = urlsplit(sent.url)
+    wire = [(b"host", split.netloc.encode())]
+    for name, value in sent.headers.items():
+        wire.append((name.lower().encode(), value if isinstance(value, bytes) else value.encode()))
+    cred = authenticate(Raw(sent.method, split.path.encode(), split.query.encode(), wire, sent.body))
+    assert cred.security_token == token
+    assert "x-amz-target" in cred.signed_headers
 
 
 def test_session_token_request_verifies_and_is_not_in_repr() -> None:

@@ -10,6 +10,7 @@ import click
 
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
+from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
 from openkms.cli.options import data_options, settings_from
 from openkms.config import DEFAULT_PORT, DEFAULT_REGION
 
@@ -88,6 +89,9 @@ def serve(
 
 cli.add_command(admin)
 cli.add_command(audit)
+cli.add_command(import_key_material)
+cli.add_command(get_parameters_for_import)
+cli.add_command(wrap_key_material)
 
 
 def main() -> None:

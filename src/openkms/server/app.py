@@ -147,12 +147,12 @@ class KmsApp:
                 raise RequestEntityTooLargeException("Request entity too large") from None
             cred = parse_authorization(headers)
             access_key_id = cred.access_key_id
+            check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
             creds = self.runtime.creds.cached(cred.access_key_id)
             if creds is None:
                 creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
             if creds is None:
                 raise UnrecognizedClientException()
-            check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
             signing_key = self.signing_keys.signing_key(
                 cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
             )
