@@ -116,13 +116,14 @@ class Job:
     warmup_s: float
     seconds: float
     first_index: int = 0  # spreads the pool across connections and workers
+    resign_s: float = RESIGN_INTERVAL_S  # re-sign the pool this often during long runs
 
 
 @dataclass
 class WorkerResult:
     """What a worker reports back for one measurement (inside the window only)."""
 
-    latencies: bytes = b""  # array('q') of nanoseconds
+    latencies: bytes = b""  # array('q') of nanoseconds, successful (200) responses only
     ok: int = 0
     errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -138,7 +139,7 @@ class ClientResult:
     """Merged result of all workers for one measurement."""
 
     seconds: float
-    latencies_ns: list[int]  # sorted
+    latencies_ns: list[int]  # sorted; successful (200) responses only
     ok: int
     errors: int
     statuses: dict[str, int]
@@ -147,6 +148,7 @@ class ClientResult:
     client_cpu_s: float
     abandoned: int
     procs: int
+    signed_requests: int = 0
 
     @property
     def completed(self) -> int:
@@ -154,7 +156,8 @@ class ClientResult:
 
     @property
     def rps(self) -> float:
-        return self.completed / self.seconds if self.seconds > 0 else 0.0
+        """Successful (200) responses per second; errors are counted apart, never in the rate."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
 
     def percentile_ms(self, pct: float) -> float:
         """Nearest-rank percentile of the latencies in milliseconds (NaN without samples)."""
@@ -256,6 +259,7 @@ class _Conn(asyncio.Protocol):
         run = self.run
         self.tr = None
         run.live.discard(self)
+        failed = False
         if self.busy:
             self.busy = False
             if self.hend >= 0 and self.need == -2:  # read-until-close body is complete now
@@ -264,8 +268,11 @@ class _Conn(asyncio.Protocol):
                 self._record(self.status, buf, start, len(buf))
             else:
                 self._record(b"---", b"connection closed by server before the response completed", 0, 99)
+                failed = True
         if run.stopping:
             run.check_done()
+        elif failed:  # do not spin on a server that drops every connection
+            run.timers.append(run.loop.call_later(RECONNECT_DELAY_S, run.reconnect, self.idx))
         else:
             run.reconnect(self.idx)
 
@@ -289,8 +296,8 @@ class _Conn(asyncio.Protocol):
         now = _now_ns()
         run = self.run
         if run.t_start <= now < run.t_end:
-            run.lat_append(now - self.t_sent)
             if status == b"200":
+                run.lat_append(now - self.t_sent)
                 run.ok += 1
             else:
                 run.error(status, buf[start:end])
@@ -365,6 +372,8 @@ class _Run:
         await asyncio.wait_for(asyncio.gather(*(one(c) for c in conns)), CONNECT_TIMEOUT_S)
 
     def reconnect(self, idx: int) -> None:
+        if self.stopping:
+            return
         conn = _Conn(self, idx, _now_ns() if self.started else 0)
         self.live.add(conn)
         if self._in_window():
@@ -414,7 +423,7 @@ class _Run:
         if not self.stopping:
             self.pool = sign_pool(self.job.sign)
             self.signed += len(self.pool)
-            self.timers.append(self.loop.call_later(RESIGN_INTERVAL_S, self._resign))
+            self.timers.append(self.loop.call_later(self.job.resign_s, self._resign))
 
     async def run(self, t0_ns: int) -> WorkerResult:
         job = self.job
@@ -423,8 +432,8 @@ class _Run:
         self._at(t0_ns, self._start)
         self._at(self.t_start, self._window_open)
         self._at(self.t_end, self._stop)
-        if job.warmup_s + job.seconds > RESIGN_INTERVAL_S:
-            self.timers.append(self.loop.call_later(RESIGN_INTERVAL_S, self._resign))
+        if job.warmup_s + job.seconds > job.resign_s:
+            self.timers.append(self.loop.call_later(job.resign_s, self._resign))
         budget = (self.t_end - _now_ns()) / 1e9 + DRAIN_TIMEOUT_S
         abandoned = 0
         try:
@@ -485,6 +494,8 @@ def _worker_main(pipe: Connection) -> None:
                 msg = pipe.recv()
             except EOFError:  # parent is gone
                 return
+            if msg[0] == "abort":  # a stray abort for a job that already failed here
+                continue
             if msg[0] != "run":
                 return
             job: Job = msg[1]
@@ -496,7 +507,7 @@ def _worker_main(pipe: Connection) -> None:
                 if failures:
                     raise RuntimeError(f"client callback failure while connecting:\n{failures[0]}")
                 pipe.send(("ready", None))
-                go = pipe.recv() if pipe.poll(60.0) else ("abort",)
+                go: tuple[Any, ...] = pipe.recv() if pipe.poll(60.0) else ("abort",)
                 if go[0] != "go":
                     raise RuntimeError("aborted by the parent")
                 result = loop.run_until_complete(run.run(go[1]))
@@ -555,6 +566,7 @@ class ClientPool:
         warmup_s: float,
         seconds: float,
         on_window: Callable[[str], None] | None = None,
+        resign_s: float = RESIGN_INTERVAL_S,
     ) -> ClientResult:
         """Run one measurement on all workers; ``on_window('start'|'end')`` fires in the parent."""
         shares = [
@@ -564,7 +576,7 @@ class ClientPool:
             (w, share, n) for n, (w, share) in enumerate(zip(self._workers, shares, strict=True)) if share
         ]
         for (_, pipe), share, n in active:
-            job = Job(sign, share, warmup_s, seconds, first_index=n * 1009)
+            job = Job(sign, share, warmup_s, seconds, first_index=n * 1009, resign_s=resign_s)
             pipe.send(("run", job))
         pipes = [pipe for (_, pipe), _, _ in active]
         try:
@@ -605,6 +617,7 @@ class ClientPool:
             client_cpu_s=sum(r.cpu_s for r in results),
             abandoned=sum(r.abandoned for r in results),
             procs=len(active),
+            signed_requests=sum(r.signed_requests for r in results),
         )
 
     def _collect(self, pipes: list[Connection], kind: str, timeout: float) -> list[Any]:

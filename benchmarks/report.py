@@ -34,6 +34,11 @@ class Summary:
     target: str
     op: str
     runs: list[RunMetrics]
+    setup_error: str | None = None  # the op could not be prepared on this target (nothing measured)
+
+    @property
+    def failed(self) -> bool:
+        return self.errors > 0 or self.setup_error is not None
 
     def _median(self, name: str) -> float:
         values = [getattr(r, name) for r in self.runs]
@@ -95,6 +100,7 @@ class Summary:
             "p50_ms": _num(self.p50_ms),
             "p99_ms": _num(self.p99_ms),
             "errors": self.errors,
+            "setup_error": self.setup_error,
             "completed": self.completed,
             "error_statuses": self.statuses(),
             "error_samples": self.samples(),
@@ -114,13 +120,17 @@ def _num(value: float | None, digits: int = 3) -> float | None:
 
 
 def _ratio(a: float, b: float) -> float:
-    if math.isnan(a) or math.isnan(b) or b == 0:
+    if math.isnan(a) or math.isnan(b) or a == 0 or b == 0:
         return float("nan")
     return a / b
 
 
-def _fmt(value: float, spec: str, suffix: str = "") -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:{spec}}{suffix}"
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    """Format ``value`` with ``spec`` (e.g. ``"9.1f"``); a missing value is a right-aligned ``-``."""
+    if value is None or math.isnan(value):
+        width = int(spec.split(".")[0] or 0) + len(suffix)
+        return "-".rjust(width)
+    return f"{value:{spec}}{suffix}"
 
 
 def results_table(summaries: list[Summary]) -> str:
@@ -131,11 +141,14 @@ def results_table(summaries: list[Summary]) -> str:
     )
     lines = [head, "-" * len(head)]
     for s in summaries:
+        if s.setup_error is not None:
+            lines.append(f"{s.target:<8} {s.op:<{op_w}} {'setup failed (see below)':>35} !")
+            continue
         flag = " !" if s.errors else ""
         lines.append(
-            f"{s.target:<8} {s.op:<{op_w}} {_fmt(s.rps, '10.1f')} {_fmt(s.p50_ms, '8.2f')}"
-            f" {_fmt(s.p99_ms, '8.2f')} {s.errors:>7} {_fmt(s.new_conn_per_s, '7.0f')}"
-            f" {_fmt(s.client_cpu_pct, '9.0f', '%')} {_fmt(s.server_cpu_pct, '9.0f', '%')}{flag}"
+            f"{s.target:<8} {s.op:<{op_w}} {fmt(s.rps, '10.1f')} {fmt(s.p50_ms, '8.2f')}"
+            f" {fmt(s.p99_ms, '8.2f')} {s.errors:>7} {fmt(s.new_conn_per_s, '7.0f')}"
+            f" {fmt(s.client_cpu_pct, '9.0f', '%')} {fmt(s.server_cpu_pct, '9.0f', '%')}{flag}"
         )
     return "\n".join(lines)
 
@@ -155,8 +168,8 @@ def comparison(summaries: list[Summary], left: str = "openkms", right: str = "mo
                 "rps_ratio": _num(_ratio(a.rps, b.rps), 2),
                 "p50_ratio": _num(_ratio(a.p50_ms, b.p50_ms), 3),
                 "p99_ratio": _num(_ratio(a.p99_ms, b.p99_ms), 3),
-                f"{left}_errors": a.errors,
-                f"{right}_errors": b.errors,
+                f"{left}_failed": a.failed,
+                f"{right}_failed": b.failed,
             }
         )
     return rows
@@ -172,15 +185,11 @@ def comparison_table(rows: list[dict[str, Any]], left: str = "openkms", right: s
     )
     lines = [head, "-" * len(head)]
     for r in rows:
-        flag = " ! errors" if r[f"{left}_errors"] or r[f"{right}_errors"] else ""
-
-        def cell(v: float | None, spec: str, suffix: str = "") -> str:
-            return _fmt(float("nan") if v is None else v, spec, suffix)
-
+        flag = " ! errors" if r[f"{left}_failed"] or r[f"{right}_failed"] else ""
         lines.append(
-            f"{r['op']:<{op_w}} {cell(r[f'{left}_rps'], '14.1f')} {cell(r[f'{right}_rps'], '12.1f')}"
-            f" {cell(r['rps_ratio'], '10.2f', 'x')} {cell(r['p50_ratio'], '9.3f')}"
-            f" {cell(r['p99_ratio'], '9.3f')}{flag}"
+            f"{r['op']:<{op_w}} {fmt(r[f'{left}_rps'], '14.1f')} {fmt(r[f'{right}_rps'], '12.1f')}"
+            f" {fmt(r['rps_ratio'], '10.2f', 'x')} {fmt(r['p50_ratio'], '9.3f')}"
+            f" {fmt(r['p99_ratio'], '9.3f')}{flag}"
         )
     return "\n".join(lines)
 
@@ -188,6 +197,9 @@ def comparison_table(rows: list[dict[str, Any]], left: str = "openkms", right: s
 def error_report(summaries: list[Summary]) -> str:
     lines = []
     for s in summaries:
+        if s.setup_error is not None:
+            lines.append(f"!! {s.target} {s.op}: setup failed, not measured: {s.setup_error}")
+            continue
         if not s.errors:
             continue
         statuses = ", ".join(f"{k} x{v}" for k, v in sorted(s.statuses().items()))

@@ -42,7 +42,9 @@ def free_port() -> int:
 def pg_admin_url() -> str | None:
     url = os.environ.get("OPENKMS_TEST_DATABASE_URL")
     if not url and os.environ.get("CI"):
-        raise RuntimeError("OPENKMS_TEST_DATABASE_URL must be set under CI: PostgreSQL tests may not be skipped")
+        raise RuntimeError(
+            "OPENKMS_TEST_DATABASE_URL must be set under CI: PostgreSQL tests may not be skipped"
+        )
     return url
 
 

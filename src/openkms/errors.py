@@ -49,7 +49,9 @@ class DisabledException(ServiceError):
 class DryRunOperationException(ServiceError):
     code = "DryRunOperationException"
 
-    def __init__(self, message: str = "The request would have succeeded, but the DryRun option is set.") -> None:
+    def __init__(
+        self, message: str = "The request would have succeeded, but the DryRun option is set."
+    ) -> None:
         super().__init__(message)
 
 

@@ -27,7 +27,9 @@ def wrap(algorithm: str, public_der: bytes, material: bytes) -> bytes:
     return public.encrypt(aes_key, oaep(algorithm)) + aes_key_wrap_with_padding(aes_key, material)
 
 
-def params(kms: Any, key_id: str, algorithm: str = "RSAES_OAEP_SHA_256", spec: str = "RSA_2048") -> dict[str, Any]:
+def params(
+    kms: Any, key_id: str, algorithm: str = "RSAES_OAEP_SHA_256", spec: str = "RSA_2048"
+) -> dict[str, Any]:
     result: dict[str, Any] = kms.get_parameters_for_import(
         KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec
     )

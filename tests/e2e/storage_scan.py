@@ -44,7 +44,9 @@ def sealed_material_rows(server: Server) -> list[bytes]:
         import psycopg
 
         with psycopg.connect(server.database_url) as conn:
-            return [bytes(r[0]) for r in conn.execute("SELECT sealed FROM key_materials WHERE sealed IS NOT NULL")]
+            return [
+                bytes(r[0]) for r in conn.execute("SELECT sealed FROM key_materials WHERE sealed IS NOT NULL")
+            ]
     import sqlite3
 
     db = sqlite3.connect(Path(server.data_dir) / "openkms.db")

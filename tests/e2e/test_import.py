@@ -154,15 +154,22 @@ def test_refused_wrapping_choices(kms: Any, algorithm: str, spec: str, code: str
 def test_unknown_wrapping_algorithm_is_a_validation_error(kms: Any) -> None:
     key = external_key(kms)
     with pytest.raises(ClientError) as exc:
-        kms.get_parameters_for_import(KeyId=key["KeyId"], WrappingAlgorithm="RSA_OAEP", WrappingKeySpec="RSA_2048")
+        kms.get_parameters_for_import(
+            KeyId=key["KeyId"], WrappingAlgorithm="RSA_OAEP", WrappingKeySpec="RSA_2048"
+        )
     code, message = error(exc)
     assert code == "ValidationException"
-    assert message.startswith("1 validation error detected: Value 'RSA_OAEP' at 'wrappingAlgorithm' failed to satisfy")
+    assert message.startswith(
+        "1 validation error detected: Value 'RSA_OAEP' at 'wrappingAlgorithm' failed to satisfy"
+    )
 
 
 def test_import_operations_on_an_aws_kms_key(kms: Any) -> None:
     key = kms.create_key()["KeyMetadata"]
-    expected = ("UnsupportedOperationException", f"{key['Arn']} origin is AWS_KMS which is not valid for this operation.")
+    expected = (
+        "UnsupportedOperationException",
+        f"{key['Arn']} origin is AWS_KMS which is not valid for this operation.",
+    )
     with pytest.raises(ClientError) as exc:
         params(kms, key["KeyId"])
     assert error(exc) == expected
@@ -221,7 +228,9 @@ def test_import_errors(kms: Any) -> None:
     # A token issued for another key, even with material wrapped with that key's public key.
     po = params(kms, other["KeyId"])
     with pytest.raises(ClientError) as exc:
-        _import_call(kms, key["KeyId"], po["ImportToken"], wrap("RSAES_OAEP_SHA_256", po["PublicKey"], material))
+        _import_call(
+            kms, key["KeyId"], po["ImportToken"], wrap("RSAES_OAEP_SHA_256", po["PublicKey"], material)
+        )
     assert error(exc) == (
         "InvalidImportTokenException",
         "The import token is invalid or associated with a different KMS key.",
@@ -238,7 +247,9 @@ def test_import_errors(kms: Any) -> None:
     assert error(exc)[0] == "InvalidCiphertextException"
     # Material of the wrong size.
     with pytest.raises(ClientError) as exc:
-        _import_call(kms, key["KeyId"], p["ImportToken"], wrap("RSAES_OAEP_SHA_256", p["PublicKey"], os.urandom(16)))
+        _import_call(
+            kms, key["KeyId"], p["ImportToken"], wrap("RSAES_OAEP_SHA_256", p["PublicKey"], os.urandom(16))
+        )
     assert error(exc)[0] == "IncorrectKeyMaterialException"
     # Nothing changed through all of that.
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
@@ -260,16 +271,26 @@ def test_import_errors(kms: Any) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"ExpirationModel": "KEY_MATERIAL_EXPIRES"}, "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"),
+        (
+            {"ExpirationModel": "KEY_MATERIAL_EXPIRES"},
+            "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
+        ),
         ({}, "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"),
         ({"ValidTo": time.time() - 60}, "The validTo date must be in the future."),
-        ({"ValidTo": time.time() + 366 * 86400}, "The validTo date must be no more than 365 days in the future."),
+        (
+            {"ValidTo": time.time() + 366 * 86400},
+            "The validTo date must be no more than 365 days in the future.",
+        ),
         (
             {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE", "ValidTo": time.time() + 3600},
             "A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE",
         ),
         (
-            {"ImportType": "NEW_KEY_MATERIAL", "KeyMaterialId": "a" * 64, "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"},
+            {
+                "ImportType": "NEW_KEY_MATERIAL",
+                "KeyMaterialId": "a" * 64,
+                "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+            },
             "KeyMaterialId cannot be specified when ImportType is NEW_KEY_MATERIAL.",
         ),
     ],
@@ -291,11 +312,15 @@ def test_reimport_changes_expiry_and_delete_then_reimport_restores(kms: Any) -> 
     key = external_key(kms)
     material = os.urandom(32)
     valid_to = int(time.time()) + 10 * 86400
-    first = import_material(kms, key["KeyId"], material, ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to)
+    first = import_material(
+        kms, key["KeyId"], material, ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to
+    )
     md = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
     assert md["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
     assert md["ValidTo"].timestamp() == valid_to
-    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"before deletion", EncryptionContext={"k": "v"})["CiphertextBlob"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"before deletion", EncryptionContext={"k": "v"})[
+        "CiphertextBlob"
+    ]
 
     # Reimport of the same material at any time, with another expiry model; same KeyMaterialId.
     again = import_material(kms, key["KeyId"], material, "RSA_AES_KEY_WRAP_SHA_1", "RSA_3072")
@@ -433,7 +458,10 @@ def test_audit_records_of_the_import_path(server: Server, kms: Any) -> None:
     }
     ik = _audit(server, "--key-id", key["KeyId"], "--event-name", "ImportKeyMaterial")
     assert len(ik) == 1
-    assert ik[0]["requestParameters"] == {"keyId": key["KeyId"], "expirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+    assert ik[0]["requestParameters"] == {
+        "keyId": key["KeyId"],
+        "expirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    }
     assert ik[0]["responseElements"] == {"keyId": key["Arn"], "keyMaterialId": deleted["KeyMaterialId"]}
     assert ik[0]["readOnly"] is False
     dk = _audit(server, "--key-id", key["KeyId"], "--event-name", "DeleteImportedKeyMaterial")

@@ -46,7 +46,10 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> None:
 
 def audit(server: Server, *args: str) -> list[dict[str, Any]]:
     out = subprocess.run(
-        [OPENKMS, "audit", "list", *server.data_args(), "--json", *args], check=True, capture_output=True, text=True
+        [OPENKMS, "audit", "list", *server.data_args(), "--json", *args],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     records: list[dict[str, Any]] = json.loads(out)
     return records

@@ -27,7 +27,11 @@ def two_nodes(workdir: Path) -> Iterator[tuple[Server, Server]]:
         extra_args=["--root-key-file", str(first.data_dir / "root.key")],
     )
     second.start()
-    second.account_id, second.access_key, second.secret_key = first.account_id, first.access_key, first.secret_key
+    second.account_id, second.access_key, second.secret_key = (
+        first.account_id,
+        first.access_key,
+        first.secret_key,
+    )
     yield first, second
     second.stop()
     first.stop()
@@ -96,7 +100,14 @@ def test_new_access_key_is_usable_on_every_node_at_once(two_nodes: tuple[Server,
     kms.create_key()
     # Deleting the access key locks it out of both nodes within a second.
     subprocess.run(
-        [OPENKMS, "admin", "delete-access-key", "--access-key-id", account["AccessKeyId"], *first.data_args()],
+        [
+            OPENKMS,
+            "admin",
+            "delete-access-key",
+            "--access-key-id",
+            account["AccessKeyId"],
+            *first.data_args(),
+        ],
         check=True,
     )
 

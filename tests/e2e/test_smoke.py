@@ -23,7 +23,9 @@ def test_aws_cli_round_trip(server: Server, tmp_path: Path) -> None:
     key = json.loads(server.aws("kms", "create-key").stdout)["KeyMetadata"]
     (tmp_path / "pt").write_bytes(b"secret data")
     enc = json.loads(
-        server.aws("kms", "encrypt", "--key-id", key["KeyId"], "--plaintext", f"fileb://{tmp_path / 'pt'}").stdout
+        server.aws(
+            "kms", "encrypt", "--key-id", key["KeyId"], "--plaintext", f"fileb://{tmp_path / 'pt'}"
+        ).stdout
     )
     (tmp_path / "ct").write_bytes(base64.b64decode(enc["CiphertextBlob"]))
     dec = json.loads(server.aws("kms", "decrypt", "--ciphertext-blob", f"fileb://{tmp_path / 'ct'}").stdout)

@@ -738,7 +738,7 @@ def test_audit_response_elements() -> None:
     logged = audit_response_elements("CreateKey", {"key_metadata": key_metadata()})
     assert logged is not None
     metadata = logged["keyMetadata"]
-    assert metadata["aWSAccountId"] == "111122223333"
+    assert metadata["AWSAccountId"] == "111122223333"
     assert metadata["creationDate"] == "Aug 10, 2022, 10:38:27 PM"
     assert metadata["keyState"] == "Enabled"
     assert type(metadata["keySpec"]) is str

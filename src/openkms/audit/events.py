@@ -7,6 +7,7 @@ operations pass ``None`` for their response elements.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from typing import Any
@@ -50,6 +51,11 @@ READ_ONLY = frozenset(
 )
 
 
+def fast_uuid() -> str:
+    """A random (version 4) UUID for request and event ids, which need to be unique, not secret."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 def iso_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
@@ -70,6 +76,17 @@ def user_identity(principal: Principal | None, access_key_id: str | None) -> dic
         identity["accessKeyId"] = principal.access_key_id
     if principal.user_name:
         identity["userName"] = principal.user_name
+    if principal.role_arn:
+        identity["sessionContext"] = {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": principal.principal_id.partition(":")[0],
+                "arn": principal.role_arn,
+                "accountId": principal.account_id,
+                "userName": principal.role_name,
+            },
+            "attributes": {"mfaAuthenticated": "false"},
+        }
     return identity
 
 
@@ -90,12 +107,14 @@ def api_call_record(
     error_code: str | None,
     error_message: str | None,
     recipient_account_id: str | None,
+    event_source: str = EVENT_SOURCE,
+    read_only: bool | None = None,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": user_identity(principal, access_key_id),
         "eventTime": iso_time(event_time),
-        "eventSource": EVENT_SOURCE,
+        "eventSource": event_source,
         "eventName": event_name,
         "awsRegion": region,
         "sourceIPAddress": source_ip,
@@ -111,8 +130,8 @@ def api_call_record(
     record.update(
         {
             "requestID": request_id,
-            "eventID": str(uuid.uuid4()),
-            "readOnly": event_name in READ_ONLY,
+            "eventID": fast_uuid(),
+            "readOnly": event_name in READ_ONLY if read_only is None else read_only,
             "resources": [_resource(arn) for arn in resources],
             "eventType": "AwsApiCall",
             "managementEvent": True,

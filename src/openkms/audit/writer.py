@@ -67,14 +67,20 @@ class AuditWriter:
         try:
             with self._store.write() as tx:
                 tx.append_audit([row for row, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - report to every waiter; never lose the batch silently
-            log.exception("audit write failed for %d records", len(batch))
-            _resolve(batch, lambda f: f.set_exception(exc))
+        except Exception as exc:
+            # Waiting callers learn of the failure; the records go back in the queue for the next try.
+            log.exception("audit write failed for %d records; retrying", len(batch))
+            failure = exc
+            _resolve(batch, lambda f: f.set_exception(failure))
+            with self._lock:
+                self._pending[:0] = [(row, None) for row, _ in batch][: self._max_batch * 50]
             return
         _resolve(batch, lambda f: f.set_result(None))
 
 
-def _resolve(batch: list[tuple[dict[str, Any], Future[None] | None]], action: Callable[[Future[None]], None]) -> None:
+def _resolve(
+    batch: list[tuple[dict[str, Any], Future[None] | None]], action: Callable[[Future[None]], None]
+) -> None:
     for _, fut in batch:
         if fut is not None and not fut.done():
             action(fut)

@@ -48,7 +48,11 @@ def _print_key(new: principals.NewAccessKey, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @data_options
 def create_account(
-    account_id: str | None, as_json: bool, data_dir: Path, database_url: str | None, root_key_file: Path | None
+    account_id: str | None,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
 ) -> None:
     """Create an account with an administrator user and access key."""
     store, root = _open(data_dir, database_url, root_key_file)
@@ -67,7 +71,12 @@ def create_account(
 @click.option("--json", "as_json", is_flag=True)
 @data_options
 def create_user(
-    account_id: str, user_name: str, as_json: bool, data_dir: Path, database_url: str | None, root_key_file: Path | None
+    account_id: str,
+    user_name: str,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
 ) -> None:
     """Create an IAM user in an account."""
     store, _ = _open(data_dir, database_url, root_key_file)
@@ -79,7 +88,11 @@ def create_user(
         store.close()
     arn = f"arn:aws:iam::{user.account_id}:user/{user.user_name}"
     if as_json:
-        click.echo(json.dumps({"AccountId": user.account_id, "UserName": user.user_name, "UserId": user.user_id, "Arn": arn}))
+        click.echo(
+            json.dumps(
+                {"AccountId": user.account_id, "UserName": user.user_name, "UserId": user.user_id, "Arn": arn}
+            )
+        )
     else:
         click.echo(arn)
 
@@ -90,7 +103,12 @@ def create_user(
 @click.option("--json", "as_json", is_flag=True)
 @data_options
 def create_access_key(
-    account_id: str, user_name: str, as_json: bool, data_dir: Path, database_url: str | None, root_key_file: Path | None
+    account_id: str,
+    user_name: str,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
 ) -> None:
     """Create an access key for a user (usable at once by running servers)."""
     store, root = _open(data_dir, database_url, root_key_file)
@@ -123,7 +141,12 @@ def list_access_keys(
     finally:
         store.close()
     items = [
-        {"AccessKeyId": r.access_key_id, "UserName": r.user_name, "Status": r.status, "CreateDate": r.created_at}
+        {
+            "AccessKeyId": r.access_key_id,
+            "UserName": r.user_name,
+            "Status": r.status,
+            "CreateDate": r.created_at,
+        }
         for r in rows
     ]
     if as_json:
@@ -136,7 +159,9 @@ def list_access_keys(
 @admin.command("delete-access-key")
 @click.option("--access-key-id", required=True)
 @data_options
-def delete_access_key(access_key_id: str, data_dir: Path, database_url: str | None, root_key_file: Path | None) -> None:
+def delete_access_key(
+    access_key_id: str, data_dir: Path, database_url: str | None, root_key_file: Path | None
+) -> None:
     """Delete an access key (running servers stop accepting it within a second)."""
     store, _ = _open(data_dir, database_url, root_key_file)
     try:

@@ -21,7 +21,7 @@ import click
 from openkms.crypto import wrapping
 
 PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
-TOKEN_FILE = "ImportToken.bin"
+TOKEN_FILE = "ImportToken.bin"  # noqa: S105 - a file name, not a secret
 README_FILE = "README.txt"
 WRAPPED_FILE = "EncryptedKeyMaterial.bin"
 _ALGORITHM_LINE = "Wrapping algorithm: "
@@ -115,12 +115,16 @@ def get_parameters_for_import(
 
 
 @click.command("wrap-key-material")
-@click.option("--parameters-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--parameters-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @click.option("--material-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def wrap_key_material(parameters_dir: Path, material_file: Path) -> None:
     """Wrap key material offline with a downloaded wrapping public key."""
     algorithm = _algorithm_of(parameters_dir)
-    wrapped = wrapping.wrap(algorithm, (parameters_dir / PUBLIC_KEY_FILE).read_bytes(), _read_material(material_file))
+    wrapped = wrapping.wrap(
+        algorithm, (parameters_dir / PUBLIC_KEY_FILE).read_bytes(), _read_material(material_file)
+    )
     (parameters_dir / WRAPPED_FILE).write_bytes(wrapped)
     click.echo(f"Wrote {parameters_dir / WRAPPED_FILE} ({algorithm})")
 
@@ -159,7 +163,9 @@ def import_key_material(
         assert material_file is not None
         key_spec = kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeySpec"]
         algorithm, spec = _strongest(key_spec)
-        params = kms.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec)
+        params = kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec
+        )
         token = params["ImportToken"]
         wrapped = wrapping.wrap(algorithm, params["PublicKey"], _read_material(material_file))
     request: dict[str, Any] = {"KeyId": key_id, "ImportToken": token, "EncryptedKeyMaterial": wrapped}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from openkms.cli import admin_iam  # noqa: F401 - registers the IAM commands of ``openkms admin``
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
@@ -31,7 +32,9 @@ def cli() -> None:
     envvar="OPENKMS_REGIONS",
     help="Answer only for this region (repeatable). Default: every well-formed region.",
 )
-@click.option("--account-id", envvar="OPENKMS_ACCOUNT_ID", help="Account id of the default account (first start).")
+@click.option(
+    "--account-id", envvar="OPENKMS_ACCOUNT_ID", help="Account id of the default account (first start)."
+)
 @click.option("--log-level", default="warning", show_default=True, envvar="OPENKMS_LOG_LEVEL")
 @data_options
 def serve(
@@ -52,7 +55,13 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = settings_from(
-        data_dir, database_url, root_key_file, host=host, port=port, regions=list(regions), account_id=account_id
+        data_dir,
+        database_url,
+        root_key_file,
+        host=host,
+        port=port,
+        regions=list(regions),
+        account_id=account_id,
     )
     runtime = build_runtime(settings)
     endpoint = f"http://{host}:{port}"

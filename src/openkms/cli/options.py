@@ -18,7 +18,8 @@ def data_options(fn: F) -> F:
         "--root-key-file",
         type=click.Path(path_type=Path),
         envvar="OPENKMS_ROOT_KEY_FILE",
-        help="Root key file (default: <data-dir>/root.key). Every server sharing a database needs the same one.",
+        help="Root key file (default: <data-dir>/root.key). "
+        "Every server sharing a database needs the same one.",
     )(fn)
     fn = click.option(
         "--database-url",
@@ -36,5 +37,7 @@ def data_options(fn: F) -> F:
     return fn
 
 
-def settings_from(data_dir: Path, database_url: str | None, root_key_file: Path | None, **extra: Any) -> Settings:
+def settings_from(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None, **extra: Any
+) -> Settings:
     return Settings(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file, **extra)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 
-from openkms.domain.keyspec import KeySpec
+from openkms.crypto import asymmetric, hmac_keys, keypair_pool
+from openkms.domain.keyspec import HMAC_SPECS, KeySpec
 
-# Key specs whose cryptography is implemented. CreateKey refuses the others with a clear error.
-SUPPORTED_SPECS: frozenset[KeySpec] = frozenset({KeySpec.SYMMETRIC_DEFAULT})
+# Key specs whose cryptography is implemented. CreateKey refuses the others with a clear error
+# (SM2: pyca ``cryptography`` has no SM2, and AWS offers it only in China Regions).
+SUPPORTED_SPECS: frozenset[KeySpec] = frozenset(
+    {KeySpec.SYMMETRIC_DEFAULT, *HMAC_SPECS, *asymmetric.ASYMMETRIC_SPECS}
+)
 
 
 def generate_material(spec: KeySpec) -> bytes:
+    """New material: 32 random bytes (symmetric), raw HMAC key bytes, or a PKCS#8 DER private key
+    (asymmetric; RSA keys come from the pre-generated pool when it has one)."""
     if spec is KeySpec.SYMMETRIC_DEFAULT:
         return os.urandom(32)
+    if spec in HMAC_SPECS:
+        return hmac_keys.generate_hmac_key(spec)
+    if spec in asymmetric.ASYMMETRIC_SPECS:
+        return keypair_pool.POOL.key_pair(spec)[0]
     raise NotImplementedError(spec)

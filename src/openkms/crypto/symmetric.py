@@ -90,7 +90,9 @@ def decrypt(material: bytes, blob: bytes, context: Mapping[str, str] | None) -> 
         raise InvalidCiphertext()
     header = blob[:HEADER_LEN]
     try:
-        return _derive(material, blob[50:66]).decrypt(blob[66:78], blob[HEADER_LEN:], header + canonical_context(context))
+        return _derive(material, blob[50:66]).decrypt(
+            blob[66:78], blob[HEADER_LEN:], header + canonical_context(context)
+        )
     except InvalidTag:
         raise InvalidCiphertext() from None
 

@@ -44,3 +44,38 @@ def open_token(token_key: bytes, token: bytes) -> ImportTokenClaims:
         return ImportTokenClaims(**json.loads(payload))
     except (InvalidTag, ValueError, TypeError):
         raise TokenError() from None
+
+
+# --- grant tokens -------------------------------------------------------------------------------------
+_GRANT_VERSION = b"\x01"
+
+
+def issue_grant_token(token_key: bytes, grant_id: str) -> str:
+    """A grant token: names the grant, authenticated by the service; a new one on every call."""
+    import base64
+    import hashlib
+    import hmac
+
+    body = _GRANT_VERSION + bytes.fromhex(grant_id) + os.urandom(16)
+    tag = hmac.new(token_key, b"openkms/grant-token/v1" + body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
+
+
+def open_grant_token(token_key: bytes, token: str) -> str:
+    """The grant id a token names; raises TokenError for anything this service did not issue."""
+    import base64
+    import binascii
+    import hashlib
+    import hmac
+
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenError() from None
+    if len(raw) != 1 + 32 + 16 + 16 or raw[:1] != _GRANT_VERSION:
+        raise TokenError()
+    body, tag = raw[:-16], raw[-16:]
+    expected = hmac.new(token_key, b"openkms/grant-token/v1" + body, hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(tag, expected):
+        raise TokenError()
+    return body[1:33].hex()

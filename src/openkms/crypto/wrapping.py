@@ -15,7 +15,11 @@ from collections import deque
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding, aes_key_wrap_with_padding
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap_with_padding,
+    aes_key_wrap_with_padding,
+)
 
 log = logging.getLogger("openkms.wrapping")
 
@@ -81,8 +85,12 @@ def public_key_bits(public_der: bytes) -> int:
 def generate_wrapping_pair(bits: int) -> tuple[bytes, bytes]:
     """(private PKCS#8 DER, public SPKI DER) of a fresh RSA wrapping key pair."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    private = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private, public
 
 
@@ -93,7 +101,9 @@ class WrappingKeyPool:
 
     def __init__(self, targets: dict[int, int] | None = None) -> None:
         self._targets = targets if targets is not None else {2048: 4, 3072: 2, 4096: 2}
-        self._pairs: dict[int, deque[tuple[bytes, bytes]]] = {bits: deque() for bits in WRAPPING_KEY_BITS.values()}
+        self._pairs: dict[int, deque[tuple[bytes, bytes]]] = {
+            bits: deque() for bits in WRAPPING_KEY_BITS.values()
+        }
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openkms-wrapping-pool", daemon=True)
@@ -129,6 +139,6 @@ class WrappingKeyPool:
             bits = min(missing)  # the cheap sizes first
             try:
                 self._pairs[bits].append(generate_wrapping_pair(bits))
-            except Exception:  # noqa: BLE001 - keep the pool alive; requests fall back to inline generation
+            except Exception:
                 log.exception("could not generate a %d-bit wrapping key", bits)
                 self._stop.wait(1.0)

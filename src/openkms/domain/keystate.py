@@ -28,7 +28,9 @@ def _pending_import(key: KeyRecord) -> Exception:
 
 
 def _origin_external(key: KeyRecord) -> Exception:
-    return UnsupportedOperationException(f"{key.arn} origin is EXTERNAL which is not valid for this operation.")
+    return UnsupportedOperationException(
+        f"{key.arn} origin is EXTERNAL which is not valid for this operation."
+    )
 
 
 def _not_pending_deletion(key: KeyRecord) -> Exception:

@@ -99,3 +99,12 @@ class Principal:
     user_name: str | None = None
     access_key_id: str | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())
+    # Assumed-role sessions (identity_type "AssumedRole", arn arn:aws:sts::A:assumed-role/R/S,
+    # principal_id "AROA…:S"): the role's IAM ARN (with its path) and the session name.
+    role_arn: str | None = None
+    session_name: str | None = None
+
+    @property
+    def role_name(self) -> str | None:
+        """The assumed role's name (the last segment of ``role_arn``), or None for other principals."""
+        return self.role_arn.rsplit("/", 1)[-1] if self.role_arn else None

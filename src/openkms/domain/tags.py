@@ -9,7 +9,9 @@ from openkms.errors import TagException
 MAX_TAGS = 50
 
 
-def check_new_tags(tags: Iterable[tuple[str, str]], existing: Mapping[str, str] | None = None) -> dict[str, str]:
+def check_new_tags(
+    tags: Iterable[tuple[str, str]], existing: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Validate tags to add and return the resulting tag map (existing keys overwritten)."""
     seen: set[str] = set()
     result = dict(existing or {})

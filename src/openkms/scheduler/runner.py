@@ -27,7 +27,7 @@ class Scheduler:
         for name, job in self._jobs:
             try:
                 job()
-            except Exception:  # noqa: BLE001 - a failed job is retried on the next tick
+            except Exception:
                 log.exception("background job %s failed", name)
 
     def _run(self) -> None:

@@ -12,14 +12,13 @@ import asyncio
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 
-from openkms.audit.events import READ_ONLY, api_call_record, storage_row
+from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, storage_row
 from openkms.auth.sigv4 import SigningKeyCache, check_scope, parse_authorization, verify_signature
 from openkms.config import DEFAULT_REGION
 from openkms.domain.model import Principal
@@ -33,14 +32,21 @@ from openkms.errors import (
 )
 from openkms.server.runtime import Runtime
 from openkms.service.context import NeedsIO, RequestContext
+from openkms.service.grants import check_grant_tokens
 from openkms.service.registry import HOT, OPERATIONS
-from openkms.wire.codec import audit_request_parameters, audit_response_elements, decode_request, encode_response
+from openkms.wire.codec import (
+    audit_request_parameters,
+    audit_response_elements,
+    decode_request,
+    encode_response,
+)
 from openkms.wire.model import operation_names
 
 log = logging.getLogger("openkms.server")
 
 MAX_BODY = 512 * 1024
 JSON_CT = b"application/x-amz-json-1.1"
+FORM_CT = "application/x-www-form-urlencoded"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -87,6 +93,9 @@ class KmsApp:
         self.known_ops = operation_names()
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+        from openkms.server.query_app import QueryApp
+
+        self.query = QueryApp(runtime, self.signing_keys, self.pool)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -123,10 +132,13 @@ class KmsApp:
 
     async def _kms(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.time()
-        request_id = str(uuid.uuid4())
+        request_id = fast_uuid()
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1")] = value.decode("latin-1")
+        if headers.get("content-type", "").startswith(FORM_CT) and self.query.accepts(headers):
+            await self.query(scope, receive, send, headers)  # IAM / STS Query API
+            return
         target = headers.get("x-amz-target", "")
         operation = target.partition(".")[2] or target or "Unknown"
         client = scope.get("client")
@@ -153,6 +165,8 @@ class KmsApp:
                 creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
             if creds is None:
                 raise UnrecognizedClientException()
+            if creds.token_sha256 is not None or cred.security_token is not None:
+                creds.check_session(cred.security_token, self.runtime.clock.now())
             signing_key = self.signing_keys.signing_key(
                 cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
             )
@@ -176,25 +190,39 @@ class KmsApp:
             fn = OPERATIONS.get(operation)
             if fn is None:
                 raise UnsupportedOperationException(f"{operation} is not supported by this service.")
+            if decoded.params.get("grant_tokens"):
+                check_grant_tokens(self.core, decoded.params["grant_tokens"])
             ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+            ctx.set_request(operation, decoded.params)
             if operation in HOT:
                 ctx.allow_io = False
                 try:
                     result = fn(self.core, ctx, **decoded.params)
                 except NeedsIO:
                     ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+                    ctx.set_request(operation, decoded.params)
                     result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
             else:
                 result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
             body_out = encode_response(operation, result)
         except ServiceError as exc:
             error = exc
-        except Exception:  # noqa: BLE001 - the outermost catch-all: never a raw 500
+        except Exception:
             log.exception("request %s (%s) failed", request_id, operation)
             error = KMSInternalException("An internal error occurred. Request id: " + request_id)
         await self._audit(
-            operation, started, region, principal, access_key_id, source_ip, user_agent, request_id, raw, result,
-            ctx, error,
+            operation,
+            started,
+            region,
+            principal,
+            access_key_id,
+            source_ip,
+            user_agent,
+            request_id,
+            raw,
+            result,
+            ctx,
+            error,
         )
         out_headers = [(b"x-amzn-requestid", request_id.encode())]
         if error is not None:

@@ -11,15 +11,18 @@ from pathlib import Path
 from openkms.audit.writer import AuditWriter
 from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
+from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
 from openkms.scheduler.runner import Scheduler
-from openkms.service import importing, keys, principals, rotation
+from openkms.service import importing, keys, paging, principals, rotation
 from openkms.service.core import KmsCore
+from openkms.service.identity_policies import policy_cache
 from openkms.service.keycache import KeyCache
 from openkms.service.principals import CredentialCache, NewAccessKey
 from openkms.storage.store import ChangeFeed, Store
 
 CREDENTIALS_FILE = "admin-credentials.env"
+SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a day, then are forgotten
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Runtime:
 
     def start(self) -> None:
         self.core.wrapping_pool.start()
+        keypair_pool.POOL.start()
         self.audit.start()
         self.feed.start()
         self.scheduler.start()
@@ -47,6 +51,7 @@ class Runtime:
             return
         self.scheduler.stop()
         self.core.wrapping_pool.stop()
+        keypair_pool.POOL.stop()
         self.feed.stop()
         self.audit.close()
         self.store.close()
@@ -62,18 +67,22 @@ def open_store(settings: Settings) -> tuple[Store, RootKey]:
 
 def build_runtime(settings: Settings) -> Runtime:
     store, root = open_store(settings)
+    paging.configure(root.token_key())
     clock = clock_from_env()
     cache = KeyCache()
     core = KmsCore(store=store, root=root, clock=clock, cache=cache)
     creds = CredentialCache(store, root)
+    policies = policy_cache(store)
 
     def on_changes(changes: object) -> None:
         cache.invalidate(changes)  # type: ignore[arg-type]
         creds.invalidate(changes)  # type: ignore[arg-type]
+        policies.invalidate(changes)  # type: ignore[arg-type]
 
     def on_reset() -> None:
         cache.clear()
         creds.clear()
+        policies.clear()
 
     store.add_listener(on_changes)
     feed = ChangeFeed(store, on_changes, on_reset)
@@ -82,6 +91,15 @@ def build_runtime(settings: Settings) -> Runtime:
         with store.write() as tx:
             tx.prune_changes(time.time() - 3600)
 
+    last_purge = [0.0]
+
+    def purge_sessions() -> None:
+        if time.time() - last_purge[0] < 60:
+            return
+        last_purge[0] = time.time()
+        with store.write() as tx:
+            tx.purge_sessions(clock.now() - SESSION_RETENTION)
+
     scheduler = Scheduler(
         [
             ("delete-keys", lambda: keys.delete_due_keys(core)),
@@ -89,6 +107,7 @@ def build_runtime(settings: Settings) -> Runtime:
             ("expire-material", lambda: importing.expire_due_material(core)),
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core)),
             ("prune-changes", prune),
+            ("purge-sessions", purge_sessions),
         ],
         settings.scheduler_interval,
     )
@@ -101,7 +120,9 @@ def bootstrap(runtime: Runtime) -> NewAccessKey | None:
         if tx.list_accounts():
             return None
     try:
-        return principals.create_account(runtime.store, runtime.root, time.time(), runtime.settings.account_id)
+        return principals.create_account(
+            runtime.store, runtime.root, time.time(), runtime.settings.account_id
+        )
     except principals.PrincipalError:
         return None  # another process bootstrapped the same database a moment ago
 

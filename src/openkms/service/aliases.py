@@ -9,7 +9,12 @@ from openkms.domain.aliases import MAX_ALIASES_PER_KEY, check_alias_name
 from openkms.domain.keyspec import key_type
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import Alias
-from openkms.errors import AlreadyExistsException, LimitExceededException, NotFoundException, ValidationException
+from openkms.errors import (
+    AlreadyExistsException,
+    LimitExceededException,
+    NotFoundException,
+    ValidationException,
+)
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
 from openkms.service.paging import page, read_marker
@@ -37,11 +42,15 @@ def update_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_
     with core.store.write() as tx:
         alias = tx.get_alias(ctx.region, ctx.account_id, alias_name)
         if alias is None:
-            raise NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+            raise NotFoundException(
+                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+            )
         new = core.resolve_for_update(ctx, tx, target_key_id, action="UpdateAlias")
         check_key_state("UpdateAlias", new)
         old = tx.get_key(ctx.region, alias.target_key_id)
-        if old is not None and (key_type(old.key_spec) != key_type(new.key_spec) or old.key_usage != new.key_usage):
+        if old is not None and (
+            key_type(old.key_spec) != key_type(new.key_spec) or old.key_usage != new.key_usage
+        ):
             raise ValidationException(
                 f"Alias {alias_name} cannot be changed from a key of type {key_type(old.key_spec)} and usage "
                 f"{old.key_usage} to a key of type {key_type(new.key_spec)} and usage {new.key_usage}."
@@ -54,7 +63,9 @@ def delete_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str) -> None
     with core.store.write() as tx:
         alias = tx.get_alias(ctx.region, ctx.account_id, alias_name)
         if alias is None:
-            raise NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+            raise NotFoundException(
+                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+            )
         record = tx.get_key(ctx.region, alias.target_key_id)
         if record is not None:
             core.authorize(ctx, "DeleteAlias", record)
@@ -63,7 +74,12 @@ def delete_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str) -> None
 
 
 def list_aliases(
-    core: KmsCore, ctx: RequestContext, *, key_id: str | None = None, limit: int | None = None, marker: str | None = None
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    key_id: str | None = None,
+    limit: int | None = None,
+    marker: str | None = None,
 ) -> dict[str, Any]:
     n = limit or 50
     after = read_marker("aliases", marker)

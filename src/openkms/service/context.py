@@ -23,10 +23,30 @@ class RequestContext:
     resources: list[str] = field(default_factory=list)
     additional_event_data: dict[str, Any] = field(default_factory=dict)
     audit_key_arn: str | None = None
+    # The alias a KeyId parameter used (condition key kms:RequestAlias).
+    request_alias: str | None = None
+    # Condition keys set by the request's parameters, and its encryption context (grant constraints
+    # are checked against it; ReEncrypt's destination side has its own).
+    conditions: dict[str, Any] = field(default_factory=dict)
+    encryption_context: dict[str, str] | None = None
+    destination_encryption_context: dict[str, str] | None = None
+    destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    secure_transport: bool = False
 
     @property
     def account_id(self) -> str:
         return self.principal.account_id
+
+    def set_request(self, operation: str, params: dict[str, Any]) -> None:
+        """Record what authorization needs to know of the request's parameters."""
+        from openkms.service.authz import request_conditions
+
+        self.conditions = request_conditions(operation, params)
+        self.encryption_context = params.get("encryption_context") or params.get("source_encryption_context")
+        self.destination_encryption_context = params.get("destination_encryption_context")
+        self.destination_encryption_algorithm = (
+            params.get("destination_encryption_algorithm") or "SYMMETRIC_DEFAULT"
+        )
 
     def touch(self, key_arn: str) -> None:
         """Record that the request acted on this key (CloudTrail ``resources``)."""

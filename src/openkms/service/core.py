@@ -5,13 +5,15 @@ operation shares: resolving a KeyId parameter to a key, loading a key's material
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.crypto.wrapping import WrappingKeyPool
 from openkms.domain.model import KeyMaterial, KeyRecord
-from openkms.errors import AccessDeniedException, KMSInternalException, NotFoundException
+from openkms.errors import KMSInternalException, NotFoundException
+from openkms.service.authz import KmsAuthorizer, caller_identities
 from openkms.service.context import NeedsIO, RequestContext
 from openkms.service.keycache import KeyCache, LoadedKey
 from openkms.storage.store import Store, Tx
@@ -30,6 +32,10 @@ class KmsCore:
     clock: Clock
     cache: KeyCache
     wrapping_pool: WrappingKeyPool = field(default_factory=WrappingKeyPool)
+    authorizer: KmsAuthorizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorizer = KmsAuthorizer(self.store)
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:
@@ -40,7 +46,9 @@ class KmsCore:
         try:
             return self.root.unseal(MATERIAL_PURPOSE, material_ident(region, key_id, m.material_id), m.sealed)
         except SealError:
-            raise KMSInternalException("Key material could not be opened with this service's root key.") from None
+            raise KMSInternalException(
+                "Key material could not be opened with this service's root key."
+            ) from None
 
     # -- loading -------------------------------------------------------------------------------------
     def load_key(self, ctx: RequestContext, region: str, key_id: str) -> LoadedKey | None:
@@ -63,9 +71,13 @@ class KmsCore:
             return None
         materials = {m.material_id: m for m in tx.get_materials(region, key_id)}
         secrets = {
-            mid: self.unseal_material(region, key_id, m) for mid, m in materials.items() if m.sealed is not None
+            mid: self.unseal_material(region, key_id, m)
+            for mid, m in materials.items()
+            if m.sealed is not None
         }
-        return LoadedKey(record, materials, secrets, tx.get_tags(region, key_id))
+        aliases = tuple(a.alias_name for a in tx.list_aliases(region, record.account_id, key_id, None, 100))
+        grants = tuple(tx.list_grants(region, key_id))
+        return LoadedKey(record, materials, secrets, tx.get_tags(region, key_id), aliases, grants)
 
     def resolve_alias(self, ctx: RequestContext, region: str, account: str, name: str) -> str | None:
         key_id = self.cache.get_alias(region, account, name)
@@ -89,8 +101,10 @@ class KmsCore:
         if value.startswith("arn:"):
             arn = parse_arn(value)
             if arn is None or arn.service != "kms":
-                raise NotFoundException(f"Invalid arn {value}") if arn is None else NotFoundException(
-                    f"Invalid arn {arn.region}"
+                raise (
+                    NotFoundException(f"Invalid arn {value}")
+                    if arn is None
+                    else NotFoundException(f"Invalid arn {arn.region}")
                 )
             if arn.region != region:
                 raise NotFoundException(f"Invalid arn {arn.region}")
@@ -115,34 +129,66 @@ class KmsCore:
             raise NotFoundException(f"Invalid keyId '{value}'")
         return region, account, value
 
-    def resolve(self, ctx: RequestContext, key_id_param: str, *, action: str, allow_alias: bool = False) -> LoadedKey:
+    def resolve(
+        self,
+        ctx: RequestContext,
+        key_id_param: str,
+        *,
+        action: str,
+        allow_alias: bool = False,
+        conditions: dict[str, Any] | None = None,
+    ) -> LoadedKey:
         """Find the key a KeyId parameter names and authorize ``action`` on it."""
         region, account, key_id = self.locate(ctx, key_id_param, allow_alias)
         loaded = self.load_key(ctx, region, key_id)
         if loaded is None or loaded.record.account_id != account:
             raise NotFoundException(f"Key '{key_arn(region, account, key_id)}' does not exist")
-        self.authorize(ctx, action, loaded.record)
+        if key_id_param.startswith("alias/") or ":alias/" in key_id_param:
+            ctx.request_alias = (
+                key_id_param.rsplit(":", 1)[-1] if key_id_param.startswith("arn:") else key_id_param
+            )
+        self.authorize(ctx, action, loaded.record, conditions, loaded)
         ctx.touch(loaded.record.arn)
         return loaded
 
-    def resolve_for_update(self, ctx: RequestContext, tx: Tx, key_id_param: str, *, action: str) -> KeyRecord:
+    def resolve_for_update(
+        self,
+        ctx: RequestContext,
+        tx: Tx,
+        key_id_param: str,
+        *,
+        action: str,
+        conditions: dict[str, Any] | None = None,
+    ) -> KeyRecord:
         """Like :meth:`resolve` inside a write transaction, returning the row locked for update."""
         region, account, key_id = self.locate(ctx, key_id_param, allow_alias=False)
         record = tx.get_key(region, key_id, for_update=True)
         if record is None or record.account_id != account:
             raise NotFoundException(f"Key '{key_arn(region, account, key_id)}' does not exist")
-        self.authorize(ctx, action, record)
+        loaded = LoadedKey(
+            record,
+            {},
+            {},
+            tx.get_tags(region, key_id),
+            tuple(a.alias_name for a in tx.list_aliases(region, record.account_id, key_id, None, 100)),
+        )
+        self.authorize(ctx, action, record, conditions, loaded)
         ctx.touch(record.arn)
         return record
 
     # -- authorization -------------------------------------------------------------------------------
-    def authorize(self, ctx: RequestContext, action: str, key: KeyRecord | None) -> None:
-        """Whether the caller may perform ``kms:<action>`` on ``key``.
+    def caller_identities(self, ctx: RequestContext) -> set[str]:
+        """The ARNs a grant may name for the caller (its own, and its role's for sessions)."""
+        return caller_identities(ctx.principal)
 
-        Today: a key may be used only by principals of the account that owns it. Key policies, IAM
-        policies and grants plug in here."""
-        if key is not None and key.account_id != ctx.account_id:
-            raise AccessDeniedException(
-                f"User: {ctx.principal.arn} is not authorized to perform: kms:{action} on resource: {key.arn} "
-                "because no resource-based policy allows the kms:" + action + " action"
-            )
+    def authorize(
+        self,
+        ctx: RequestContext,
+        action: str,
+        key: KeyRecord | None,
+        conditions: dict[str, Any] | None = None,
+        loaded: LoadedKey | None = None,
+    ) -> None:
+        """Raise AccessDeniedException unless the caller may perform ``kms:<action>`` on ``key``
+        (``None`` for actions without a key: identity policies alone decide)."""
+        self.authorizer.check(ctx, action, key, conditions, loaded, self.clock.now())

@@ -24,6 +24,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from openkms.service import asymmetric_ops
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
 from openkms.service.keycache import LoadedKey
@@ -37,20 +38,28 @@ _NO_CIPHERTEXT_KEY = (
 
 def _check_usage(record: KeyRecord, usage: KeyUsage, operation: str) -> None:
     if record.key_usage is not usage:
-        raise InvalidKeyUsageException(f"{record.arn} key usage is {record.key_usage} which is not valid for {operation}.")
+        raise InvalidKeyUsageException(
+            f"{record.arn} key usage is {record.key_usage} which is not valid for {operation}."
+        )
 
 
 def _check_encryption_algorithm(record: KeyRecord, algorithm: str) -> None:
     if record.key_spec is KeySpec.SYMMETRIC_DEFAULT and algorithm != SYMMETRIC_DEFAULT:
-        raise InvalidKeyUsageException(f"Algorithm {algorithm} is incompatible with key spec {record.key_spec}.")
+        raise InvalidKeyUsageException(
+            f"Algorithm {algorithm} is incompatible with key spec {record.key_spec}."
+        )
 
 
 def _no_recipient(recipient: Any) -> None:
     if recipient is not None:
-        raise UnsupportedOperationException("Recipient (Nitro Enclaves attestation) is not supported by this service.")
+        raise UnsupportedOperationException(
+            "Recipient (Nitro Enclaves attestation) is not supported by this service."
+        )
 
 
-def _symmetric_encrypt(ctx: RequestContext, loaded: LoadedKey, plaintext: bytes, context: dict[str, str] | None) -> bytes:
+def _symmetric_encrypt(
+    ctx: RequestContext, loaded: LoadedKey, plaintext: bytes, context: dict[str, str] | None
+) -> bytes:
     record = loaded.record
     material_id = record.current_material_id
     if material_id is None or material_id not in loaded.secrets:
@@ -82,13 +91,19 @@ def encrypt(
 ) -> dict[str, Any]:
     algorithm = encryption_algorithm or SYMMETRIC_DEFAULT
     loaded = _usable_for_encrypt(core, ctx, key_id, "Encrypt", algorithm, "Encrypt")
+    if loaded.record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
+        asymmetric_ops.check_rsa_encrypt(loaded.record, algorithm, plaintext, encryption_context)
+        if dry_run:
+            raise DryRunOperationException()
+        blob = asymmetric_ops.rsa_encrypt(ctx, loaded, algorithm, plaintext)
+        return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
     if dry_run:
         raise DryRunOperationException()
     blob = _symmetric_encrypt(ctx, loaded, plaintext, encryption_context)
     return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
 
 
-def _open_symmetric(
+def _open(
     core: KmsCore,
     ctx: RequestContext,
     blob: bytes,
@@ -97,11 +112,32 @@ def _open_symmetric(
     algorithm: str,
     operation: str,
     action: str,
-) -> tuple[LoadedKey, str, bytes]:
-    """Find the key a symmetric ciphertext names, check it may decrypt, and decrypt."""
+) -> tuple[LoadedKey, str | None, bytes]:
+    """Decrypt a ciphertext: (key, material id or None for asymmetric keys, plaintext).
+
+    An asymmetric ciphertext names no key: the request must name the key and its algorithm."""
     named: LoadedKey | None = None
     if key_id is not None:
         named = core.resolve(ctx, key_id, action=action, allow_alias=True)
+        if named.record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
+            plaintext = asymmetric_ops.rsa_decrypt(ctx, named, blob, context, algorithm, operation)
+            return named, None, plaintext
+    elif algorithm != SYMMETRIC_DEFAULT:
+        raise InvalidCiphertextException("")
+    return _open_symmetric(core, ctx, blob, context, named, algorithm, operation, action)
+
+
+def _open_symmetric(
+    core: KmsCore,
+    ctx: RequestContext,
+    blob: bytes,
+    context: dict[str, str] | None,
+    named: LoadedKey | None,
+    algorithm: str,
+    operation: str,
+    action: str,
+) -> tuple[LoadedKey, str, bytes]:
+    """Find the key a symmetric ciphertext names, check it may decrypt, and decrypt."""
     try:
         header = symmetric.parse_header(blob)
     except symmetric.InvalidCiphertext:
@@ -115,7 +151,7 @@ def _open_symmetric(
         loaded = core.load_key(ctx, ctx.region, header.key_id)
         if loaded is None:
             raise AccessDeniedException(_NO_CIPHERTEXT_KEY)
-        core.authorize(ctx, action, loaded.record)
+        core.authorize(ctx, action, loaded.record, None, loaded)
         ctx.touch(loaded.record.arn)
     record = loaded.record
     check_key_state(operation, record)
@@ -145,21 +181,24 @@ def decrypt(
     encryption_algorithm: str | None = None,
     recipient: dict[str, Any] | None = None,
     dry_run: bool | None = None,
+    dry_run_modifiers: list[str] | None = None,
 ) -> dict[str, Any]:
     _no_recipient(recipient)
     algorithm = encryption_algorithm or SYMMETRIC_DEFAULT
-    loaded, material_id, plaintext = _open_symmetric(
+    loaded, material_id, plaintext = _open(
         core, ctx, ciphertext_blob, encryption_context, key_id, algorithm, "Decrypt", "Decrypt"
     )
     if dry_run:
         raise DryRunOperationException()
-    ctx.additional_event_data["keyMaterialId"] = material_id
-    return {
+    result: dict[str, Any] = {
         "key_id": loaded.record.arn,
         "plaintext": plaintext,
         "encryption_algorithm": algorithm,
-        "key_material_id": material_id,
     }
+    if material_id is not None:
+        ctx.additional_event_data["keyMaterialId"] = material_id
+        result["key_material_id"] = material_id
+    return result
 
 
 def re_encrypt(
@@ -175,26 +214,42 @@ def re_encrypt(
     destination_encryption_algorithm: str | None = None,
     grant_tokens: list[str] | None = None,
     dry_run: bool | None = None,
+    dry_run_modifiers: list[str] | None = None,
 ) -> dict[str, Any]:
     source_alg = source_encryption_algorithm or SYMMETRIC_DEFAULT
     dest_alg = destination_encryption_algorithm or SYMMETRIC_DEFAULT
-    source, source_material, plaintext = _open_symmetric(
-        core, ctx, ciphertext_blob, source_encryption_context, source_key_id, source_alg, "ReEncrypt", "ReEncryptFrom"
+    source, source_material, plaintext = _open(
+        core,
+        ctx,
+        ciphertext_blob,
+        source_encryption_context,
+        source_key_id,
+        source_alg,
+        "ReEncrypt",
+        "ReEncryptFrom",
     )
     dest = _usable_for_encrypt(core, ctx, destination_key_id, "ReEncrypt", dest_alg, "ReEncryptTo")
+    dest_symmetric = dest.record.key_spec is KeySpec.SYMMETRIC_DEFAULT
+    if not dest_symmetric:
+        asymmetric_ops.check_rsa_encrypt(dest.record, dest_alg, plaintext, destination_encryption_context)
     if dry_run:
         raise DryRunOperationException()
-    blob = _symmetric_encrypt(ctx, dest, plaintext, destination_encryption_context)
-    ctx.additional_event_data.pop("keyMaterialId", None)
+    if dest_symmetric:
+        blob = _symmetric_encrypt(ctx, dest, plaintext, destination_encryption_context)
+        ctx.additional_event_data.pop("keyMaterialId", None)
+    else:
+        blob = asymmetric_ops.rsa_encrypt(ctx, dest, dest_alg, plaintext)
     result: dict[str, Any] = {
         "ciphertext_blob": blob,
         "source_key_id": source.record.arn,
         "key_id": dest.record.arn,
         "source_encryption_algorithm": source_alg,
         "destination_encryption_algorithm": dest_alg,
-        "source_key_material_id": source_material,
-        "destination_key_material_id": dest.record.current_material_id,
     }
+    if source_material is not None:
+        result["source_key_material_id"] = source_material
+    if dest_symmetric:
+        result["destination_key_material_id"] = dest.record.current_material_id
     return result
 
 
@@ -225,7 +280,9 @@ def _generate_data_key(
     check_key_state(operation, record)
     _check_usage(record, KeyUsage.ENCRYPT_DECRYPT, operation)
     if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
-        raise InvalidKeyUsageException(f"{record.arn} key spec {record.key_spec} is not valid for {operation}.")
+        raise InvalidKeyUsageException(
+            f"{record.arn} key spec {record.key_spec} is not valid for {operation}."
+        )
     if dry_run:
         raise DryRunOperationException()
     data_key = os.urandom(length)
@@ -268,7 +325,14 @@ def generate_data_key_without_plaintext(
     dry_run: bool | None = None,
 ) -> dict[str, Any]:
     result = _generate_data_key(
-        core, ctx, "GenerateDataKeyWithoutPlaintext", key_id, encryption_context, number_of_bytes, key_spec, dry_run
+        core,
+        ctx,
+        "GenerateDataKeyWithoutPlaintext",
+        key_id,
+        encryption_context,
+        number_of_bytes,
+        key_spec,
+        dry_run,
     )
     del result["plaintext"]
     return result
@@ -289,4 +353,3 @@ def generate_random(
         raise CustomKeyStoreNotFoundException(f"Custom key store {custom_key_store_id} does not exist.")
     core.authorize(ctx, "GenerateRandom", None)
     return {"plaintext": os.urandom(number_of_bytes)}
-

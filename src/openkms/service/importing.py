@@ -44,12 +44,14 @@ EXISTING = "EXISTING_KEY_MATERIAL"
 HMAC_MIN_BYTES = {KeySpec.HMAC_224: 28, KeySpec.HMAC_256: 32, KeySpec.HMAC_384: 48, KeySpec.HMAC_512: 64}
 HMAC_MAX_BYTES = 128
 MAX_ON_DEMAND_ROTATIONS = 25
-_INVALID_TOKEN = "The import token is invalid or associated with a different KMS key."
+_INVALID_TOKEN = "The import token is invalid or associated with a different KMS key."  # noqa: S105
 
 
 def _require_external(record: KeyRecord) -> None:
     if record.origin is not Origin.EXTERNAL:
-        raise UnsupportedOperationException(f"{record.arn} origin is {record.origin} which is not valid for this operation.")
+        raise UnsupportedOperationException(
+            f"{record.arn} origin is {record.origin} which is not valid for this operation."
+        )
 
 
 def _china(region: str) -> bool:
@@ -57,7 +59,7 @@ def _china(region: str) -> bool:
 
 
 def check_wrapping_choice(spec: KeySpec, algorithm: str, wrapping_spec: str, region: str) -> None:
-    """AWS's wrapping algorithm × wrapping key spec × key material rules."""
+    """AWS's wrapping algorithm x wrapping key spec x key material rules."""
     if algorithm == "RSAES_PKCS1_V1_5":
         raise ValidationException(
             "The wrapping algorithm RSAES_PKCS1_V1_5 is no longer supported. "
@@ -70,7 +72,11 @@ def check_wrapping_choice(spec: KeySpec, algorithm: str, wrapping_spec: str, reg
             f"Wrapping algorithm {algorithm} cannot wrap {spec} key material. "
             "Use RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1."
         )
-    if spec is KeySpec.ECC_NIST_P521 and wrapping_spec == "RSA_2048" and algorithm in wrapping.OAEP_ALGORITHMS:
+    if (
+        spec is KeySpec.ECC_NIST_P521
+        and wrapping_spec == "RSA_2048"
+        and algorithm in wrapping.OAEP_ALGORITHMS
+    ):
         raise ValidationException(
             f"Wrapping algorithm {algorithm} with wrapping key spec RSA_2048 cannot wrap ECC_NIST_P521 key "
             "material. Use a larger wrapping key spec or RSA_AES_KEY_WRAP_SHA_256."
@@ -120,26 +126,30 @@ def check_material(spec: KeySpec, material: bytes) -> None:
 
         ok = asymmetric.material_matches_spec(spec, material)
     if not ok:
-        raise IncorrectKeyMaterialException(
-            f"The key material is not valid for key spec {spec}."
-        )
+        raise IncorrectKeyMaterialException(f"The key material is not valid for key spec {spec}.")
 
 
 def _check_expiry_params(now: float, expiration_model: str | None, valid_to: float | None) -> str:
     model = expiration_model or EXPIRES
     if model == EXPIRES:
         if valid_to is None:
-            raise ValidationException("A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES")
+            raise ValidationException(
+                "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"
+            )
         if valid_to <= now:
             raise ValidationException("The validTo date must be in the future.")
         if valid_to > now + MAX_VALID_TO_DAYS * DAY:
             raise ValidationException("The validTo date must be no more than 365 days in the future.")
     elif valid_to is not None:
-        raise ValidationException("A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE")
+        raise ValidationException(
+            "A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE"
+        )
     return model
 
 
-def _open_token(core: KmsCore, tx: Tx, record: KeyRecord, token: bytes, now: float) -> tuple[tokens.ImportTokenClaims, bytes]:
+def _open_token(
+    core: KmsCore, tx: Tx, record: KeyRecord, token: bytes, now: float
+) -> tuple[tokens.ImportTokenClaims, bytes]:
     try:
         claims = tokens.open_token(core.root.token_key(), token)
     except tokens.TokenError:
@@ -147,7 +157,9 @@ def _open_token(core: KmsCore, tx: Tx, record: KeyRecord, token: bytes, now: flo
     if (claims.region, claims.account_id, claims.key_id) != (record.region, record.account_id, record.key_id):
         raise InvalidImportTokenException(_INVALID_TOKEN)
     if claims.expires <= now:
-        raise ExpiredImportTokenException("The import token has expired. Download a new one with GetParametersForImport.")
+        raise ExpiredImportTokenException(
+            "The import token has expired. Download a new one with GetParametersForImport."
+        )
     row = tx.get_import_parameters(claims.token_id)
     if row is None:
         raise InvalidImportTokenException("The import token has already been used or has expired.")
@@ -201,7 +213,8 @@ def import_key_material(
         symmetric = record.key_spec is KeySpec.SYMMETRIC_DEFAULT
         if not symmetric and (import_type or key_material_id or key_material_description is not None):
             raise ValidationException(
-                "ImportType, KeyMaterialId and KeyMaterialDescription are supported only for symmetric encryption keys."
+                "ImportType, KeyMaterialId and KeyMaterialDescription are supported only for symmetric "
+                "encryption keys."
             )
         claims, private_der = _open_token(core, tx, record, import_token, now)
         try:
@@ -227,8 +240,8 @@ def import_key_material(
             pending = [m for m in materials if m.state is MaterialState.PENDING_ROTATION]
             if pending:
                 raise KMSInvalidStateException(
-                    f"New key material (id: {material_id}) cannot be imported into KMS key {record.arn}, because "
-                    f"another key material (id: {pending[0].material_id}) is pending rotation."
+                    f"New key material (id: {material_id}) cannot be imported into KMS key {record.arn}, "
+                    f"because another key material (id: {pending[0].material_id}) is pending rotation."
                 )
             state = MaterialState.PENDING_ROTATION
         elif kind == NEW:
@@ -290,7 +303,9 @@ def delete_imported_key_material(
         target = materials.get(target_id) if target_id else None
         if target is None:
             if key_material_id is not None:
-                raise NotFoundException(f"Key material {key_material_id} is not associated with {record.arn}.")
+                raise NotFoundException(
+                    f"Key material {key_material_id} is not associated with {record.arn}."
+                )
         else:
             _delete_material(tx, record, target)
     core.store.scrub()
@@ -310,7 +325,9 @@ def rotate_external_on_demand(core: KmsCore, tx: Tx, record: KeyRecord, now: flo
         )
     pending = [m for m in materials if m.state is MaterialState.PENDING_ROTATION]
     if not pending:
-        raise KMSInvalidStateException(f"No available key material pending rotation for the key: {record.arn}.")
+        raise KMSInvalidStateException(
+            f"No available key material pending rotation for the key: {record.arn}."
+        )
     previous = record.current_material_id
     for m in materials:
         if m.state is MaterialState.CURRENT:
@@ -338,7 +355,13 @@ def expire_due_material(core: KmsCore) -> int:
             if record is None:
                 continue
             m = next((x for x in tx.get_materials(region, key_id) if x.material_id == material_id), None)
-            if m is None or m.sealed is None or m.expiration_model != EXPIRES or m.valid_to is None or m.valid_to > now:
+            if (
+                m is None
+                or m.sealed is None
+                or m.expiration_model != EXPIRES
+                or m.valid_to is None
+                or m.valid_to > now
+            ):
                 continue
             _delete_material(tx, record, m)
             event = service_event_record(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from openkms.domain.model import KeyMaterial, KeyRecord
+from openkms.storage.store import GrantRow
 
 
 @dataclass(slots=True)
@@ -24,6 +25,10 @@ class LoadedKey:
     secrets: dict[str, bytes] = field(repr=False, default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    grants: tuple[GrantRow, ...] = ()
+    # material id -> parsed form of the material (e.g. a private key object), filled on first use by
+    # the operations that need it; dropped with the entry, so it never outlives the material.
+    parsed: dict[str, object] = field(repr=False, default_factory=dict)
 
 
 class KeyCache:

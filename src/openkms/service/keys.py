@@ -11,7 +11,7 @@ from openkms.crypto.keygen import SUPPORTED_SPECS, generate_material
 from openkms.domain.keyspec import ML_DSA_SPECS, KeySpec, Origin, resolve_spec_and_usage
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
-from openkms.domain.policy import check_policy_document, default_key_policy
+from openkms.domain.policy import default_key_policy
 from openkms.domain.tags import check_new_tags
 from openkms.errors import (
     CustomKeyStoreNotFoundException,
@@ -65,13 +65,26 @@ def create_key(
         raise UnsupportedOperationException("Importing ML-DSA keys is not supported.")
     if spec not in SUPPORTED_SPECS:
         raise UnsupportedOperationException(f"KeySpec {spec} is not supported by this service yet.")
-    document = policy if policy is not None else default_key_policy(ctx.account_id)
-    check_policy_document(document)
     tag_map = check_new_tags([(t["tag_key"], t["tag_value"]) for t in tags or []])
-    core.authorize(ctx, "CreateKey", None)
-
+    create_conditions = {
+        "kms:KeySpec": str(spec),
+        "kms:CustomerMasterKeySpec": str(spec),
+        "kms:KeyUsage": str(usage),
+        "kms:CustomerMasterKeyUsage": str(usage),
+        "kms:KeyOrigin": str(key_origin),
+        "kms:MultiRegion": bool(multi_region),
+    }
+    core.authorize(ctx, "CreateKey", None, create_conditions)
+    if tag_map:
+        core.authorize(ctx, "TagResource", None, create_conditions)
     now = core.clock.now()
     key_id = new_mrk_id() if multi_region else new_key_id()
+    if policy is not None:
+        core.authorizer.check_new_policy(
+            ctx, policy, key_arn(ctx.region, ctx.account_id, key_id), ctx.account_id, now,
+            bool(bypass_policy_lockout_safety_check),
+        )  # fmt: skip
+    document = policy if policy is not None else default_key_policy(ctx.account_id)
     record = KeyRecord(
         region=ctx.region,
         key_id=key_id,
@@ -114,7 +127,9 @@ def describe_key(
     return {"key_metadata": key_metadata(loaded.record)}
 
 
-def list_keys(core: KmsCore, ctx: RequestContext, *, limit: int | None = None, marker: str | None = None) -> dict[str, Any]:
+def list_keys(
+    core: KmsCore, ctx: RequestContext, *, limit: int | None = None, marker: str | None = None
+) -> dict[str, Any]:
     core.authorize(ctx, "ListKeys", None)
     n = limit or 100
     after = read_marker("keys", marker)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from openkms.domain.keystate import check_key_state
-from openkms.domain.policy import check_policy_document
 from openkms.errors import NotFoundException
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
@@ -40,7 +39,14 @@ def put_key_policy(
     with core.store.write() as tx:
         record = core.resolve_for_update(ctx, tx, key_id, action="PutKeyPolicy")
         check_key_state("PutKeyPolicy", record)
-        check_policy_document(policy)
+        core.authorizer.check_new_policy(
+            ctx,
+            policy,
+            record.arn,
+            record.account_id,
+            core.clock.now(),
+            bool(bypass_policy_lockout_safety_check),
+        )
         record.policy = policy
         tx.update_key(record)
 

@@ -7,6 +7,8 @@ signatures) and are returned in plaintext only once, when created.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import secrets
 import string
@@ -17,18 +19,26 @@ from dataclasses import dataclass
 from openkms.arns import is_account_id, user_arn
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import Principal
+from openkms.errors import ExpiredTokenException, UnrecognizedClientException
 from openkms.storage.store import AccessKeyRow, Conflict, Store, UserRow
 
-SECRET_PURPOSE = "access-key-secret"
+SECRET_PURPOSE = "access-key-secret"  # noqa: S105 - a sealing label, not a secret
 ADMIN_USER = "admin"
 ADMIN_POLICY = {
-    "AdministratorAccess": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    "AdministratorAccess": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
 }
 _ALNUM = string.ascii_uppercase + string.digits
 
 
 class PrincipalError(Exception):
     """A management request on principals that cannot be done (unknown account, duplicate user…)."""
+
+
+def iam_user_arn(row: AccessKeyRow, path: str) -> str:
+    return f"arn:aws:iam::{row.account_id}:user{path}{row.user_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,9 @@ def create_user(store: Store, account_id: str, user_name: str, now: float) -> Us
     return user
 
 
-def create_access_key(store: Store, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
+def create_access_key(
+    store: Store, root: RootKey, account_id: str, user_name: str, now: float
+) -> NewAccessKey:
     with store.write() as tx:
         if tx.get_user(account_id, user_name) is None:
             raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
@@ -114,6 +126,20 @@ def delete_access_key(store: Store, access_key_id: str) -> bool:
 class Credentials:
     principal: Principal
     secret: str
+    # Temporary (STS session) credentials only: SHA-256 of the session token, and the expiry.
+    token_sha256: bytes | None = None
+    expires: float | None = None
+
+    def check_session(self, token: str | None, now: float) -> None:
+        """For a request signed with these credentials and carrying ``token`` (X-Amz-Security-Token):
+        UnrecognizedClientException unless session credentials come with their own token (and long-term
+        ones with none), ExpiredTokenException once the session has expired (``now``: the service clock)."""
+        if self.token_sha256 is None or token is None:
+            raise UnrecognizedClientException()
+        if not hmac.compare_digest(hashlib.sha256(token.encode("utf-8")).digest(), self.token_sha256):
+            raise UnrecognizedClientException()
+        if self.expires is not None and now >= self.expires:
+            raise ExpiredTokenException()
 
 
 class CredentialCache:
@@ -132,6 +158,13 @@ class CredentialCache:
 
     def load(self, access_key_id: str) -> Credentials | None:
         epoch = self.epoch
+        if access_key_id.startswith("ASIA"):
+            session = self._load_session(access_key_id)
+            if session is not None:
+                with self._lock:
+                    if epoch == self.epoch:
+                        self._cache[access_key_id] = session
+            return session
         with self._store.read() as tx:
             row = tx.get_access_key(access_key_id)
             user = tx.get_user(row.account_id, row.user_name) if row is not None else None
@@ -143,7 +176,7 @@ class CredentialCache:
             return None
         principal = Principal(
             account_id=row.account_id,
-            arn=user_arn(row.account_id, row.user_name),
+            arn=user_arn(row.account_id, row.user_name) if user.path == "/" else iam_user_arn(row, user.path),
             principal_id=user.user_id,
             identity_type="IAMUser",
             user_name=row.user_name,
@@ -156,12 +189,31 @@ class CredentialCache:
                 self._cache[access_key_id] = creds
         return creds
 
+    def _load_session(self, access_key_id: str) -> Credentials | None:
+        from openkms.service.sts import SESSION_PURPOSE, session_principal
+
+        with self._store.read() as tx:
+            row = tx.get_session(access_key_id)
+        if row is None:
+            return None
+        try:
+            secret = self._root.unseal(SESSION_PURPOSE, access_key_id, row.secret_sealed).decode()
+        except SealError:
+            return None
+        return Credentials(session_principal(row), secret, row.token_sha256, row.expires)
+
     def invalidate(self, changes: Sequence[tuple[str, str]]) -> None:
         with self._lock:
             self.epoch += 1
             for kind, ident in changes:
                 if kind == "access_key":
                     self._cache.pop(ident, None)
+                elif kind == "role":
+                    account, _, name = ident.partition("/")
+                    for akid, creds in list(self._cache.items()):
+                        p = creds.principal
+                        if p.account_id == account and p.role_name == name:
+                            self._cache.pop(akid, None)
                 elif kind == "user":
                     account, _, name = ident.partition("/")
                     for akid, creds in list(self._cache.items()):

@@ -6,7 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from openkms.service import aliases, crypto_ops, importing, keys, policies, rotation, tagging
+from openkms.service import (
+    aliases,
+    asymmetric_ops,
+    crypto_ops,
+    data_key_pairs,
+    grants,
+    importing,
+    keys,
+    mac_ops,
+    policies,
+    rotation,
+    tagging,
+)
 
 Operation = Callable[..., dict[str, Any] | None]
 
@@ -40,6 +52,19 @@ OPERATIONS: dict[str, Operation] = {
     "GenerateDataKey": crypto_ops.generate_data_key,
     "GenerateDataKeyWithoutPlaintext": crypto_ops.generate_data_key_without_plaintext,
     "GenerateRandom": crypto_ops.generate_random,
+    "Sign": asymmetric_ops.sign,
+    "Verify": asymmetric_ops.verify,
+    "GetPublicKey": asymmetric_ops.get_public_key,
+    "DeriveSharedSecret": asymmetric_ops.derive_shared_secret,
+    "GenerateMac": mac_ops.generate_mac,
+    "VerifyMac": mac_ops.verify_mac,
+    "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
+    "CreateGrant": grants.create_grant,
+    "ListGrants": grants.list_grants,
+    "ListRetirableGrants": grants.list_retirable_grants,
+    "RetireGrant": grants.retire_grant,
+    "RevokeGrant": grants.revoke_grant,
     "GetParametersForImport": importing.get_parameters_for_import,
     "ImportKeyMaterial": importing.import_key_material,
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
@@ -55,5 +80,15 @@ HOT = frozenset(
         "GenerateDataKeyWithoutPlaintext",
         "GenerateRandom",
         "DescribeKey",
+        # Slow work in these (parsing a private key, RSA-3072/4096 private-key operations, RSA key
+        # generation, Ed25519ph) raises NeedsIO first and runs on a worker thread.
+        "Sign",
+        "Verify",
+        "GetPublicKey",
+        "DeriveSharedSecret",
+        "GenerateMac",
+        "VerifyMac",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
     }
 )

@@ -68,7 +68,9 @@ def get_key_rotation_status(core: KmsCore, ctx: RequestContext, *, key_id: str) 
     return result
 
 
-def _rotate(core: KmsCore, tx: Tx, record: KeyRecord, rotation_type: str, now: float) -> tuple[str | None, str]:
+def _rotate(
+    core: KmsCore, tx: Tx, record: KeyRecord, rotation_type: str, now: float
+) -> tuple[str | None, str]:
     """Make a new AWS_KMS material current; returns (previous, new) material ids."""
     previous = record.current_material_id
     for m in tx.get_materials(record.region, record.key_id):
@@ -93,7 +95,9 @@ def _rotate(core: KmsCore, tx: Tx, record: KeyRecord, rotation_type: str, now: f
     return previous, material_id
 
 
-def _rotate_event(record: KeyRecord, rotation_type: str, previous: str | None, current: str, now: float) -> dict[str, Any]:
+def _rotate_event(
+    record: KeyRecord, rotation_type: str, previous: str | None, current: str, now: float
+) -> dict[str, Any]:
     event = service_event_record(
         event_name="RotateKey",
         event_time=now,
@@ -122,7 +126,9 @@ def rotate_key_on_demand(core: KmsCore, ctx: RequestContext, *, key_id: str) -> 
             tx.update_key(record)
             tx.append_audit([_rotate_event(record, "ON_DEMAND", previous, current, now)])
             return {"key_id": record.arn}
-        on_demand = [m for m in tx.get_materials(record.region, record.key_id) if m.rotation_type == "ON_DEMAND"]
+        on_demand = [
+            m for m in tx.get_materials(record.region, record.key_id) if m.rotation_type == "ON_DEMAND"
+        ]
         if len(on_demand) >= MAX_ON_DEMAND_ROTATIONS:
             raise LimitExceededException(
                 "The on-demand rotations limit has been reached for the given keyId. "

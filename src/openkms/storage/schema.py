@@ -158,6 +158,85 @@ import_parameters = sa.Table(
     sa.Index("ix_import_parameters_expires", "expires"),
 )
 
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("grant_id", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(256)),
+    sa.Column("creation_date", sa.Float, nullable=False),
+    sa.Column("grantee_principal", sa.String(256), nullable=False),
+    sa.Column("retiring_principal", sa.String(256)),
+    sa.Column("operations", sa.Text, nullable=False),
+    sa.Column("constraints", sa.Text),
+    sa.Index("ix_grants_key", "region", "key_id", "grant_id"),
+    sa.Index("ix_grants_retiring", "retiring_principal"),
+)
+
+
+# --- v3: IAM roles, managed policies and their attachments, STS sessions ----------------------------
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("role_name", sa.String(64), primary_key=True),
+    sa.Column("role_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("trust_policy", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("max_session_duration", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("inline_policies", sa.Text, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+)
+
+managed_policies = sa.Table(
+    "managed_policies",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("policy_name", sa.String(128), primary_key=True),
+    sa.Column("policy_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("arn", sa.String(2048), nullable=False, unique=True),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+policy_attachments = sa.Table(
+    "policy_attachments",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("principal_kind", sa.String(8), primary_key=True),  # "user" or "role"
+    sa.Column("principal_name", sa.String(64), primary_key=True),
+    sa.Column("policy_arn", sa.String(2048), primary_key=True),
+    sa.Index("ix_policy_attachments_arn", "policy_arn"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("access_key_id", sa.String(128), primary_key=True),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("token_sha256", sa.LargeBinary, nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("role_name", sa.String(64), nullable=False),
+    sa.Column("role_id", sa.String(32), nullable=False),
+    sa.Column("role_path", sa.String(512), nullable=False),
+    sa.Column("session_name", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("source_identity", sa.String(64)),
+    sa.Index("ix_sessions_expires", "expires"),
+    sa.Index("ix_sessions_role", "account_id", "role_name"),
+)
+
+V3_TABLES = [roles, managed_policies, policy_attachments, sessions]
+
 V1_TABLES = [accounts, users, access_keys, keys, key_materials, aliases, tags, changes, audit_events]
 
 
@@ -168,12 +247,25 @@ def _v1(conn: Connection) -> None:
 
 def _v2(conn: Connection) -> None:
     import_parameters.create(conn)
-    sa.Index("ix_key_materials_expiry", key_materials.c.expiration_model, key_materials.c.valid_to).create(conn)
+    sa.Index("ix_key_materials_expiry", key_materials.c.expiration_model, key_materials.c.valid_to).create(
+        conn
+    )
+
+
+def _v4(conn: Connection) -> None:
+    grants.create(conn)
+
+
+def _v3(conn: Connection) -> None:
+    for table in V3_TABLES:
+        table.create(conn)
 
 
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
+    (3, _v3),
+    (4, _v4),
 ]
 
 

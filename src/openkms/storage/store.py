@@ -10,6 +10,7 @@ and other processes learn it through the ``changes`` table (SQLite, polled) or `
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from openkms.domain.keyspec import KeySpec, KeyUsage, Origin
 from openkms.domain.model import Alias, ImportState, KeyMaterial, KeyRecord, KeyState, MaterialState
 from openkms.storage import schema as t
 
+log = logging.getLogger("openkms.storage")
 NOTIFY_CHANNEL = "openkms_changes"
 ChangeListener = Callable[[Sequence[tuple[str, str]]], None]
 
@@ -43,6 +45,35 @@ class AccessKeyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantRow:
+    grant_id: str
+    region: str
+    key_id: str
+    account_id: str
+    name: str | None
+    creation_date: float
+    grantee_principal: str
+    retiring_principal: str | None
+    operations: tuple[str, ...]
+    constraints: dict[str, dict[str, str]] | None
+
+
+def _grant(r: Any) -> GrantRow:
+    return GrantRow(
+        r.grant_id,
+        r.region,
+        r.key_id,
+        r.account_id,
+        r.name,
+        r.creation_date,
+        r.grantee_principal,
+        r.retiring_principal,
+        tuple(json.loads(r.operations)),
+        json.loads(r.constraints) if r.constraints else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class UserRow:
     account_id: str
     user_name: str
@@ -51,6 +82,83 @@ class UserRow:
     created_at: float
     inline_policies: dict[str, Any]
     tags: dict[str, str]
+
+
+# -- IAM roles, managed policies and STS sessions (migration 3) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRow:
+    account_id: str
+    role_name: str
+    role_id: str
+    path: str
+    trust_policy: str
+    description: str
+    max_session_duration: int
+    created_at: float
+    inline_policies: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedPolicyRow:
+    account_id: str
+    policy_name: str
+    policy_id: str
+    arn: str
+    path: str
+    description: str
+    document: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """Temporary credentials from AssumeRole. Only a SHA-256 of the session token is stored."""
+
+    access_key_id: str
+    secret_sealed: bytes
+    token_sha256: bytes
+    account_id: str
+    role_name: str
+    role_id: str
+    role_path: str
+    session_name: str
+    created_at: float
+    expires: float
+    tags: dict[str, str]
+    source_identity: str | None
+
+
+def _role_from_row(r: Any) -> RoleRow:
+    return RoleRow(
+        r.account_id,
+        r.role_name,
+        r.role_id,
+        r.path,
+        r.trust_policy,
+        r.description,
+        r.max_session_duration,
+        r.created_at,
+        json.loads(r.inline_policies),
+        json.loads(r.tags),
+    )
+
+
+def _managed_from_row(r: Any) -> ManagedPolicyRow:
+    return ManagedPolicyRow(
+        r.account_id,
+        r.policy_name,
+        r.policy_id,
+        r.arn,
+        r.path,
+        r.description,
+        r.document,
+        r.created_at,
+        r.updated_at,
+    )
 
 
 def normalize_url(url: str) -> str:
@@ -239,7 +347,9 @@ class Tx:
         return [(r.id, r.kind, r.ident) for r in rows]
 
     def last_change_id(self) -> int:
-        return int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.changes.c.id), 0))).scalar_one())
+        return int(
+            self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.changes.c.id), 0))).scalar_one()
+        )
 
     def prune_changes(self, before: float) -> None:
         self.conn.execute(t.changes.delete().where(t.changes.c.at < before))
@@ -286,7 +396,13 @@ class Tx:
         if r is None:
             return None
         return UserRow(
-            r.account_id, r.user_name, r.user_id, r.path, r.created_at, json.loads(r.inline_policies), json.loads(r.tags)
+            r.account_id,
+            r.user_name,
+            r.user_id,
+            r.path,
+            r.created_at,
+            json.loads(r.inline_policies),
+            json.loads(r.tags),
         )
 
     def list_users(self, account_id: str) -> list[UserRow]:
@@ -295,7 +411,13 @@ class Tx:
         )
         return [
             UserRow(
-                r.account_id, r.user_name, r.user_id, r.path, r.created_at, json.loads(r.inline_policies), json.loads(r.tags)
+                r.account_id,
+                r.user_name,
+                r.user_id,
+                r.path,
+                r.created_at,
+                json.loads(r.inline_policies),
+                json.loads(r.tags),
             )
             for r in rows
         ]
@@ -314,24 +436,259 @@ class Tx:
         self.changed("access_key", row.access_key_id)
 
     def get_access_key(self, access_key_id: str) -> AccessKeyRow | None:
-        r = self.conn.execute(sa.select(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)).first()
+        r = self.conn.execute(
+            sa.select(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
+        ).first()
         if r is None:
             return None
-        return AccessKeyRow(r.access_key_id, r.account_id, r.user_name, bytes(r.secret_sealed), r.status, r.created_at)
+        return AccessKeyRow(
+            r.access_key_id, r.account_id, r.user_name, bytes(r.secret_sealed), r.status, r.created_at
+        )
 
     def list_access_keys(self, account_id: str, user_name: str | None) -> list[AccessKeyRow]:
         q = sa.select(t.access_keys).where(t.access_keys.c.account_id == account_id)
         if user_name is not None:
             q = q.where(t.access_keys.c.user_name == user_name)
         return [
-            AccessKeyRow(r.access_key_id, r.account_id, r.user_name, bytes(r.secret_sealed), r.status, r.created_at)
+            AccessKeyRow(
+                r.access_key_id, r.account_id, r.user_name, bytes(r.secret_sealed), r.status, r.created_at
+            )
             for r in self.conn.execute(q.order_by(t.access_keys.c.created_at))
         ]
 
     def delete_access_key(self, access_key_id: str) -> bool:
-        n = self.conn.execute(t.access_keys.delete().where(t.access_keys.c.access_key_id == access_key_id)).rowcount
+        n = self.conn.execute(
+            t.access_keys.delete().where(t.access_keys.c.access_key_id == access_key_id)
+        ).rowcount
         self.changed("access_key", access_key_id)
         return bool(n)
+
+    # -- IAM users, roles, managed policies and STS sessions (migration 3) --------------------------
+    # Every write reports ("user", "<acct>/<name>"), ("role", "<acct>/<name>"), ("policy", <arn>) or
+    # ("access_key", <akid>) so that running servers drop credentials and identity policies they cache.
+    def insert_user(self, row: UserRow) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    t.users.insert().values(
+                        account_id=row.account_id,
+                        user_name=row.user_name,
+                        user_id=row.user_id,
+                        path=row.path,
+                        created_at=row.created_at,
+                        inline_policies=json.dumps(row.inline_policies),
+                        tags=json.dumps(row.tags),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(row.user_name) from None
+        self.changed("user", f"{row.account_id}/{row.user_name}")
+
+    def update_user(self, row: UserRow) -> None:
+        """Write a user's inline policies and tags."""
+        c = t.users.c
+        self.conn.execute(
+            t.users.update()
+            .where(c.account_id == row.account_id, c.user_name == row.user_name)
+            .values(inline_policies=json.dumps(row.inline_policies), tags=json.dumps(row.tags))
+        )
+        self.changed("user", f"{row.account_id}/{row.user_name}")
+
+    def delete_user(self, account_id: str, user_name: str) -> bool:
+        c = t.users.c
+        q = t.users.delete().where(c.account_id == account_id, c.user_name == user_name)
+        n = self.conn.execute(q).rowcount
+        self.changed("user", f"{account_id}/{user_name}")
+        return bool(n)
+
+    def set_access_key_status(self, access_key_id: str, status: str) -> bool:
+        c = t.access_keys.c
+        n = self.conn.execute(
+            t.access_keys.update().where(c.access_key_id == access_key_id).values(status=status)
+        ).rowcount
+        self.changed("access_key", access_key_id)
+        return bool(n)
+
+    def insert_role(self, row: RoleRow) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    t.roles.insert().values(
+                        account_id=row.account_id,
+                        role_name=row.role_name,
+                        role_id=row.role_id,
+                        path=row.path,
+                        trust_policy=row.trust_policy,
+                        description=row.description,
+                        max_session_duration=row.max_session_duration,
+                        created_at=row.created_at,
+                        inline_policies=json.dumps(row.inline_policies),
+                        tags=json.dumps(row.tags),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(row.role_name) from None
+        self.changed("role", f"{row.account_id}/{row.role_name}")
+
+    def get_role(self, account_id: str, role_name: str) -> RoleRow | None:
+        c = t.roles.c
+        q = sa.select(t.roles).where(c.account_id == account_id, c.role_name == role_name)
+        r = self.conn.execute(q).first()
+        return _role_from_row(r) if r is not None else None
+
+    def list_roles(self, account_id: str) -> list[RoleRow]:
+        c = t.roles.c
+        rows = self.conn.execute(sa.select(t.roles).where(c.account_id == account_id).order_by(c.role_name))
+        return [_role_from_row(r) for r in rows]
+
+    def update_role(self, row: RoleRow) -> None:
+        """Write a role's trust policy, description, session limit, inline policies and tags."""
+        c = t.roles.c
+        self.conn.execute(
+            t.roles.update()
+            .where(c.account_id == row.account_id, c.role_name == row.role_name)
+            .values(
+                trust_policy=row.trust_policy,
+                description=row.description,
+                max_session_duration=row.max_session_duration,
+                inline_policies=json.dumps(row.inline_policies),
+                tags=json.dumps(row.tags),
+            )
+        )
+        self.changed("role", f"{row.account_id}/{row.role_name}")
+
+    def delete_role(self, account_id: str, role_name: str) -> bool:
+        c = t.roles.c
+        q = t.roles.delete().where(c.account_id == account_id, c.role_name == role_name)
+        n = self.conn.execute(q).rowcount
+        self.changed("role", f"{account_id}/{role_name}")
+        return bool(n)
+
+    def insert_managed_policy(self, row: ManagedPolicyRow) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    t.managed_policies.insert().values(
+                        account_id=row.account_id,
+                        policy_name=row.policy_name,
+                        policy_id=row.policy_id,
+                        arn=row.arn,
+                        path=row.path,
+                        description=row.description,
+                        document=row.document,
+                        created_at=row.created_at,
+                        updated_at=row.updated_at,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(row.policy_name) from None
+        self.changed("policy", row.arn)
+
+    def get_managed_policy(self, arn: str) -> ManagedPolicyRow | None:
+        r = self.conn.execute(sa.select(t.managed_policies).where(t.managed_policies.c.arn == arn)).first()
+        return _managed_from_row(r) if r is not None else None
+
+    def list_managed_policies(self, account_id: str) -> list[ManagedPolicyRow]:
+        c = t.managed_policies.c
+        rows = self.conn.execute(
+            sa.select(t.managed_policies).where(c.account_id == account_id).order_by(c.policy_name)
+        )
+        return [_managed_from_row(r) for r in rows]
+
+    def delete_managed_policy(self, arn: str) -> bool:
+        n = self.conn.execute(t.managed_policies.delete().where(t.managed_policies.c.arn == arn)).rowcount
+        self.changed("policy", arn)
+        return bool(n)
+
+    def attach_policy(self, account_id: str, kind: str, name: str, policy_arn: str) -> None:
+        """Attach a managed policy to a user or role (``kind`` "user"/"role"); attaching twice is a no-op."""
+        c = t.policy_attachments.c
+        which = (c.account_id == account_id, c.principal_kind == kind, c.principal_name == name)
+        exists = self.conn.execute(sa.select(c.policy_arn).where(*which, c.policy_arn == policy_arn)).first()
+        if exists is None:
+            self.conn.execute(
+                t.policy_attachments.insert().values(
+                    account_id=account_id, principal_kind=kind, principal_name=name, policy_arn=policy_arn
+                )
+            )
+        self.changed(kind, f"{account_id}/{name}")
+
+    def detach_policy(self, account_id: str, kind: str, name: str, policy_arn: str) -> bool:
+        c = t.policy_attachments.c
+        which = (c.account_id == account_id, c.principal_kind == kind, c.principal_name == name)
+        q = t.policy_attachments.delete().where(*which, c.policy_arn == policy_arn)
+        n = self.conn.execute(q).rowcount
+        self.changed(kind, f"{account_id}/{name}")
+        return bool(n)
+
+    def attached_policies(self, account_id: str, kind: str, name: str) -> list[str]:
+        """ARNs of the managed policies attached to a user or role."""
+        c = t.policy_attachments.c
+        rows = self.conn.execute(
+            sa.select(c.policy_arn)
+            .where(c.account_id == account_id, c.principal_kind == kind, c.principal_name == name)
+            .order_by(c.policy_arn)
+        )
+        return [r[0] for r in rows]
+
+    def attached_documents(self, account_id: str, kind: str, name: str) -> list[str]:
+        """Documents of the managed policies attached to a user or role (one query)."""
+        a, m = t.policy_attachments.c, t.managed_policies.c
+        rows = self.conn.execute(
+            sa.select(m.document)
+            .select_from(t.policy_attachments.join(t.managed_policies, a.policy_arn == m.arn))
+            .where(a.account_id == account_id, a.principal_kind == kind, a.principal_name == name)
+            .order_by(a.policy_arn)
+        )
+        return [r[0] for r in rows]
+
+    def count_attachments(self, policy_arn: str) -> int:
+        c = t.policy_attachments.c
+        q = sa.select(sa.func.count()).where(c.policy_arn == policy_arn)
+        return int(self.conn.execute(q).scalar_one())
+
+    def put_session(self, row: SessionRow) -> None:
+        self.conn.execute(
+            t.sessions.insert().values(
+                access_key_id=row.access_key_id,
+                secret_sealed=row.secret_sealed,
+                token_sha256=row.token_sha256,
+                account_id=row.account_id,
+                role_name=row.role_name,
+                role_id=row.role_id,
+                role_path=row.role_path,
+                session_name=row.session_name,
+                created_at=row.created_at,
+                expires=row.expires,
+                tags=json.dumps(row.tags),
+                source_identity=row.source_identity,
+            )
+        )
+        self.changed("access_key", row.access_key_id)
+
+    def get_session(self, access_key_id: str) -> SessionRow | None:
+        q = sa.select(t.sessions).where(t.sessions.c.access_key_id == access_key_id)
+        r = self.conn.execute(q).first()
+        if r is None:
+            return None
+        return SessionRow(
+            r.access_key_id,
+            bytes(r.secret_sealed),
+            bytes(r.token_sha256),
+            r.account_id,
+            r.role_name,
+            r.role_id,
+            r.role_path,
+            r.session_name,
+            r.created_at,
+            r.expires,
+            json.loads(r.tags),
+            r.source_identity,
+        )
+
+    def purge_sessions(self, expired_before: float) -> int:
+        c = t.sessions.c
+        return int(self.conn.execute(t.sessions.delete().where(c.expires < expired_before)).rowcount)
 
     # -- keys ------------------------------------------------------------------------------------------
     def insert_key(self, key: KeyRecord) -> None:
@@ -383,10 +740,14 @@ class Tx:
                 t.aliases.c.region == region, t.aliases.c.key_id == key_id
             )
         ).all()
-        self.conn.execute(t.aliases.delete().where(t.aliases.c.region == region, t.aliases.c.key_id == key_id))
+        self.conn.execute(
+            t.aliases.delete().where(t.aliases.c.region == region, t.aliases.c.key_id == key_id)
+        )
         self.conn.execute(t.tags.delete().where(t.tags.c.region == region, t.tags.c.key_id == key_id))
         self.conn.execute(
-            t.key_materials.delete().where(t.key_materials.c.region == region, t.key_materials.c.key_id == key_id)
+            t.key_materials.delete().where(
+                t.key_materials.c.region == region, t.key_materials.c.key_id == key_id
+            )
         )
         self.conn.execute(t.keys.delete().where(t.keys.c.region == region, t.keys.c.key_id == key_id))
         self.conn.execute(
@@ -394,6 +755,7 @@ class Tx:
                 t.import_parameters.c.region == region, t.import_parameters.c.key_id == key_id
             )
         )
+        self.conn.execute(t.grants.delete().where(t.grants.c.region == region, t.grants.c.key_id == key_id))
         self.changed("key", f"{region}/{key_id}")
         for r in alias_rows:
             self.changed("alias", f"{region}/{r.account_id}/{r.alias_name}")
@@ -491,7 +853,9 @@ class Tx:
     def get_alias(self, region: str, account_id: str, alias_name: str) -> Alias | None:
         r = self.conn.execute(
             sa.select(t.aliases).where(
-                t.aliases.c.region == region, t.aliases.c.account_id == account_id, t.aliases.c.alias_name == alias_name
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
             )
         ).first()
         return _alias(r) if r is not None else None
@@ -499,7 +863,11 @@ class Tx:
     def update_alias(self, region: str, account_id: str, alias_name: str, key_id: str, now: float) -> None:
         self.conn.execute(
             t.aliases.update()
-            .where(t.aliases.c.region == region, t.aliases.c.account_id == account_id, t.aliases.c.alias_name == alias_name)
+            .where(
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
+            )
             .values(key_id=key_id, last_updated_date=now)
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
@@ -507,7 +875,9 @@ class Tx:
     def delete_alias(self, region: str, account_id: str, alias_name: str) -> None:
         self.conn.execute(
             t.aliases.delete().where(
-                t.aliases.c.region == region, t.aliases.c.account_id == account_id, t.aliases.c.alias_name == alias_name
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
             )
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
@@ -544,10 +914,76 @@ class Tx:
             )
         self.changed("key", f"{region}/{key_id}")
 
+    # -- grants ----------------------------------------------------------------------------------------
+    def insert_grant(self, g: GrantRow) -> None:
+        self.conn.execute(
+            t.grants.insert().values(
+                grant_id=g.grant_id,
+                region=g.region,
+                key_id=g.key_id,
+                account_id=g.account_id,
+                name=g.name,
+                creation_date=g.creation_date,
+                grantee_principal=g.grantee_principal,
+                retiring_principal=g.retiring_principal,
+                operations=json.dumps(list(g.operations)),
+                constraints=json.dumps(g.constraints) if g.constraints else None,
+            )
+        )
+        self.changed("key", f"{g.region}/{g.key_id}")
+
+    def get_grant(self, grant_id: str) -> GrantRow | None:
+        r = self.conn.execute(sa.select(t.grants).where(t.grants.c.grant_id == grant_id)).first()
+        return _grant(r) if r is not None else None
+
+    def list_grants(
+        self, region: str, key_id: str, after: str | None = None, limit: int | None = None
+    ) -> list[GrantRow]:
+        q = sa.select(t.grants).where(t.grants.c.region == region, t.grants.c.key_id == key_id)
+        if after is not None:
+            q = q.where(t.grants.c.grant_id > after)
+        q = q.order_by(t.grants.c.grant_id)
+        if limit is not None:
+            q = q.limit(limit)
+        return [_grant(r) for r in self.conn.execute(q)]
+
+    def count_grants(self, region: str, key_id: str) -> int:
+        q = sa.select(sa.func.count()).where(t.grants.c.region == region, t.grants.c.key_id == key_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    def list_retirable_grants(self, retiring_principal: str, after: str | None, limit: int) -> list[GrantRow]:
+        q = sa.select(t.grants).where(t.grants.c.retiring_principal == retiring_principal)
+        if after is not None:
+            q = q.where(t.grants.c.grant_id > after)
+        return [_grant(r) for r in self.conn.execute(q.order_by(t.grants.c.grant_id).limit(limit))]
+
+    def delete_grant(self, g: GrantRow) -> None:
+        self.conn.execute(t.grants.delete().where(t.grants.c.grant_id == g.grant_id))
+        self.changed("key", f"{g.region}/{g.key_id}")
+
     # -- audit ------------------------------------------------------------------------------------------
+    _AUDIT_COLUMNS = (
+        "event_id",
+        "event_time",
+        "account_id",
+        "region",
+        "event_name",
+        "key_id",
+        "principal_arn",
+        "error_code",
+        "record",
+    )
+
     def append_audit(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(t.audit_events.insert(), list(rows))
+        """Insert audit rows with one driver-level executemany (this runs for every batch of calls)."""
+        if not rows:
+            return
+        mark = "?" if self.backend == "sqlite" else "%s"
+        sql = (
+            f"INSERT INTO audit_events ({', '.join(self._AUDIT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(self._AUDIT_COLUMNS))})"
+        )
+        self.conn.exec_driver_sql(sql, [tuple(row[c] for c in self._AUDIT_COLUMNS) for row in rows])
 
     def query_audit(
         self,
@@ -614,7 +1050,8 @@ class ChangeFeed:
             try:
                 with self._store.read() as tx:
                     rows = tx.changes_after(cursor)
-            except Exception:  # noqa: BLE001 - a transient database error: try again on the next tick
+            except Exception:  # a transient database error: try again on the next tick
+                log.warning("change feed poll failed", exc_info=True)
                 continue
             if rows:
                 cursor = rows[-1][0]
@@ -636,6 +1073,6 @@ class ChangeFeed:
                             batch.append((kind, ident))
                         if batch:
                             self._on_changes(batch)
-            except Exception:  # noqa: BLE001 - reconnect after a database error
+            except Exception:
                 self._on_reset()
                 self._stop.wait(1.0)

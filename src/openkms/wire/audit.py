@@ -41,6 +41,13 @@ RESPONSE_NOT_LOGGED = frozenset(
     }
 )
 
+#: Parameters CloudTrail records with their default value when the request omitted them (the ct-encrypt
+#: and ct-decrypt examples: "always includes the encryptionAlgorithm ... even if ... wasn't specified").
+REQUEST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Encrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    "Decrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+}
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 Auditor = Callable[[Any], Any]
@@ -67,6 +74,12 @@ def _hidden(shape: Any) -> bool:
     if shape.type_name == "map":
         return _hidden(shape.value)
     return False
+
+
+def _cloudtrail_name(wire: str) -> str:
+    """CloudTrail's spelling of a member: lower camelCase, except that a leading ``AWS`` stays as it is
+    (``"AWSAccountId"`` in the ct-createkey example's keyMetadata)."""
+    return wire if wire.startswith("AWS") else lower_first(wire)
 
 
 def _same(value: Any) -> Any:
@@ -149,7 +162,7 @@ class _Compiler:
         for wire, member_shape in shape.members.items():
             if not _hidden(member_shape):
                 key = to_snake(wire) if self.snake_keys else wire
-                members[key] = (lower_first(wire), self.shape(member_shape))
+                members[key] = (_cloudtrail_name(wire), self.shape(member_shape))
         return auditor
 
 
@@ -184,6 +197,8 @@ def audit_request_parameters(operation: str, raw: Mapping[str, Any]) -> dict[str
     if auditor is None or not raw:
         return None
     logged: dict[str, Any] = auditor(raw)
+    for name, default in REQUEST_DEFAULTS.get(operation, {}).items():
+        logged.setdefault(name, default)
     return logged or None
 
 

@@ -1,0 +1,232 @@
+"""The IAM and STS Query APIs on the service's endpoint.
+
+:class:`KmsApp` hands over a form-encoded POST whose SigV4 credential scope names the ``iam`` or ``sts``
+service. The flow is the KMS one: SigV4 (with the session-token check for temporary credentials; IAM is
+signed for us-east-1, STS for the request's region), decoding and validation against botocore's model,
+the service function on a worker thread, the XML answer, and a CloudTrail record (eventSource
+``iam.amazonaws.com`` / ``sts.amazonaws.com``; secret access keys and session tokens never recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from openkms import errors as kms_errors
+from openkms.audit.events import api_call_record, storage_row
+from openkms.auth.sigv4 import SigningKeyCache, check_scope, parse_authorization, verify_signature
+from openkms.domain.model import Principal
+from openkms.errors import ServiceError
+from openkms.server.runtime import Runtime
+from openkms.service import iam, iam_errors, sts
+from openkms.service.iam import IamContext
+from openkms.service.iam_errors import InvalidAction, QueryError
+from openkms.wire import query
+
+log = logging.getLogger("openkms.server.query")
+
+MAX_BODY = 512 * 1024
+XML_CT = b"text/xml"
+IAM_REGION = "us-east-1"
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_OPERATIONS = {"iam": iam.OPERATIONS, "sts": sts.OPERATIONS}
+_READ_ONLY = {"iam": iam.READ_ONLY, "sts": sts.READ_ONLY}
+
+# The authentication errors of the JSON protocol, as the Query protocol names them.
+_AUTH_ERRORS: dict[type[ServiceError], Callable[[str], QueryError]] = {
+    kms_errors.UnrecognizedClientException: iam_errors.InvalidClientTokenId,
+    kms_errors.ExpiredTokenException: iam_errors.ExpiredToken,
+    kms_errors.InvalidSignatureException: iam_errors.SignatureDoesNotMatch,
+    kms_errors.IncompleteSignatureException: iam_errors.IncompleteSignature,
+    kms_errors.MissingAuthenticationTokenException: iam_errors.MissingAuthenticationToken,
+    kms_errors.RequestEntityTooLargeException: iam_errors.RequestEntityTooLarge,
+}
+
+
+def scope_service(headers: dict[str, str]) -> str | None:
+    """The service of the ``Authorization`` header's credential scope (cheap; not validated)."""
+    auth = headers.get("authorization", "")
+    start = auth.find("Credential=")
+    if start < 0:
+        return None
+    parts = auth[start + 11 :].split(",", 1)[0].split("/")
+    return parts[3].strip() if len(parts) >= 5 else None
+
+
+def as_query_error(error: ServiceError) -> ServiceError:
+    if isinstance(error, QueryError):
+        return error
+    convert = _AUTH_ERRORS.get(type(error))
+    return convert(error.message) if convert is not None else error
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class QueryApp:
+    def __init__(self, runtime: Runtime, signing_keys: SigningKeyCache, pool: ThreadPoolExecutor) -> None:
+        self.runtime = runtime
+        self.signing_keys = signing_keys
+        self.pool = pool
+
+    def accepts(self, headers: dict[str, str]) -> bool:
+        return scope_service(headers) in _OPERATIONS
+
+    def _region_ok(self, service: str) -> Callable[[str], bool]:
+        if service == "iam":
+            return lambda region: region == IAM_REGION or self.runtime.settings.region_ok(region)
+        return self.runtime.settings.region_ok
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        started = time.time()
+        request_id = str(uuid.uuid4())
+        service = scope_service(headers) or "iam"
+        client = scope.get("client")
+        source_ip = client[0] if client else "127.0.0.1"
+        user_agent = headers.get("user-agent", "")
+        principal: Principal | None = None
+        access_key_id: str | None = None
+        region = IAM_REGION
+        operation = "Unknown"
+        raw: dict[str, Any] | None = None
+        result: dict[str, Any] | None = None
+        error: ServiceError | None = None
+        body_out = b""
+        try:
+            body = await _read_body(receive)
+            if body is None:
+                raise iam_errors.RequestEntityTooLarge("Request entity too large")
+            operation = query.peek_action(body) or "Unknown"
+            cred = parse_authorization(headers)
+            access_key_id = cred.access_key_id
+            check_scope(cred, service=service, region_ok=self._region_ok(service), now=time.time())
+            creds = self.runtime.creds.cached(cred.access_key_id)
+            if creds is None:
+                creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
+            if creds is None:
+                raise iam_errors.InvalidClientTokenId()
+            if creds.token_sha256 is not None or cred.security_token is not None:
+                creds.check_session(cred.security_token, self.runtime.clock.now())
+            signing_key = self.signing_keys.signing_key(
+                cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+            )
+            verify_signature(
+                cred,
+                method=scope["method"],
+                raw_path=scope.get("raw_path") or scope["path"].encode(),
+                query_string=scope.get("query_string", b""),
+                headers=scope["headers"],
+                body=body,
+                signing_key=signing_key,
+            )
+            principal = creds.principal
+            if service == "sts":
+                region = cred.region
+            request = query.decode_query(service, body)
+            raw = request.raw
+            fn = _OPERATIONS[service].get(request.operation)
+            if fn is None:
+                raise InvalidAction(f"The action {request.operation} is not supported by this service.")
+            ctx = IamContext(
+                self.runtime.store,
+                self.runtime.root,
+                self.runtime.clock.now(),
+                principal.account_id,
+                principal,
+            )
+            result = await self._in_thread(functools.partial(fn, ctx, **request.params))
+            body_out = query.encode_result(service, request.operation, result, request_id)
+        except ServiceError as exc:
+            error = as_query_error(exc)
+        except Exception:  # the outermost catch-all: never a raw 500
+            log.exception("request %s (%s %s) failed", request_id, service, operation)
+            error = iam_errors.InternalFailure("An internal error occurred. Request id: " + request_id)
+        await self._audit(
+            service,
+            operation,
+            started,
+            region,
+            principal,
+            access_key_id,
+            source_ip,
+            user_agent,
+            request_id,
+            raw,
+            result,
+            error,
+        )
+        out_headers = [(b"x-amzn-requestid", request_id.encode()), (b"content-type", XML_CT)]
+        if error is not None:
+            sender = error.sender if isinstance(error, QueryError) else error.status < 500
+            body_out = query.encode_error(service, error.code, error.message, request_id, sender=sender)
+            status = error.status
+        else:
+            status = 200
+        out_headers.append((b"content-length", str(len(body_out)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        await send({"type": "http.response.body", "body": body_out})
+
+    async def _audit(
+        self,
+        service: str,
+        operation: str,
+        started: float,
+        region: str,
+        principal: Principal | None,
+        access_key_id: str | None,
+        source_ip: str,
+        user_agent: str,
+        request_id: str,
+        raw: dict[str, Any] | None,
+        result: dict[str, Any] | None,
+        error: ServiceError | None,
+    ) -> None:
+        read_only = operation in _READ_ONLY[service]
+        known = operation in query.operation_names(service)
+        record = api_call_record(
+            event_name=operation,
+            event_time=started,
+            region=region,
+            principal=principal,
+            access_key_id=access_key_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            request_parameters=query.audit_request(service, operation, raw) if known else None,
+            response_elements=(
+                query.audit_response(service, operation, result) if known and error is None else None
+            ),
+            resources=[],
+            additional_event_data=None,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+            recipient_account_id=principal.account_id if principal else None,
+            event_source=f"{service}.amazonaws.com",
+            read_only=read_only,
+        )
+        durable = error is None and not read_only
+        await self.runtime.audit.submit_async(storage_row(record, started, None), durable)

@@ -1,0 +1,432 @@
+"""IAM and STS on the service's endpoint: users, access keys, roles, trust and identity policies through
+``aws iam``/``aws sts`` and boto3, temporary credentials used against KMS, their expiry, the audit
+trail, and ``openkms admin`` on the same data while the server runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.conftest import BIN, REGION, Server
+from tests.e2e.util import aws_error, wait_for_audit
+
+KMS_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _policy(action: str, resource: str = "*") -> str:
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
+    )
+
+
+def _trust(principal: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def aws_as(
+    server: Server, creds: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``aws …`` against the server with other credentials (a session token if given)."""
+    env = {
+        **server.cli_env(),
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+    }
+    if "SessionToken" in creds:
+        env["AWS_SESSION_TOKEN"] = creds["SessionToken"]
+    return subprocess.run(
+        [str(BIN / "aws"), *args, "--endpoint-url", server.endpoint, "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+    )
+
+
+def client_as(server: Server, service: str, creds: dict[str, str]) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds.get("SessionToken"),
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def new_user(server: Server, *policies: str) -> tuple[str, dict[str, str]]:
+    """A user with an access key and the given inline policies (through the IAM API as the admin)."""
+    iam = server.client("iam")
+    name = _name("user")
+    iam.create_user(UserName=name)
+    for i, document in enumerate(policies):
+        iam.put_user_policy(UserName=name, PolicyName=f"p{i}", PolicyDocument=document)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return name, {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+
+
+def test_user_lifecycle_with_the_aws_cli(server: Server) -> None:
+    name = _name("cli")
+    created = json.loads(
+        server.aws("iam", "create-user", "--user-name", name, "--tags", "Key=team,Value=red").stdout
+    )
+    user = created["User"]
+    assert user["Arn"] == f"arn:aws:iam::{server.account_id}:user/{name}"
+    assert user["UserId"].startswith("AIDA") and user["Path"] == "/"
+    assert user["Tags"] == [{"Key": "team", "Value": "red"}]
+
+    key = json.loads(server.aws("iam", "create-access-key", "--user-name", name).stdout)["AccessKey"]
+    assert key["AccessKeyId"].startswith("AKIA") and key["Status"] == "Active" and key["SecretAccessKey"]
+    listed = json.loads(server.aws("iam", "list-access-keys", "--user-name", name).stdout)[
+        "AccessKeyMetadata"
+    ]
+    assert [k["AccessKeyId"] for k in listed] == [key["AccessKeyId"]]
+    assert "SecretAccessKey" not in listed[0]
+
+    document = json.dumps(KMS_ALL)
+    server.aws(
+        "iam", "put-user-policy", "--user-name", name, "--policy-name", "kms", "--policy-document", document
+    )
+    got = json.loads(server.aws("iam", "get-user-policy", "--user-name", name, "--policy-name", "kms").stdout)
+    assert got["PolicyDocument"] == KMS_ALL and got["UserName"] == name
+
+    server.aws("iam", "tag-user", "--user-name", name, "--tags", "Key=env,Value=prod")
+    user = json.loads(server.aws("iam", "get-user", "--user-name", name).stdout)["User"]
+    assert {t["Key"]: t["Value"] for t in user["Tags"]} == {"team": "red", "env": "prod"}
+    users = json.loads(server.aws("iam", "list-users").stdout)["Users"]
+    assert name in {u["UserName"] for u in users} and "admin" in {u["UserName"] for u in users}
+
+    # The new key works at once, and is the user's identity.
+    identity = json.loads(aws_as(server, key, "sts", "get-caller-identity").stdout)
+    assert identity == {"UserId": user["UserId"], "Account": server.account_id, "Arn": user["Arn"]}
+
+    failed = server.aws("iam", "delete-user", "--user-name", name, check=False)
+    assert failed.returncode != 0 and "DeleteConflict" in failed.stderr
+    server.aws("iam", "delete-access-key", "--user-name", name, "--access-key-id", key["AccessKeyId"])
+    server.aws("iam", "delete-user-policy", "--user-name", name, "--policy-name", "kms")
+    server.aws("iam", "delete-user", "--user-name", name)
+    gone = server.aws("iam", "get-user", "--user-name", name, check=False)
+    assert gone.returncode != 0 and "NoSuchEntity" in gone.stderr
+    assert "InvalidClientTokenId" in aws_as(server, key, "sts", "get-caller-identity", check=False).stderr
+
+
+def test_roles_with_boto3(server: Server) -> None:
+    iam = server.client("iam")
+    name = _name("role")
+    root = f"arn:aws:iam::{server.account_id}:root"
+    role = iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=_trust(root),
+        Description="d",
+        Tags=[{"Key": "a", "Value": "1"}],
+    )["Role"]
+    assert role["Arn"] == f"arn:aws:iam::{server.account_id}:role/{name}" and role["RoleId"].startswith(
+        "AROA"
+    )
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"AWS": root}
+    error = aws_error(iam.create_role, RoleName=name, AssumeRolePolicyDocument=_trust(root))
+    assert (error.code, error.status) == ("EntityAlreadyExists", 409)
+    error = aws_error(iam.create_role, RoleName=_name("bad"), AssumeRolePolicyDocument="{not json")
+    assert (error.code, error.status) == ("MalformedPolicyDocument", 400)
+
+    other = f"arn:aws:iam::{server.account_id}:user/admin"
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=_trust(other))
+    got = iam.get_role(RoleName=name)["Role"]
+    assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"AWS": other}
+    assert got["Description"] == "d" and got["MaxSessionDuration"] == 3600
+
+    iam.tag_role(RoleName=name, Tags=[{"Key": "b", "Value": "2"}])
+    assert iam.list_role_tags(RoleName=name)["Tags"] == [
+        {"Key": "a", "Value": "1"},
+        {"Key": "b", "Value": "2"},
+    ]
+    iam.put_role_policy(RoleName=name, PolicyName="kms", PolicyDocument=json.dumps(KMS_ALL))
+    assert iam.get_role_policy(RoleName=name, PolicyName="kms")["PolicyDocument"] == KMS_ALL
+
+    error = aws_error(iam.delete_role, RoleName=name)
+    assert (error.code, error.status) == ("DeleteConflict", 409)
+    iam.delete_role_policy(RoleName=name, PolicyName="kms")
+    iam.delete_role(RoleName=name)
+    error = aws_error(iam.get_role, RoleName=name)
+    assert (error.code, error.status, error.message) == (
+        "NoSuchEntity",
+        404,
+        f"The role with name {name} cannot be found.",
+    )
+    error = aws_error(iam.create_user, UserName="no spaces allowed")
+    assert error.code == "ValidationError" and "userName" in error.message
+
+
+def test_assume_role_then_kms_with_session_credentials(server: Server) -> None:
+    user, creds = new_user(server)
+    iam = server.client("iam")
+    role = _name("kms-role")
+    iam.create_role(
+        RoleName=role, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{server.account_id}:user/{user}")
+    )
+    iam.put_role_policy(RoleName=role, PolicyName="kms", PolicyDocument=json.dumps(KMS_ALL))
+    role_arn = f"arn:aws:iam::{server.account_id}:role/{role}"
+
+    out = json.loads(
+        aws_as(
+            server, creds, "sts", "assume-role", "--role-arn", role_arn, "--role-session-name", "s1"
+        ).stdout
+    )
+    session = out["Credentials"]
+    session_arn = f"arn:aws:sts::{server.account_id}:assumed-role/{role}/s1"
+    assert session["AccessKeyId"].startswith("ASIA") and session["SessionToken"]
+    assert out["AssumedRoleUser"]["Arn"] == session_arn
+    assert out["AssumedRoleUser"]["AssumedRoleId"].startswith("AROA")
+    assert out["AssumedRoleUser"]["AssumedRoleId"].endswith(":s1")
+
+    kms = client_as(server, "kms", session)
+    kms.list_keys()
+    key_id = kms.create_key(Description="made by a role session")["KeyMetadata"]["KeyId"]
+    identity = client_as(server, "sts", session).get_caller_identity()
+    assert identity["Arn"] == session_arn and identity["UserId"] == out["AssumedRoleUser"]["AssumedRoleId"]
+
+    # The token must come with the session's key, and be the right one.
+    no_token = {k: v for k, v in session.items() if k != "SessionToken"}
+    error = aws_error(client_as(server, "kms", no_token).list_keys)
+    assert (error.code, error.message) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
+    wrong = {**session, "SessionToken": session["SessionToken"][:-4] + "AAAA"}
+    assert aws_error(client_as(server, "kms", wrong).list_keys).code == "UnrecognizedClientException"
+    assert aws_error(client_as(server, "sts", wrong).get_caller_identity).code == "InvalidClientTokenId"
+
+    records = wait_for_audit(server, ("--key-id", key_id, "--event-name", "CreateKey"), lambda r: len(r) == 1)
+    identity_record = records[0]["userIdentity"]
+    assert identity_record["type"] == "AssumedRole" and identity_record["arn"] == session_arn
+    assert identity_record["accessKeyId"] == session["AccessKeyId"]
+    assert identity_record["sessionContext"]["sessionIssuer"]["arn"] == role_arn
+
+    assumed = wait_for_audit(
+        server,
+        ("--event-name", "AssumeRole"),
+        lambda rs: any((r.get("requestParameters") or {}).get("roleArn") == role_arn for r in rs),
+    )
+    record = next(r for r in assumed if (r.get("requestParameters") or {}).get("roleArn") == role_arn)
+    assert record["eventSource"] == "sts.amazonaws.com"
+    assert record["userIdentity"]["arn"] == f"arn:aws:iam::{server.account_id}:user/{user}"
+    text = json.dumps(record)
+    assert session["SessionToken"] not in text and session["SecretAccessKey"] not in text
+    assert record["responseElements"]["credentials"]["accessKeyId"] == session["AccessKeyId"]
+    created = wait_for_audit(server, ("--event-name", "CreateAccessKey"), lambda rs: bool(rs))
+    assert all(creds["SecretAccessKey"] not in json.dumps(r) for r in created)
+    assert all(r["eventSource"] == "iam.amazonaws.com" for r in created)
+
+
+def test_trust_and_identity_policies_decide_assume_role(server: Server) -> None:
+    iam = server.client("iam")
+    account_role = _name("acct-role")
+    iam.create_role(
+        RoleName=account_role, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{server.account_id}:root")
+    )
+    arn = f"arn:aws:iam::{server.account_id}:role/{account_role}"
+    stranger_role = _name("other-role")
+    iam.create_role(
+        RoleName=stranger_role,
+        AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{server.account_id}:user/admin"),
+    )
+
+    _, plain = new_user(server)
+    sts = client_as(server, "sts", plain)
+    # The trust policy names the account: the caller's identity policies must allow sts:AssumeRole too.
+    error = aws_error(sts.assume_role, RoleArn=arn, RoleSessionName="nope")
+    assert (error.code, error.status) == ("AccessDenied", 403)
+    assert error.message.startswith(f"User: arn:aws:iam::{server.account_id}:user/")
+    _, allowed = new_user(server, _policy("sts:AssumeRole", arn))
+    sts_allowed = client_as(server, "sts", allowed)
+    assert sts_allowed.assume_role(RoleArn=arn, RoleSessionName="yes")["Credentials"]["AccessKeyId"]
+    # A trust policy that does not admit the caller denies, whatever its identity policies say.
+    error = aws_error(
+        sts_allowed.assume_role,
+        RoleArn=f"arn:aws:iam::{server.account_id}:role/{stranger_role}",
+        RoleSessionName="nope",
+    )
+    assert error.code == "AccessDenied"
+    error = aws_error(sts_allowed.assume_role, RoleArn=arn, RoleSessionName="long", DurationSeconds=7200)
+    assert error.code == "ValidationError" and "MaxSessionDuration" in error.message
+
+
+def test_iam_needs_iam_permissions(server: Server) -> None:
+    _, creds = new_user(server, json.dumps(KMS_ALL))
+    iam = client_as(server, "iam", creds)
+    error = aws_error(iam.create_user, UserName=_name("x"))
+    assert (error.code, error.status) == ("AccessDenied", 403)
+    assert "is not authorized to perform: iam:CreateUser" in error.message
+    assert aws_error(iam.list_users).code == "AccessDenied"
+    # Who-am-I needs no permission.
+    assert client_as(server, "sts", creds).get_caller_identity()["Account"] == server.account_id
+
+
+def test_admin_cli_manages_principals_while_the_server_runs(server: Server) -> None:
+    acct = server.account_id
+    user, creds = new_user(server)
+    iam = client_as(server, "iam", creds)
+    assert aws_error(iam.list_users).code == "AccessDenied"  # warms the server's policy cache
+
+    policy = server.admin(
+        "create-policy",
+        "--account-id",
+        acct,
+        "--policy-name",
+        _name("readers"),
+        "--policy-document",
+        _policy("iam:List*"),
+    )["Policy"]
+    assert policy["Arn"].startswith(f"arn:aws:iam::{acct}:policy/")
+    assert (
+        server.admin(
+            "attach-user-policy", "--account-id", acct, "--user-name", user, "--policy-arn", policy["Arn"]
+        )
+        == {}
+    )
+    deadline = time.time() + 5
+    while True:  # the server learns of the change from the database
+        try:
+            users = iam.list_users()["Users"]
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    assert user in {u["UserName"] for u in users}
+
+    assert server.admin("tag-user", "--account-id", acct, "--user-name", user, "--tag", "dept=42") == {}
+    listed = server.admin("list-users", "--account-id", acct)["Users"]
+    assert user in {u["UserName"] for u in listed}
+    assert server.client("iam").get_user(UserName=user)["User"]["Tags"] == [{"Key": "dept", "Value": "42"}]
+
+    role = _name("cli-role")
+    trust = Path(server.data_dir) / f"{role}.json"
+    trust.write_text(_trust(f"arn:aws:iam::{acct}:user/{user}"))
+    created = server.admin(
+        "create-role",
+        "--account-id",
+        acct,
+        "--role-name",
+        role,
+        "--assume-role-policy-document",
+        f"file://{trust}",
+    )
+    assert created["Role"]["Arn"] == f"arn:aws:iam::{acct}:role/{role}"
+    server.admin(
+        "put-role-policy",
+        "--account-id",
+        acct,
+        "--role-name",
+        role,
+        "--policy-name",
+        "kms",
+        "--policy-document",
+        json.dumps(KMS_ALL),
+    )
+    server.admin("tag-role", "--account-id", acct, "--role-name", role, "--tag", "k=v")
+    server.admin(
+        "attach-role-policy", "--account-id", acct, "--role-name", role, "--policy-arn", policy["Arn"]
+    )
+    roles = server.admin("list-roles", "--account-id", acct)["Roles"]
+    assert role in {r["RoleName"] for r in roles}
+    session = client_as(server, "sts", creds).assume_role(
+        RoleArn=created["Role"]["Arn"], RoleSessionName="cli"
+    )
+    assert session["AssumedRoleUser"]["Arn"].endswith(f":assumed-role/{role}/cli")
+
+    assert server.admin("delete-role", "--account-id", acct, "--role-name", role, "--force") == {}
+    assert server.admin("delete-user", "--account-id", acct, "--user-name", user, "--force") == {}
+    assert user not in {u["UserName"] for u in server.admin("list-users", "--account-id", acct)["Users"]}
+
+
+@pytest.fixture
+def clock_file(tmp_path: Path) -> Path:
+    path = tmp_path / "clock-offset"
+    path.write_text("0")
+    return path
+
+
+def test_expired_session(own_server: Server, clock_file: Path) -> None:
+    own_server.env["OPENKMS_CLOCK_OFFSET_FILE"] = str(clock_file)
+    own_server.restart()
+    iam = own_server.client("iam")
+    role = _name("short")
+    iam.create_role(
+        RoleName=role, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{own_server.account_id}:root")
+    )
+    iam.put_role_policy(RoleName=role, PolicyName="kms", PolicyDocument=json.dumps(KMS_ALL))
+    arn = f"arn:aws:iam::{own_server.account_id}:role/{role}"
+    # The admin may assume a role that trusts its account (its policy allows everything).
+    session = own_server.client("sts").assume_role(RoleArn=arn, RoleSessionName="short", DurationSeconds=900)[
+        "Credentials"
+    ]
+    kms = client_as(own_server, "kms", session)
+    kms.list_keys()
+    clock_file.write_text("1000")
+    time.sleep(0.5)
+    error = aws_error(kms.list_keys)
+    assert (error.code, error.message) == (
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+    )
+    error = aws_error(client_as(own_server, "sts", session).get_caller_identity)
+    assert (error.code, error.status) == ("ExpiredToken", 403)
+
+
+def _query(server: Server, service: str, body: str, *, secret: str | None = None) -> tuple[int, str]:
+    """POST a signed Query request; returns (status, XML body)."""
+    import http.client
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    request = AWSRequest(method="POST", url=server.endpoint + "/", data=body.encode(), headers=headers)
+    SigV4Auth(Credentials(server.access_key, secret or server.secret_key), service, REGION).add_auth(request)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/", body=body.encode(), headers=dict(request.headers.items()))
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_query_protocol_answers(server: Server) -> None:
+    status, text = _query(server, "sts", "Action=GetCallerIdentity&Version=2011-06-15")
+    assert status == 200
+    assert text.startswith('<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">')
+    assert f"<Arn>arn:aws:iam::{server.account_id}:user/admin</Arn>" in text and "<RequestId>" in text
+
+    status, text = _query(server, "iam", "Action=NoSuchThing&Version=2010-05-08")
+    assert status == 400
+    assert "<Type>Sender</Type><Code>InvalidAction</Code>" in text and text.startswith("<ErrorResponse")
+    status, text = _query(server, "iam", "Action=GetUser&Version=2010-05-08&UserName=nobody-here")
+    assert status == 404 and "<Code>NoSuchEntity</Code>" in text
+    status, text = _query(server, "iam", "Action=CreateUser&Version=2010-05-08")
+    assert status == 400 and "<Code>ValidationError</Code>" in text and "Value null at 'userName'" in text
+    status, text = _query(server, "iam", "Action=ListUsers&Version=2010-05-08", secret="x" * 40)
+    assert status == 403 and "<Code>SignatureDoesNotMatch</Code>" in text
+    # A form body signed for KMS is still a (bad) KMS request.
+    status, text = _query(server, "kms", "Action=ListKeys")
+    assert status != 200 and "__type" in text

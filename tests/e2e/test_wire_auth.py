@@ -1,0 +1,417 @@
+"""The wire protocol and authentication, checked with raw HTTP requests signed by botocore's SigV4
+signer (so that each part can be broken on purpose): AWS's errors for bad signatures, unknown access
+keys, missing authentication, expired dates, wrong service and unanswered regions; unknown and
+unimplemented operations; validation errors with their exact ``__type``, status and message; the
+shape of error and empty responses; and regions as separate namespaces of keys and aliases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openkms.service.registry import OPERATIONS
+from openkms.wire import model
+from tests.conftest import Server, _new_server, drop_pg_database
+from tests.e2e.util import JSON_CT, RawResponse, aws_error, raw_call
+
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
+UNRECOGNIZED = "The security token included in the request is invalid."
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def assert_error(resp: RawResponse, code: str, message: str | None, status: int = 400) -> None:
+    """An AWS JSON 1.1 error: the status, JSON body of exactly __type and message, the headers."""
+    assert resp.status == status, (resp.status, resp.body)
+    assert resp.headers["content-type"] == JSON_CT
+    assert UUID_RE.match(resp.headers["x-amzn-requestid"])
+    body = resp.json()
+    assert set(body) == {"__type", "message"}, body
+    assert body["__type"] == code, body
+    if message is not None:
+        assert body["message"] == message, body
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --- authentication ------------------------------------------------------------------------------------
+
+
+def test_signed_request_succeeds(server: Server) -> None:
+    resp = raw_call(server, "ListKeys", {})
+    assert resp.status == 200
+    assert resp.headers["content-type"] == JSON_CT
+    assert UUID_RE.match(resp.headers["x-amzn-requestid"])
+    body = resp.json()
+    assert {"Keys", "Truncated"} <= set(body) <= {"Keys", "Truncated", "NextMarker"}
+    assert ("NextMarker" in body) is body["Truncated"]
+
+
+def test_bad_signature(server: Server) -> None:
+    wrong_secret = raw_call(server, "ListKeys", {}, secret_key="x" * 40)
+    assert_error(wrong_secret, "InvalidSignatureException", SIGNATURE_MISMATCH)
+    # A body changed after signing.
+    changed = raw_call(
+        server, "GenerateRandom", {"NumberOfBytes": 8}, body_after_signing=b'{"NumberOfBytes": 9}'
+    )
+    assert_error(changed, "InvalidSignatureException", SIGNATURE_MISMATCH)
+
+    def corrupt(headers: dict[str, str]) -> None:
+        auth = headers["Authorization"]
+        last = auth[-1]
+        headers["Authorization"] = auth[:-1] + ("0" if last != "0" else "1")
+
+    assert_error(
+        raw_call(server, "ListKeys", {}, mutate=corrupt), "InvalidSignatureException", SIGNATURE_MISMATCH
+    )
+
+    def change_target(headers: dict[str, str]) -> None:
+        headers["X-Amz-Target"] = "TrentService.ListAliases"
+
+    assert_error(
+        raw_call(server, "ListKeys", {}, mutate=change_target),
+        "InvalidSignatureException",
+        SIGNATURE_MISMATCH,
+    )
+
+
+def test_unknown_access_key(server: Server) -> None:
+    resp = raw_call(server, "ListKeys", {}, access_key="AKIA" + "Z" * 16, secret_key="s" * 40)
+    assert_error(resp, "UnrecognizedClientException", UNRECOGNIZED)
+    err = aws_error(server.client(access_key="AKIAUNKNOWNUNKNOWN00").list_keys)
+    assert (err.code, err.message, err.status) == ("UnrecognizedClientException", UNRECOGNIZED, 400)
+
+
+def test_missing_authentication(server: Server) -> None:
+    resp = raw_call(server, "ListKeys", {}, sign=False)
+    assert resp.status in (400, 403)
+    assert_error(resp, "MissingAuthenticationTokenException", "Missing Authentication Token", resp.status)
+
+
+def test_expired_and_future_dates(server: Server) -> None:
+    old = _now() - dt.timedelta(minutes=20)
+    resp = raw_call(server, "ListKeys", {}, when=old)
+    assert_error(resp, "InvalidSignatureException", None)
+    stamp = old.strftime("%Y%m%dT%H%M%SZ")
+    assert re.fullmatch(
+        rf"Signature expired: {stamp} is now earlier than \d{{8}}T\d{{6}}Z \(\d{{8}}T\d{{6}}Z - 15 min\.\)",
+        resp.json()["message"],
+    ), resp.json()["message"]
+    future = _now() + dt.timedelta(minutes=20)
+    resp = raw_call(server, "ListKeys", {}, when=future)
+    assert_error(resp, "InvalidSignatureException", None)
+    assert resp.json()["message"].startswith(
+        f"Signature not yet current: {future.strftime('%Y%m%dT%H%M%SZ')} "
+    )
+    # Within the 15 minutes allowed either way, the request is accepted.
+    assert raw_call(server, "ListKeys", {}, when=_now() - dt.timedelta(minutes=10)).status == 200
+
+
+def test_expired_date_is_reported_before_the_access_key(server: Server) -> None:
+    """AWS checks the request time and the scope before it looks up the access key."""
+    old = _now() - dt.timedelta(minutes=20)
+    resp = raw_call(server, "ListKeys", {}, when=old, access_key="AKIA" + "Q" * 16, secret_key="s" * 40)
+    assert_error(resp, "InvalidSignatureException", None)
+    assert resp.json()["message"].startswith("Signature expired: ")
+    resp = raw_call(server, "ListKeys", {}, service="s3", access_key="AKIA" + "Q" * 16, secret_key="s" * 40)
+    assert_error(resp, "InvalidSignatureException", "Credential should be scoped to correct service: 'kms'. ")
+
+
+def test_wrong_service_in_scope(server: Server) -> None:
+    resp = raw_call(server, "ListKeys", {}, service="s3")
+    assert_error(resp, "InvalidSignatureException", "Credential should be scoped to correct service: 'kms'. ")
+
+
+def test_malformed_region_in_scope(server: Server) -> None:
+    resp = raw_call(server, "ListKeys", {}, region="not_a_region")
+    assert_error(resp, "InvalidSignatureException", "Credential should be scoped to a valid region. ")
+
+
+@pytest.fixture
+def us_east_only(workdir: Path, backend: str) -> Iterator[Server]:
+    """A server that answers only us-east-1 (``--region us-east-1``)."""
+    srv, url = _new_server(workdir, backend, extra_args=["--region", "us-east-1"])
+    yield srv
+    srv.stop()
+    if url:
+        drop_pg_database(url)
+
+
+def test_region_not_answered(us_east_only: Server) -> None:
+    assert raw_call(us_east_only, "ListKeys", {}, region="us-east-1").status == 200
+    resp = raw_call(us_east_only, "ListKeys", {}, region="eu-west-1")
+    assert_error(resp, "InvalidSignatureException", "Credential should be scoped to a valid region. ")
+    err = aws_error(us_east_only.client(region="eu-west-1").list_keys)
+    assert (err.code, err.status) == ("InvalidSignatureException", 400)
+
+
+# --- operations ----------------------------------------------------------------------------------------
+
+
+def test_unknown_operation(server: Server) -> None:
+    for target in ("TrentService.NoSuchOperation", "OtherService.ListKeys", "ListKeys", ""):
+        resp = raw_call(server, "ListKeys", {}, target=target)
+        assert_error(resp, "UnknownOperationException", None, 404)
+
+
+# A valid request body for operations of the model that may still be unimplemented.
+UNIMPLEMENTED_CANDIDATES: dict[str, dict[str, Any]] = {
+    "CreateCustomKeyStore": {"CustomKeyStoreName": "store"},
+    "ConnectCustomKeyStore": {"CustomKeyStoreId": "cks-1234567890abcdef0"},
+    "DeleteCustomKeyStore": {"CustomKeyStoreId": "cks-1234567890abcdef0"},
+    "UpdatePrimaryRegion": {"KeyId": "mrk-" + "0" * 32, "PrimaryRegion": "eu-west-1"},
+    "ReplicateKey": {"KeyId": "mrk-" + "0" * 32, "ReplicaRegion": "eu-west-1"},
+}
+
+
+def test_modeled_but_unimplemented_operation(server: Server) -> None:
+    unimplemented = [op for op in UNIMPLEMENTED_CANDIDATES if op not in OPERATIONS]
+    assert unimplemented, "every candidate is implemented: add a still-unimplemented operation here"
+    for operation in unimplemented:
+        assert operation in model.operation_names()
+        resp = raw_call(server, operation, UNIMPLEMENTED_CANDIDATES[operation])
+        assert_error(resp, "UnsupportedOperationException", None)
+        assert operation in resp.json()["message"]
+
+
+def test_empty_output_operation(server: Server) -> None:
+    key_id = json.loads(raw_call(server, "CreateKey", {}).body)["KeyMetadata"]["KeyId"]
+    resp = raw_call(server, "DisableKey", {"KeyId": key_id})
+    assert resp.status == 200
+    assert resp.body == b""
+    assert resp.headers["content-length"] == "0"
+    assert UUID_RE.match(resp.headers["x-amzn-requestid"])
+    # The request ids differ per request.
+    assert (
+        raw_call(server, "EnableKey", {"KeyId": key_id}).headers["x-amzn-requestid"]
+        != resp.headers["x-amzn-requestid"]
+    )
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def _v(*items: str) -> str:
+    n = len(items)
+    return f"{n} validation error{'' if n == 1 else 's'} detected: " + "; ".join(items)
+
+
+VALIDATION_CASES = [
+    # missing required members
+    pytest.param(
+        "Encrypt",
+        {"Plaintext": "aGk="},
+        _v("Value null at 'keyId' failed to satisfy constraint: Member must not be null"),
+        id="missing-keyId",
+    ),
+    pytest.param(
+        "Encrypt",
+        {},
+        _v(
+            "Value null at 'keyId' failed to satisfy constraint: Member must not be null",
+            "Value null at 'plaintext' failed to satisfy constraint: Member must not be null",
+        ),
+        id="missing-two",
+    ),
+    pytest.param(
+        "CreateAlias",
+        {"AliasName": "alias/x"},
+        _v("Value null at 'targetKeyId' failed to satisfy constraint: Member must not be null"),
+        id="missing-targetKeyId",
+    ),
+    # out of range
+    pytest.param(
+        "GenerateRandom",
+        {"NumberOfBytes": 1025},
+        _v(
+            "Value '1025' at 'numberOfBytes' failed to satisfy constraint: "
+            "Member must have value less than or equal to 1024"
+        ),
+        id="range-numberOfBytes",
+    ),
+    pytest.param(
+        "ListKeys",
+        {"Limit": 1001},
+        _v(
+            "Value '1001' at 'limit' failed to satisfy constraint: "
+            "Member must have value less than or equal to 1000"
+        ),
+        id="range-limit-high",
+    ),
+    pytest.param(
+        "ListAliases",
+        {"Limit": 0},
+        _v(
+            "Value '0' at 'limit' failed to satisfy constraint: "
+            "Member must have value greater than or equal to 1"
+        ),
+        id="range-limit-low",
+    ),
+    pytest.param(
+        "DescribeKey",
+        {"KeyId": "k" * 2049},
+        _v(
+            f"Value '{'k' * 2049}' at 'keyId' failed to satisfy constraint: "
+            "Member must have length less than or equal to 2048"
+        ),
+        id="length-keyId",
+    ),
+    pytest.param(
+        "DescribeKey",
+        {"KeyId": ""},
+        _v(
+            "Value '' at 'keyId' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 1"
+        ),
+        id="length-keyId-empty",
+    ),
+    # wrong enum values
+    pytest.param(
+        "CreateKey",
+        {"KeyUsage": "RANDOM"},
+        _v(
+            "Value 'RANDOM' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: "
+            "[SIGN_VERIFY, ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC, KEY_AGREEMENT]"
+        ),
+        id="enum-keyUsage",
+    ),
+    pytest.param(
+        "CreateKey",
+        {"KeySpec": "HMAC_256", "KeyUsage": "RANDOM"},
+        _v(
+            "Value 'RANDOM' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: "
+            "[SIGN_VERIFY, ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC, KEY_AGREEMENT]"
+        ),
+        id="enum-before-compatibility",
+    ),
+    pytest.param(
+        "CreateKey",
+        {"Origin": "SOMEWHERE"},
+        _v(
+            "Value 'SOMEWHERE' at 'origin' failed to satisfy constraint: Member must satisfy enum value set: "
+            "[AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE]"
+        ),
+        id="enum-origin",
+    ),
+    pytest.param(
+        "Encrypt",
+        {"KeyId": "k", "Plaintext": "aGk=", "EncryptionAlgorithm": "AES"},
+        _v(
+            "Value 'AES' at 'encryptionAlgorithm' failed to satisfy constraint: "
+            "Member must satisfy enum value set: "
+            "[SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, SM2PKE]"
+        ),
+        id="enum-encryptionAlgorithm",
+    ),
+    # list elements are named <list>.<n>.member.<field>
+    pytest.param(
+        "TagResource",
+        {"KeyId": "k", "Tags": [{"TagKey": "a", "TagValue": "b"}, {"TagValue": "c"}]},
+        _v("Value null at 'tags.2.member.tagKey' failed to satisfy constraint: Member must not be null"),
+        id="missing-list-member",
+    ),
+]
+
+
+def _enum_items(message: str) -> tuple[str, set[str]]:
+    """The message with any enum list taken out (AWS's order of enum values is not significant)."""
+    found = re.search(r"\[([A-Z0-9_, ]+)\]", message)
+    if not found:
+        return message, set()
+    return message.replace(found.group(0), "[]"), set(found.group(1).split(", "))
+
+
+@pytest.mark.parametrize(("operation", "body", "message"), VALIDATION_CASES)
+def test_validation_errors(server: Server, operation: str, body: dict[str, Any], message: str) -> None:
+    resp = raw_call(server, operation, body)
+    assert_error(resp, "ValidationException", None, 400)
+    assert _enum_items(resp.json()["message"]) == _enum_items(message)
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "message"),
+    [
+        ("GenerateRandom", {"NumberOfBytes": "ten"}, "STRING_VALUE can not be converted to an Integer"),
+        ("GenerateRandom", {"NumberOfBytes": 1.5}, "NUMBER_VALUE can not be converted to an Integer"),
+        ("ListKeys", {"Limit": True}, "BOOLEAN_VALUE can not be converted to an Integer"),
+        ("Encrypt", {"KeyId": "k", "Plaintext": 12}, "NUMBER_VALUE can not be converted to a Blob"),
+        ("CreateKey", {"Description": ["a"]}, "Start of list found where not expected"),
+        ("CreateKey", {"Tags": {"TagKey": "a"}}, "Start of structure or map found where not expected."),
+        ("CreateKey", {"MultiRegion": "yes"}, "STRING_VALUE can not be converted to a Boolean"),
+    ],
+)
+def test_wrong_typed_members(server: Server, operation: str, body: dict[str, Any], message: str) -> None:
+    assert_error(raw_call(server, operation, body), "SerializationException", message)
+
+
+def test_body_that_is_not_json(server: Server) -> None:
+    assert_error(raw_call(server, "ListKeys", b"{not json"), "SerializationException", None)
+    assert_error(raw_call(server, "ListKeys", b"[1, 2]"), "SerializationException", None)
+    assert_error(
+        raw_call(server, "Encrypt", {"KeyId": "k", "Plaintext": "not base64!"}),
+        "SerializationException",
+        None,
+    )
+    # An empty body is an empty input.
+    assert raw_call(server, "ListKeys", b"").status == 200
+
+
+def test_scalars_are_read_as_strings(server: Server) -> None:
+    """A number where a string is expected is read as its JSON text, as AWS does."""
+    assert_error(raw_call(server, "DescribeKey", {"KeyId": 123}), "NotFoundException", "Invalid keyId '123'")
+
+
+def test_service_errors_over_raw_http(server: Server) -> None:
+    unknown = str(uuid.uuid4())
+    resp = raw_call(server, "DescribeKey", {"KeyId": unknown})
+    assert_error(
+        resp,
+        "NotFoundException",
+        f"Key 'arn:aws:kms:us-east-1:{server.account_id}:key/{unknown}' does not exist",
+    )
+    resp = raw_call(server, "Decrypt", {"CiphertextBlob": "AAAA"})
+    assert_error(resp, "InvalidCiphertextException", "")
+
+
+# --- regions -------------------------------------------------------------------------------------------
+
+
+def test_regions_are_namespaces(server: Server) -> None:
+    east = server.client(region="us-east-1")
+    west = server.client(region="eu-west-1")
+    md = east.create_key()["KeyMetadata"]
+    err = aws_error(west.describe_key, KeyId=md["KeyId"])
+    assert (err.code, err.message) == (
+        "NotFoundException",
+        f"Key 'arn:aws:kms:eu-west-1:{server.account_id}:key/{md['KeyId']}' does not exist",
+    )
+    err = aws_error(west.describe_key, KeyId=md["Arn"])
+    assert (err.code, err.message) == ("NotFoundException", "Invalid arn us-east-1")
+    assert md["KeyId"] not in {k["KeyId"] for k in west.list_keys(Limit=1000)["Keys"]}
+
+    west_md = west.create_key()["KeyMetadata"]
+    assert west_md["Arn"] == f"arn:aws:kms:eu-west-1:{server.account_id}:key/{west_md['KeyId']}"
+    alias = f"alias/regional-{uuid.uuid4().hex[:8]}"
+    east.create_alias(AliasName=alias, TargetKeyId=md["KeyId"])
+    west.create_alias(AliasName=alias, TargetKeyId=west_md["KeyId"])
+    assert east.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == md["KeyId"]
+    assert west.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == west_md["KeyId"]
+    east_blob = east.encrypt(KeyId=alias, Plaintext=b"east")["CiphertextBlob"]
+    west_blob = west.encrypt(KeyId=alias, Plaintext=b"west")["CiphertextBlob"]
+    assert east.decrypt(CiphertextBlob=east_blob)["KeyId"] == md["Arn"]
+    assert west.decrypt(CiphertextBlob=west_blob)["KeyId"] == west_md["Arn"]
+    # A ciphertext of another region's key does not decrypt here.
+    err = aws_error(west.decrypt, CiphertextBlob=east_blob)
+    assert err.code == "AccessDeniedException"
+    assert "does not exist in this region" in err.message

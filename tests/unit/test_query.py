@@ -1,0 +1,129 @@
+"""The Query protocol codec against botocore's own serializer and parser (IAM and STS models)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from botocore.parsers import QueryParser
+from botocore.serialize import QuerySerializer
+
+from openkms.service.iam_errors import InvalidAction, ValidationError
+from openkms.wire import query
+
+
+def _body(service: str, operation: str, params: dict[str, Any]) -> bytes:
+    model = query.service_model(service).operation_model(operation)
+    request = QuerySerializer().serialize_to_request(params, model)
+    return urlencode(request["body"]).encode()
+
+
+def _parse(service: str, operation: str, xml: bytes, status: int = 200) -> dict[str, Any]:
+    model = query.service_model(service).operation_model(operation)
+    response = {"body": xml, "headers": {}, "status_code": status}
+    parsed: dict[str, Any] = QueryParser().parse(response, model.output_shape)
+    return parsed
+
+
+def test_decode_lists_of_structures_and_integers() -> None:
+    body = _body(
+        "sts",
+        "AssumeRole",
+        {
+            "RoleArn": "arn:aws:iam::111122223333:role/r",
+            "RoleSessionName": "s1",
+            "DurationSeconds": 900,
+            "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}],
+            "TransitiveTagKeys": ["a"],
+        },
+    )
+    request = query.decode_query("sts", body)
+    assert request.operation == "AssumeRole"
+    assert request.params["duration_seconds"] == 900
+    assert request.params["tags"] == [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+    assert request.params["transitive_tag_keys"] == ["a"]
+    assert request.raw["Tags"][1] == {"Key": "b", "Value": "2"}
+
+
+def test_decode_validation_messages() -> None:
+    body = _body("sts", "AssumeRole", {"RoleArn": "arn:aws:iam::111122223333:role/r", "RoleSessionName": "x"})
+    with pytest.raises(ValidationError) as exc:
+        query.decode_query("sts", body + b"&DurationSeconds=60")
+    assert exc.value.message == (
+        "2 validation errors detected: Value 'x' at 'roleSessionName' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 2; Value '60' at 'durationSeconds' failed to "
+        "satisfy constraint: Member must have value greater than or equal to 900"
+    )
+    with pytest.raises(ValidationError, match="Value null at 'userName'"):
+        query.decode_query("iam", b"Action=CreateUser&Version=2010-05-08")
+    with pytest.raises(InvalidAction, match="Could not find operation CreateUser for version 2011-06-15"):
+        query.decode_query("iam", b"Action=CreateUser&Version=2011-06-15&UserName=u")
+
+
+def test_results_parse_with_botocore() -> None:
+    document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*"}]})
+    role = {
+        "path": "/",
+        "role_name": "r",
+        "role_id": "AROAEXAMPLE",
+        "arn": "arn:aws:iam::111122223333:role/r",
+        "create_date": 1700000000.0,
+        "assume_role_policy_document": document,
+        "max_session_duration": 3600,
+        "tags": [{"key": "k", "value": "v & <w>"}],
+    }
+    xml = query.encode_result("iam", "GetRole", {"role": role}, "req-1")
+    assert xml.startswith(
+        b'<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult>'
+    )
+    assert b"%7B%22Version%22" in xml  # IAM URL-encodes policy documents
+    parsed = _parse("iam", "GetRole", xml)
+    assert parsed["Role"]["CreateDate"] == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)
+    assert parsed["Role"]["Tags"] == [{"Key": "k", "Value": "v & <w>"}]
+    assert parsed["ResponseMetadata"]["RequestId"] == "req-1"
+
+    users = {
+        "users": [{"path": "/", "user_name": "u", "user_id": "AIDA", "arn": "a" * 20, "create_date": 0.0}]
+    }
+    parsed = _parse(
+        "iam", "ListUsers", query.encode_result("iam", "ListUsers", {**users, "is_truncated": False}, "r")
+    )
+    assert parsed["Users"][0]["UserName"] == "u" and parsed["IsTruncated"] is False
+
+    error = query.encode_error("iam", "NoSuchEntity", "The user with name u cannot be found.", "r2")
+    parsed = QueryParser().parse({"body": error, "headers": {}, "status_code": 404}, None)
+    assert parsed["Error"] == {
+        "Type": "Sender",
+        "Code": "NoSuchEntity",
+        "Message": "The user with name u cannot be found.",
+    }
+
+
+def test_audit_views_never_hold_secrets() -> None:
+    result = {
+        "credentials": {
+            "access_key_id": "ASIAEXAMPLE",
+            "secret_access_key": "secret",
+            "session_token": "token",
+            "expiration": 1700000000.0,
+        },
+        "assumed_role_user": {
+            "assumed_role_id": "AROA:s",
+            "arn": "arn:aws:sts::111122223333:assumed-role/r/s",
+        },
+    }
+    logged = query.audit_response("sts", "AssumeRole", result)
+    assert logged is not None
+    assert logged["credentials"] == {"accessKeyId": "ASIAEXAMPLE", "expiration": "Nov 14, 2023, 10:13:20 PM"}
+    key = {
+        "user_name": "u",
+        "access_key_id": "AKIA",
+        "status": "Active",
+        "secret_access_key": "s",
+        "create_date": 0.0,
+    }
+    logged = query.audit_response("iam", "CreateAccessKey", {"access_key": key})
+    assert logged is not None and "secretAccessKey" not in logged["accessKey"]
