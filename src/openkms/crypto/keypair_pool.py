@@ -1,6 +1,6 @@
 """A small pool of pre-generated RSA key pairs, refilled by a background thread, so that
-GenerateDataKeyPair (and CreateKey) of an RSA spec does not pay key generation on the request path
-(RSA_4096 takes up to seconds).
+GenerateDataKeyPair, CreateKey of an RSA spec and GetParametersForImport (its wrapping key pair) do
+not pay key generation on the request path (RSA_4096 takes up to seconds).
 
 A request takes a pair from the pool (each pair is handed out once) and generates one inline when
 the pool is empty. The refill thread runs at a lower scheduling priority where the OS allows it;

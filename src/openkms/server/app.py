@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -81,6 +82,27 @@ def error_body(error: ServiceError) -> bytes:
     return orjson.dumps({"__type": error.code, "message": error.message})
 
 
+@dataclass
+class Call:
+    """One KMS operation call as it arrived, from the JSON API or the console."""
+
+    operation: str
+    body: bytes
+    principal: Principal | None
+    region: str
+    source_ip: str
+    user_agent: str
+    secure: bool = False
+    access_key_id: str | None = None
+    request_id: str = field(default_factory=fast_uuid)
+    started: float = field(default_factory=time.time)
+
+    def context(self, principal: Principal) -> RequestContext:
+        ctx = RequestContext(principal, self.region, self.request_id, self.source_ip, self.user_agent)
+        ctx.secure_transport = self.secure
+        return ctx
+
+
 class KmsApp:
     """The ASGI callable served by ``openkms serve``."""
 
@@ -131,8 +153,6 @@ class KmsApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     async def _kms(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.time()
-        request_id = fast_uuid()
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1")] = value.decode("latin-1")
@@ -140,66 +160,95 @@ class KmsApp:
             await self.query(scope, receive, send, headers)  # IAM / STS Query API
             return
         target = headers.get("x-amz-target", "")
-        operation = target.partition(".")[2] or target or "Unknown"
         client = scope.get("client")
-        source_ip = client[0] if client else "127.0.0.1"
-        user_agent = headers.get("user-agent", "")
-        principal: Principal | None = None
-        access_key_id: str | None = None
-        region = DEFAULT_REGION
+        call = Call(
+            operation=target.partition(".")[2] or target or "Unknown",
+            body=b"",
+            principal=None,
+            region=DEFAULT_REGION,
+            source_ip=client[0] if client else "127.0.0.1",
+            user_agent=headers.get("user-agent", ""),
+            secure=scope.get("scheme") == "https",
+        )
+        error: ServiceError | None = None
+        try:
+            try:
+                call.body = await read_body(receive)
+            except BodyTooLarge:
+                raise RequestEntityTooLargeException("Request entity too large") from None
+            await self._authenticate(scope, headers, call)
+            prefix, _, operation = target.partition(".")
+            if prefix != "TrentService" or operation not in self.known_ops:
+                raise UnknownOperationException("")
+        except ServiceError as exc:
+            error = exc
+        except Exception:
+            log.exception("request %s failed during authentication", call.request_id)
+            error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
+        status, body_out = await self.execute(call, error)
+        out_headers = [(b"x-amzn-requestid", call.request_id.encode()), (b"content-type", JSON_CT)]
+        await respond(send, status, body_out, out_headers)
+
+    async def _authenticate(self, scope: Scope, headers: dict[str, str], call: Call) -> None:
+        """SigV4: sets ``call.principal`` and ``call.region`` or raises AWS's authentication errors."""
+        cred = parse_authorization(headers)
+        call.access_key_id = cred.access_key_id
+        check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
+        creds = self.runtime.creds.cached(cred.access_key_id)
+        if creds is None:
+            creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
+        if creds is None:
+            raise UnrecognizedClientException()
+        if creds.token_sha256 is not None or cred.security_token is not None:
+            creds.check_session(cred.security_token, self.runtime.clock.now())
+        signing_key = self.signing_keys.signing_key(
+            cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+        )
+        verify_signature(
+            cred,
+            method=scope["method"],
+            raw_path=scope.get("raw_path") or scope["path"].encode(),
+            query_string=scope.get("query_string", b""),
+            headers=scope["headers"],
+            body=call.body,
+            signing_key=signing_key,
+        )
+        call.principal = creds.principal
+        call.region = cred.region
+
+    async def execute(self, call: Call, error: ServiceError | None = None) -> tuple[int, bytes]:
+        """Run one KMS operation for an authenticated principal and audit it: the one path every
+        client takes (the JSON API after SigV4, and the web console with its session's principal).
+        Returns the HTTP status and the AWS JSON body (the error body on failure)."""
+        operation = call.operation
         raw: dict[str, Any] | None = None
         result: dict[str, Any] | None = None
         ctx: RequestContext | None = None
-        error: ServiceError | None = None
         body_out = b""
+        principal = call.principal
+        if error is None and principal is None:
+            error = UnrecognizedClientException()
         try:
-            try:
-                body = await read_body(receive)
-            except BodyTooLarge:
-                raise RequestEntityTooLargeException("Request entity too large") from None
-            cred = parse_authorization(headers)
-            access_key_id = cred.access_key_id
-            check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
-            creds = self.runtime.creds.cached(cred.access_key_id)
-            if creds is None:
-                creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
-            if creds is None:
-                raise UnrecognizedClientException()
-            if creds.token_sha256 is not None or cred.security_token is not None:
-                creds.check_session(cred.security_token, self.runtime.clock.now())
-            signing_key = self.signing_keys.signing_key(
-                cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
-            )
-            verify_signature(
-                cred,
-                method=scope["method"],
-                raw_path=scope.get("raw_path") or scope["path"].encode(),
-                query_string=scope.get("query_string", b""),
-                headers=scope["headers"],
-                body=body,
-                signing_key=signing_key,
-            )
-            principal = creds.principal
-            region = cred.region
-            prefix, _, operation = target.partition(".")
-            if prefix != "TrentService" or operation not in self.known_ops:
-                operation = operation or target or "Unknown"
+            if error is not None:
+                raise error
+            assert principal is not None
+            if operation not in self.known_ops:
                 raise UnknownOperationException("")
-            decoded = decode_request(operation, body)
+            decoded = decode_request(operation, call.body)
             raw = decoded.raw
             fn = OPERATIONS.get(operation)
             if fn is None:
                 raise UnsupportedOperationException(f"{operation} is not supported by this service.")
             if decoded.params.get("grant_tokens"):
                 check_grant_tokens(self.core, decoded.params["grant_tokens"])
-            ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+            ctx = call.context(principal)
             ctx.set_request(operation, decoded.params)
             if operation in HOT:
                 ctx.allow_io = False
                 try:
                     result = fn(self.core, ctx, **decoded.params)
                 except NeedsIO:
-                    ctx = RequestContext(principal, region, request_id, source_ip, user_agent)
+                    ctx = call.context(principal)
                     ctx.set_request(operation, decoded.params)
                     result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
             else:
@@ -208,29 +257,25 @@ class KmsApp:
         except ServiceError as exc:
             error = exc
         except Exception:
-            log.exception("request %s (%s) failed", request_id, operation)
-            error = KMSInternalException("An internal error occurred. Request id: " + request_id)
+            log.exception("request %s (%s) failed", call.request_id, operation)
+            error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
         await self._audit(
             operation,
-            started,
-            region,
+            call.started,
+            call.region,
             principal,
-            access_key_id,
-            source_ip,
-            user_agent,
-            request_id,
+            call.access_key_id,
+            call.source_ip,
+            call.user_agent,
+            call.request_id,
             raw,
             result,
             ctx,
             error,
         )
-        out_headers = [(b"x-amzn-requestid", request_id.encode())]
         if error is not None:
-            out_headers.append((b"content-type", JSON_CT))
-            await respond(send, error.status, error_body(error), out_headers)
-        else:
-            out_headers.append((b"content-type", JSON_CT))
-            await respond(send, 200, body_out, out_headers)
+            return error.status, error_body(error)
+        return 200, body_out
 
     async def _audit(
         self,

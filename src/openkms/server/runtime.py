@@ -39,7 +39,6 @@ class Runtime:
     started: bool = field(default=False)
 
     def start(self) -> None:
-        self.core.wrapping_pool.start()
         keypair_pool.POOL.start()
         self.audit.start()
         self.feed.start()
@@ -50,7 +49,6 @@ class Runtime:
         if not self.started:
             return
         self.scheduler.stop()
-        self.core.wrapping_pool.stop()
         keypair_pool.POOL.stop()
         self.feed.stop()
         self.audit.close()

@@ -10,7 +10,6 @@ from typing import Any
 from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
-from openkms.crypto.wrapping import WrappingKeyPool
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.errors import KMSInternalException, NotFoundException
 from openkms.service.authz import KmsAuthorizer, caller_identities
@@ -31,7 +30,6 @@ class KmsCore:
     root: RootKey
     clock: Clock
     cache: KeyCache
-    wrapping_pool: WrappingKeyPool = field(default_factory=WrappingKeyPool)
     authorizer: KmsAuthorizer = field(init=False)
 
     def __post_init__(self) -> None:
