@@ -53,7 +53,8 @@ READ_ONLY = frozenset(
 
 def fast_uuid() -> str:
     """A random (version 4) UUID for request and event ids, which need to be unique, not secret."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    h = "%032x" % random.getrandbits(128)  # noqa: UP031 - the fastest way to 32 hex digits
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def iso_time(epoch: float) -> str:

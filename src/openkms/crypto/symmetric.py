@@ -12,15 +12,17 @@ one opaque :class:`InvalidCiphertext`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from openkms.crypto.randomness import random_bytes
 
 VERSION = 1
 HEADER_LEN = 1 + 1 + 16 + 32 + 16 + 12
@@ -40,6 +42,7 @@ class BlobHeader:
     material_id: str
 
 
+@functools.lru_cache(maxsize=65536)
 def _encode_key_id(key_id: str) -> bytes:
     if key_id.startswith("mrk-"):
         return b"\x01" + bytes.fromhex(key_id[4:])
@@ -72,8 +75,8 @@ def _derive(material: bytes, salt: bytes) -> AESGCM:
 def encrypt(
     key_id: str, material_id: str, material: bytes, plaintext: bytes, context: Mapping[str, str] | None
 ) -> bytes:
-    salt = os.urandom(16)
-    iv = os.urandom(12)
+    fresh = random_bytes(28)
+    salt, iv = fresh[:16], fresh[16:]
     header = bytes((VERSION,)) + _encode_key_id(key_id) + bytes.fromhex(material_id) + salt + iv
     return header + _derive(material, salt).encrypt(iv, plaintext, header + canonical_context(context))
 
@@ -95,7 +98,3 @@ def decrypt(material: bytes, blob: bytes, context: Mapping[str, str] | None) -> 
         )
     except InvalidTag:
         raise InvalidCiphertext() from None
-
-
-def new_symmetric_material() -> bytes:
-    return os.urandom(32)

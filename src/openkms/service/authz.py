@@ -71,53 +71,64 @@ def encryption_context_conditions(context: Mapping[str, str] | None) -> dict[str
     return conditions
 
 
-# Request parameter -> (condition key, value used when the parameter is omitted).
-_PARAMETER_KEYS: dict[str, tuple[str, Any]] = {
-    "signing_algorithm": ("kms:SigningAlgorithm", None),
-    "mac_algorithm": ("kms:MacAlgorithm", None),
-    "key_agreement_algorithm": ("kms:KeyAgreementAlgorithm", None),
-    "key_pair_spec": ("kms:DataKeyPairSpec", None),
-    "wrapping_algorithm": ("kms:WrappingAlgorithm", None),
-    "wrapping_key_spec": ("kms:WrappingKeySpec", None),
-    "valid_to": ("kms:ValidTo", None),
-    "bypass_policy_lockout_safety_check": ("kms:BypassPolicyLockoutSafetyCheck", False),
+# Per operation: request parameter -> (condition key, value used when the parameter is omitted).
+_ALGORITHM = ("encryption_algorithm", "kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+_SIGNING = (("signing_algorithm", "kms:SigningAlgorithm", None), ("message_type", "kms:MessageType", "RAW"))
+_OPERATION_KEYS: dict[str, tuple[tuple[str, str, Any], ...]] = {
+    "Encrypt": (_ALGORITHM,),
+    "Decrypt": (_ALGORITHM,),
+    "GenerateDataKey": (_ALGORITHM,),
+    "GenerateDataKeyWithoutPlaintext": (_ALGORITHM,),
+    "GenerateDataKeyPair": (_ALGORITHM, ("key_pair_spec", "kms:DataKeyPairSpec", None)),
+    "GenerateDataKeyPairWithoutPlaintext": (_ALGORITHM, ("key_pair_spec", "kms:DataKeyPairSpec", None)),
+    "ReEncrypt": (("source_encryption_algorithm", "kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT"),),
+    "Sign": (("signing_algorithm", "kms:SigningAlgorithm", None), ("message_type", "kms:MessageType", "RAW")),
+    "Verify": (
+        ("signing_algorithm", "kms:SigningAlgorithm", None),
+        ("message_type", "kms:MessageType", "RAW"),
+    ),
+    "GenerateMac": (("mac_algorithm", "kms:MacAlgorithm", None),),
+    "VerifyMac": (("mac_algorithm", "kms:MacAlgorithm", None),),
+    "DeriveSharedSecret": (("key_agreement_algorithm", "kms:KeyAgreementAlgorithm", None),),
+    "GetParametersForImport": (
+        ("wrapping_algorithm", "kms:WrappingAlgorithm", None),
+        ("wrapping_key_spec", "kms:WrappingKeySpec", None),
+    ),
+    "ImportKeyMaterial": (
+        ("expiration_model", "kms:ExpirationModel", "KEY_MATERIAL_EXPIRES"),
+        ("valid_to", "kms:ValidTo", None),
+    ),
+    "ScheduleKeyDeletion": (("pending_window_in_days", "kms:ScheduleKeyDeletionPendingWindowInDays", 30),),
+    "EnableKeyRotation": (("rotation_period_in_days", "kms:RotationPeriodInDays", 365),),
+    "CreateKey": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
+    "PutKeyPolicy": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
 }
-_DEFAULTED: dict[str, dict[str, tuple[str, Any]]] = {
-    "Encrypt": {"encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")},
-    "Decrypt": {"encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")},
-    "GenerateDataKey": {"encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")},
-    "GenerateDataKeyWithoutPlaintext": {
-        "encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
-    },
-    "GenerateDataKeyPair": {"encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")},
-    "GenerateDataKeyPairWithoutPlaintext": {
-        "encryption_algorithm": ("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
-    },
-    "Sign": {"message_type": ("kms:MessageType", "RAW")},
-    "Verify": {"message_type": ("kms:MessageType", "RAW")},
-    "ImportKeyMaterial": {"expiration_model": ("kms:ExpirationModel", "KEY_MATERIAL_EXPIRES")},
-    "ScheduleKeyDeletion": {"pending_window_in_days": ("kms:ScheduleKeyDeletionPendingWindowInDays", 30)},
-    "EnableKeyRotation": {"rotation_period_in_days": ("kms:RotationPeriodInDays", 365)},
-}
+# Operations whose encryption context is a condition (kms:EncryptionContext:…, kms:EncryptionContextKeys).
+_WITH_CONTEXT = frozenset(
+    {
+        "Encrypt",
+        "Decrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+    }
+)
 
 
 def request_conditions(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The condition keys a request's parameters set (defaults apply to omitted parameters, as in AWS)."""
     conditions: dict[str, Any] = {}
-    for name, (key, default) in _PARAMETER_KEYS.items():
-        value = params.get(name, default)
+    for name, key, default in _OPERATION_KEYS.get(operation, ()):
+        value = params.get(name)
+        if value is None:
+            value = default
         if value is not None:
             conditions[key] = value
-    for name, (key, default) in _DEFAULTED.get(operation, {}).items():
-        conditions[key] = params.get(name) or default
-    if operation == "ReEncrypt":
-        conditions["kms:EncryptionAlgorithm"] = (
-            params.get("source_encryption_algorithm") or "SYMMETRIC_DEFAULT"
-        )
-    elif "encryption_context" in params or (
-        operation in _DEFAULTED and "encryption_algorithm" in _DEFAULTED[operation]
-    ):
+    if operation in _WITH_CONTEXT:
         conditions.update(encryption_context_conditions(params.get("encryption_context")))
+    elif operation == "ReEncrypt":
+        conditions.update(encryption_context_conditions(params.get("source_encryption_context")))
     tags = params.get("tags")
     if tags:
         for tag in tags:
@@ -208,7 +219,12 @@ class KmsAuthorizer:
             raise NeedsIO()
         context = base_context(ctx, now)
         if key is not None:
-            context.update(key_context(key, loaded))
+            if loaded is None:
+                context.update(key_context(key, None))
+            else:
+                if loaded.policy_context is None:
+                    loaded.policy_context = key_context(key, loaded)
+                context.update(loaded.policy_context)
         if ctx.request_alias:
             context["kms:RequestAlias"] = ctx.request_alias
         if ctx.conditions:

@@ -7,10 +7,10 @@ event loop (``ctx.allow_io`` is False); a cache miss raises NeedsIO before anyth
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from openkms.crypto import symmetric
+from openkms.crypto.randomness import random_bytes
 from openkms.domain.keyspec import KeySpec, KeyUsage
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyRecord
@@ -285,7 +285,7 @@ def _generate_data_key(
         )
     if dry_run:
         raise DryRunOperationException()
-    data_key = os.urandom(length)
+    data_key = random_bytes(length)
     blob = _symmetric_encrypt(ctx, loaded, data_key, encryption_context)
     return {
         "ciphertext_blob": blob,
@@ -352,4 +352,4 @@ def generate_random(
     if custom_key_store_id is not None:
         raise CustomKeyStoreNotFoundException(f"Custom key store {custom_key_store_id} does not exist.")
     core.authorize(ctx, "GenerateRandom", None)
-    return {"plaintext": os.urandom(number_of_bytes)}
+    return {"plaintext": random_bytes(number_of_bytes)}

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.storage.store import GrantRow
@@ -26,6 +27,8 @@ class LoadedKey:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     grants: tuple[GrantRow, ...] = ()
+    # The key's condition keys for authorization (kms:KeySpec, aws:ResourceTag/…), built once.
+    policy_context: dict[str, Any] | None = None
     # material id -> parsed form of the material (e.g. a private key object), filled on first use by
     # the operations that need it; dropped with the entry, so it never outlives the material.
     parsed: dict[str, object] = field(repr=False, default_factory=dict)
