@@ -18,6 +18,7 @@ from openkms.service import (
     policies,
     rotation,
     tagging,
+    usage,
 )
 
 Operation = Callable[..., dict[str, Any] | None]
@@ -65,6 +66,8 @@ OPERATIONS: dict[str, Operation] = {
     "ListRetirableGrants": grants.list_retirable_grants,
     "RetireGrant": grants.retire_grant,
     "RevokeGrant": grants.revoke_grant,
+    "GetKeyLastUsage": usage.get_key_last_usage,
+    "DescribeCustomKeyStores": usage.describe_custom_key_stores,
     "GetParametersForImport": importing.get_parameters_for_import,
     "ImportKeyMaterial": importing.import_key_material,
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,

@@ -1,0 +1,71 @@
+"""GetKeyLastUsage (answered from the audit trail, which records every call since the key was created)
+and DescribeCustomKeyStores (this service has no custom key stores: always an empty list)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from openkms.domain.keystate import check_key_state
+from openkms.service.context import RequestContext
+from openkms.service.core import KmsCore
+from openkms.service.paging import read_marker
+
+# The operations AWS tracks as key usage.
+TRACKED = (
+    "Decrypt",
+    "DeriveSharedSecret",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+)
+
+
+def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
+    record = core.resolve(ctx, key_id, action="GetKeyLastUsage").record
+    check_key_state("GetKeyLastUsage", record)
+    with core.store.read() as tx:
+        found = tx.last_successful_event(record.key_id, TRACKED)
+    result: dict[str, Any] = {
+        "key_id": record.arn,
+        "tracking_start_date": record.creation_date,
+        "key_creation_date": record.creation_date,
+    }
+    if found is not None:
+        event = json.loads(found)
+        when = dt.datetime.strptime(event["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        usage: dict[str, Any] = {
+            "operation": event["eventName"],
+            "timestamp": when.timestamp(),
+            "cloud_trail_event_id": event["eventID"],
+        }
+        if event.get("requestID"):
+            usage["kms_request_id"] = event["requestID"]
+        result["key_last_usage"] = usage
+    return result
+
+
+def describe_custom_key_stores(
+    core: KmsCore,
+    ctx: RequestContext,
+    *,
+    custom_key_store_id: str | None = None,
+    custom_key_store_name: str | None = None,
+    limit: int | None = None,
+    marker: str | None = None,
+) -> dict[str, Any]:
+    core.authorize(ctx, "DescribeCustomKeyStores", None)
+    read_marker("custom-key-stores", marker)
+    if custom_key_store_id is not None or custom_key_store_name is not None:
+        from openkms.errors import CustomKeyStoreNotFoundException
+
+        raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
+    return {"custom_key_stores": [], "truncated": False}
