@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, storage_row
-from openkms.auth.sigv4 import SigningKeyCache, check_scope, parse_authorization, verify_signature
+from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION
 from openkms.domain.model import Principal
 from openkms.errors import (
@@ -30,6 +30,15 @@ from openkms.errors import (
     UnknownOperationException,
     UnrecognizedClientException,
     UnsupportedOperationException,
+)
+from openkms.server.authn import (
+    Authenticator,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
 )
 from openkms.server.runtime import Runtime
 from openkms.service.context import NeedsIO, RequestContext
@@ -45,37 +54,8 @@ from openkms.wire.model import operation_names
 
 log = logging.getLogger("openkms.server")
 
-MAX_BODY = 512 * 1024
 JSON_CT = b"application/x-amz-json-1.1"
 FORM_CT = "application/x-www-form-urlencoded"
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge()
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def error_body(error: ServiceError) -> bytes:
@@ -110,14 +90,14 @@ class KmsApp:
         self.runtime = runtime
         self.core = runtime.core
         self.settings = runtime.settings
-        self.signing_keys = SigningKeyCache()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="openkms-worker")
+        self.authn = Authenticator(runtime, self._in_thread)
         self.known_ops = operation_names()
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         from openkms.server.query_app import QueryApp
 
-        self.query = QueryApp(runtime, self.signing_keys, self.pool)
+        self.query = QueryApp(runtime, self.authn, self.pool)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -191,29 +171,13 @@ class KmsApp:
 
     async def _authenticate(self, scope: Scope, headers: dict[str, str], call: Call) -> None:
         """SigV4: sets ``call.principal`` and ``call.region`` or raises AWS's authentication errors."""
-        cred = parse_authorization(headers)
-        call.access_key_id = cred.access_key_id
-        check_scope(cred, service="kms", region_ok=self.settings.region_ok, now=time.time())
-        creds = self.runtime.creds.cached(cred.access_key_id)
-        if creds is None:
-            creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
-        if creds is None:
-            raise UnrecognizedClientException()
-        if creds.token_sha256 is not None or cred.security_token is not None:
-            creds.check_session(cred.security_token, self.runtime.clock.now())
-        signing_key = self.signing_keys.signing_key(
-            cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+
+        def seen(cred: Credential) -> None:
+            call.access_key_id = cred.access_key_id
+
+        call.principal, cred = await self.authn.authenticate(
+            scope, headers, call.body, service="kms", region_ok=self.settings.region_ok, on_credential=seen
         )
-        verify_signature(
-            cred,
-            method=scope["method"],
-            raw_path=scope.get("raw_path") or scope["path"].encode(),
-            query_string=scope.get("query_string", b""),
-            headers=scope["headers"],
-            body=call.body,
-            signing_key=signing_key,
-        )
-        call.principal = creds.principal
         call.region = cred.region
 
     async def execute(self, call: Call, error: ServiceError | None = None) -> tuple[int, bytes]:

@@ -20,9 +20,9 @@ from typing import Any
 
 from openkms import errors as kms_errors
 from openkms.audit.events import api_call_record, storage_row
-from openkms.auth.sigv4 import SigningKeyCache, check_scope, parse_authorization, verify_signature
 from openkms.domain.model import Principal
 from openkms.errors import ServiceError
+from openkms.server.authn import Authenticator, BodyTooLarge, read_body
 from openkms.server.runtime import Runtime
 from openkms.service import iam, iam_errors, sts
 from openkms.service.iam import IamContext
@@ -31,7 +31,6 @@ from openkms.wire import query
 
 log = logging.getLogger("openkms.server.query")
 
-MAX_BODY = 512 * 1024
 XML_CT = b"text/xml"
 IAM_REGION = "us-east-1"
 Scope = dict[str, Any]
@@ -69,25 +68,10 @@ def as_query_error(error: ServiceError) -> ServiceError:
     return convert(error.message) if convert is not None else error
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > MAX_BODY:
-                return None
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 class QueryApp:
-    def __init__(self, runtime: Runtime, signing_keys: SigningKeyCache, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, runtime: Runtime, authn: Authenticator, pool: ThreadPoolExecutor) -> None:
         self.runtime = runtime
-        self.signing_keys = signing_keys
+        self.authn = authn
         self.pool = pool
 
     def accepts(self, headers: dict[str, str]) -> bool:
@@ -117,33 +101,21 @@ class QueryApp:
         error: ServiceError | None = None
         body_out = b""
         try:
-            body = await _read_body(receive)
-            if body is None:
-                raise iam_errors.RequestEntityTooLarge("Request entity too large")
+            try:
+                body = await read_body(receive)
+            except BodyTooLarge:
+                raise iam_errors.RequestEntityTooLarge("Request entity too large") from None
             operation = query.peek_action(body) or "Unknown"
-            cred = parse_authorization(headers)
-            access_key_id = cred.access_key_id
-            check_scope(cred, service=service, region_ok=self._region_ok(service), now=time.time())
-            creds = self.runtime.creds.cached(cred.access_key_id)
-            if creds is None:
-                creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
-            if creds is None:
-                raise iam_errors.InvalidClientTokenId()
-            if creds.token_sha256 is not None or cred.security_token is not None:
-                creds.check_session(cred.security_token, self.runtime.clock.now())
-            signing_key = self.signing_keys.signing_key(
-                cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+            seen: list[str] = []
+            principal, cred = await self.authn.authenticate(
+                scope,
+                headers,
+                body,
+                service=service,
+                region_ok=self._region_ok(service),
+                on_credential=lambda c: seen.append(c.access_key_id),
             )
-            verify_signature(
-                cred,
-                method=scope["method"],
-                raw_path=scope.get("raw_path") or scope["path"].encode(),
-                query_string=scope.get("query_string", b""),
-                headers=scope["headers"],
-                body=body,
-                signing_key=signing_key,
-            )
-            principal = creds.principal
+            access_key_id = seen[0] if seen else None
             if service == "sts":
                 region = cred.region
             request = query.decode_query(service, body)

@@ -22,6 +22,7 @@ from openkms.auth.policy import (
     check_principals,
     parse_policy,
 )
+from openkms.domain.grants import CONSTRAINED
 from openkms.domain.model import KeyRecord, Principal
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
 from openkms.service.context import NeedsIO, RequestContext
@@ -29,19 +30,6 @@ from openkms.service.identity_policies import identity_policies, policy_cache
 from openkms.service.keycache import LoadedKey
 from openkms.storage.store import GrantRow, Store
 
-# Grant operations whose encryption-context constraints apply.
-CONSTRAINED = frozenset(
-    {
-        "Decrypt",
-        "Encrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "ReEncryptFrom",
-        "ReEncryptTo",
-    }
-)
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
 _callers: dict[Principal, Caller] = {}
 

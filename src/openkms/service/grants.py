@@ -14,7 +14,7 @@ from typing import Any
 
 from openkms.arns import account_root_arn
 from openkms.crypto import tokens
-from openkms.domain.keyspec import HMAC_SPECS, KeySpec, KeyUsage
+from openkms.domain.grants import allowed_operations
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyRecord
 from openkms.errors import (
@@ -32,36 +32,6 @@ from openkms.service.paging import page, read_marker
 from openkms.storage.store import GrantRow
 
 MAX_GRANTS_PER_KEY = 50_000
-_COMMON = ("DescribeKey", "CreateGrant", "RetireGrant")
-# Grant operations each kind of key supports.
-_SYMMETRIC = (
-    "Decrypt",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "ReEncryptFrom",
-    "ReEncryptTo",
-)
-_ASYMMETRIC_ENCRYPT = ("Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey")
-_SIGN = ("Sign", "Verify", "GetPublicKey")
-_MAC = ("GenerateMac", "VerifyMac")
-_AGREEMENT = ("DeriveSharedSecret", "GetPublicKey")
-
-
-def allowed_operations(key: KeyRecord) -> frozenset[str]:
-    if key.key_spec is KeySpec.SYMMETRIC_DEFAULT:
-        ops: tuple[str, ...] = _SYMMETRIC
-    elif key.key_spec in HMAC_SPECS:
-        ops = _MAC
-    elif key.key_usage is KeyUsage.ENCRYPT_DECRYPT:
-        ops = _ASYMMETRIC_ENCRYPT
-    elif key.key_usage is KeyUsage.KEY_AGREEMENT:
-        ops = _AGREEMENT
-    else:
-        ops = _SIGN
-    return frozenset(ops + _COMMON)
 
 
 def check_grant_tokens(core: KmsCore, grant_tokens: Iterable[str] | None) -> None:
@@ -123,7 +93,7 @@ def create_grant(
     loaded = core.resolve(ctx, key_id, action="CreateGrant", conditions=conditions)
     key = loaded.record
     check_key_state("CreateGrant", key)
-    unsupported = [op for op in operations if op not in allowed_operations(key)]
+    unsupported = [op for op in operations if op not in allowed_operations(key.key_spec, key.key_usage)]
     if unsupported:
         raise ValidationException(
             f"Grant operations {', '.join(unsupported)} are not valid for {key.arn} "
