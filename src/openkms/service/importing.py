@@ -310,7 +310,8 @@ def delete_imported_key_material(
             _delete_material(tx, record, target)
     core.store.scrub()
     result: dict[str, Any] = {"key_id": record.arn}
-    if target_id:
+    # Like ImportKeyMaterial and DescribeKey: material IDs are shown for symmetric keys only.
+    if target_id and record.key_spec is KeySpec.SYMMETRIC_DEFAULT:
         result["key_material_id"] = target_id
     return result
 
