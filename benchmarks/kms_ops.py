@@ -197,21 +197,26 @@ def resolve_ops(spec: str) -> list[OpDef]:
     return ops
 
 
+def boto3_client(service: str, endpoint: str, region: str, access_key: str, secret_key: str) -> Any:
+    """A boto3 client for ``service`` (``kms``, ``iam``, ``sts``) at ``endpoint``, used for setup only."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, proxies={}),
+    )
+
+
 class TargetSetup:
     """Creates keys and request bodies on one target with boto3 (outside any timed window)."""
 
     def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str) -> None:
-        import boto3
-        from botocore.config import Config
-
-        self.client = boto3.client(
-            "kms",
-            endpoint_url=endpoint,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}, proxies={}),
-        )
+        self.client = boto3_client("kms", endpoint, region, access_key, secret_key)
         self._keys: dict[KeySetup, str] = {}
 
     def key_for(self, setup: KeySetup) -> str:
@@ -227,6 +232,10 @@ class TargetSetup:
     def bodies(self, op: OpDef, pool_size: int) -> tuple[bytes, ...]:
         """Return ``pool_size`` JSON request bodies for ``op`` (creating its key if needed)."""
         key_id = self.key_for(op.key) if op.key is not None else None
+        return self.bodies_for_key(op, key_id, pool_size)
+
+    def bodies_for_key(self, op: OpDef, key_id: str | None, pool_size: int) -> tuple[bytes, ...]:
+        """Return ``pool_size`` JSON request bodies for ``op`` against a key the caller created."""
         data: tuple[Any, ...] = ()
         if op.prepare is not None:
             assert key_id is not None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -157,6 +158,12 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 def _address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not isinstance(value, str):
         return None
+    return _parse_address(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per distinct address (aws:SourceIp repeats across a client's requests)."""
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:
