@@ -9,6 +9,7 @@ and other processes learn it through the ``changes`` table (SQLite, polled) or `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -172,6 +173,7 @@ class Store:
         self.url = normalize_url(url)
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self._listeners: list[ChangeListener] = []
+        self._write_lock = threading.RLock()
         self.engine: Engine
         if self.backend == "sqlite":
             self.engine = sa.create_engine(
@@ -206,13 +208,16 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        with self._connect(write=True) as conn:
+        # SQLite has one writer at a time; queueing this process's writers on a lock (no sleeping)
+        # keeps them out of SQLite's busy handler, whose back-off sleeps cost tens of milliseconds.
+        lock = self._write_lock if self.backend == "sqlite" else contextlib.nullcontext()
+        with lock, self._connect(write=True) as conn:
             tx = Tx(conn, self.backend, write=True)
             with conn.begin():
                 yield tx
-            if tx.changes:
-                for listener in self._listeners:
-                    listener(tx.changes)
+        if tx.changes:
+            for listener in self._listeners:
+                listener(tx.changes)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -1026,6 +1031,113 @@ class Tx:
         if before_id is not None:
             q = q.where(c.id < before_id)
         return [(r.id, r.record) for r in self.conn.execute(q.order_by(c.id.desc()).limit(limit))]
+
+    # -- web console (migration 5): sessions and the event history view -------------------------------
+    # Used only by openkms.console. Sessions are keyed by the SHA-256 of their random id.
+    def insert_console_session(self, row: ConsoleSessionRow) -> None:
+        self.conn.execute(
+            t.console_sessions.insert().values(
+                session_hash=row.session_hash,
+                access_key_id=row.access_key_id,
+                account_id=row.account_id,
+                region=row.region,
+                created_at=row.created_at,
+                last_seen=row.last_seen,
+                expires=row.expires,
+                prefs=json.dumps(row.prefs),
+            )
+        )
+
+    def get_console_session(self, session_hash: str) -> ConsoleSessionRow | None:
+        c = t.console_sessions.c
+        r = self.conn.execute(sa.select(t.console_sessions).where(c.session_hash == session_hash)).first()
+        if r is None:
+            return None
+        return ConsoleSessionRow(
+            r.session_hash,
+            r.access_key_id,
+            r.account_id,
+            r.region,
+            r.created_at,
+            r.last_seen,
+            r.expires,
+            json.loads(r.prefs),
+        )
+
+    def touch_console_session(self, session_hash: str, now: float) -> None:
+        c = t.console_sessions.c
+        self.conn.execute(
+            t.console_sessions.update().where(c.session_hash == session_hash).values(last_seen=now)
+        )
+
+    def set_console_session_prefs(self, session_hash: str, prefs: dict[str, Any]) -> None:
+        c = t.console_sessions.c
+        self.conn.execute(
+            t.console_sessions.update().where(c.session_hash == session_hash).values(prefs=json.dumps(prefs))
+        )
+
+    def delete_console_session(self, session_hash: str) -> None:
+        c = t.console_sessions.c
+        self.conn.execute(t.console_sessions.delete().where(c.session_hash == session_hash))
+
+    def purge_console_sessions(self, idle_before: float, now: float) -> int:
+        c = t.console_sessions.c
+        q = t.console_sessions.delete().where(sa.or_(c.last_seen < idle_before, c.expires <= now))
+        return int(self.conn.execute(q).rowcount)
+
+    def console_audit_events(
+        self,
+        *,
+        account_id: str,
+        key_id: str | None = None,
+        event_name: str | None = None,
+        principal: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        read_only: bool | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[int, str]]:
+        """One page of an account's audit records, newest first. ``principal`` is an ARN or the last
+        segment of one (a user or role name); ``read_only`` filters on the record's readOnly field."""
+        c = t.audit_events.c
+        q = sa.select(c.id, c.record).where(c.account_id == account_id)
+        if key_id is not None:
+            q = q.where(c.key_id == key_id)
+        if event_name is not None:
+            q = q.where(c.event_name == event_name)
+        if principal is not None:
+            if principal.startswith("arn:"):
+                q = q.where(c.principal_arn == principal)
+            else:
+                q = q.where(c.principal_arn.like("%/" + _like_escape(principal), escape="\\"))
+        if start is not None:
+            q = q.where(c.event_time >= start)
+        if end is not None:
+            q = q.where(c.event_time <= end)
+        if read_only is not None:
+            q = q.where(c.record.like('%"readOnly":' + ("true" if read_only else "false") + "%"))
+        if before_id is not None:
+            q = q.where(c.id < before_id)
+        return [(r.id, r.record) for r in self.conn.execute(q.order_by(c.id.desc()).limit(limit))]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSessionRow:
+    """A web console session (migration 5): who signed in, where, and until when."""
+
+    session_hash: str
+    access_key_id: str
+    account_id: str
+    region: str
+    created_at: float
+    last_seen: float
+    expires: float
+    prefs: dict[str, Any]
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _alias(r: Any) -> Alias:
