@@ -60,17 +60,24 @@ def _valid_to(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def readme_text(key_arn: str, algorithm: str, spec: str, valid_to: dt.datetime) -> str:
+    """The README.txt of a download (also written by the web console's download)."""
+    return (
+        f"Import parameters for {key_arn}\n"
+        f"{_ALGORITHM_LINE}{algorithm}\n"
+        f"Wrapping key spec: {spec}\n"
+        f"Valid until: {valid_to.isoformat()}\n"
+        f"Wrap your key material with {PUBLIC_KEY_FILE} using {algorithm}, then import it together with\n"
+        f"{TOKEN_FILE} before it expires.\n"
+    )
+
+
 def _write_parameters(out_dir: Path, key_id: str, params: dict[str, Any], algorithm: str, spec: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / PUBLIC_KEY_FILE).write_bytes(params["PublicKey"])
     (out_dir / TOKEN_FILE).write_bytes(params["ImportToken"])
     (out_dir / README_FILE).write_text(
-        f"Import parameters for {params['KeyId']}\n"
-        f"{_ALGORITHM_LINE}{algorithm}\n"
-        f"Wrapping key spec: {spec}\n"
-        f"Valid until: {params['ParametersValidTo'].isoformat()}\n"
-        f"Wrap your key material with {PUBLIC_KEY_FILE} using {algorithm}, then import it together with\n"
-        f"{TOKEN_FILE} before it expires.\n"
+        readme_text(params["KeyId"], algorithm, spec, params["ParametersValidTo"])
     )
 
 

@@ -81,6 +81,9 @@ def serve(
         click.echo(f"Credentials of the first account: source {data_dir / 'admin-credentials.env'}")
     sys.stdout.flush()
     app = KmsApp(runtime)
+    from openkms.console import mount
+
+    mount(app)  # the web console at /console/ on the same port
     config = uvicorn.Config(
         app,
         host=host,

@@ -261,11 +261,34 @@ def _v3(conn: Connection) -> None:
         table.create(conn)
 
 
+# --- v5: web console sessions (see openkms.console.sessions) -----------------------------------------
+# Only the SHA-256 of the random session id is stored, never the id itself nor any secret.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("access_key_id", sa.String(128), nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("prefs", sa.Text, nullable=False),
+    sa.Index("ix_console_sessions_last_seen", "last_seen"),
+    sa.Index("ix_console_sessions_access_key", "access_key_id"),
+)
+
+
+def _v5(conn: Connection) -> None:
+    console_sessions.create(conn)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 ]
 
 

@@ -1,0 +1,261 @@
+"""How the console reaches the service: as the signed-in principal, through the API's own path.
+
+Every KMS operation goes through :meth:`KmsApp.execute` with the AWS JSON body the API takes, so
+validation (with AWS's messages), authorization (key policy, IAM policies, grants), key state and the
+audit record are exactly the API's; the console's calls are told apart in the audit trail by their user
+agent ``openkms-console/<version>``. IAM listings (users and roles for the create-key wizard) call the
+IAM service layer with the principal as caller, so IAM policies decide, and are audited like the IAM
+Query API's calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from openkms.audit.events import api_call_record, fast_uuid, storage_row
+from openkms.domain.model import Principal
+from openkms.errors import ServiceError
+from openkms.service import iam
+from openkms.service.iam import IamContext
+
+if TYPE_CHECKING:
+    from openkms.server.app import KmsApp
+
+
+def _version() -> str:
+    try:
+        return version("openkms")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+        return "0"
+
+
+VERSION = _version()
+USER_AGENT = f"openkms-console/{VERSION}"
+IAM_REGION = "us-east-1"
+
+#: The headline the console shows above the service's own message, per error code.
+PLAIN_WORDS = {
+    "AccessDeniedException": "Access denied",
+    "AccessDenied": "Access denied",
+    "AlreadyExistsException": "It already exists",
+    "DisabledException": "The key is disabled",
+    "ExpiredImportTokenException": "The import token has expired",
+    "IncorrectKeyMaterialException": "This is not the key material of this key",
+    "InvalidAliasNameException": "The alias name is not valid",
+    "InvalidArnException": "The ARN is not valid",
+    "InvalidCiphertextException": "The wrapped key material could not be decrypted",
+    "InvalidImportTokenException": "The import token is not valid for this key",
+    "InvalidMarkerException": "The page marker is not valid",
+    "KMSInvalidStateException": "The key's state does not allow this",
+    "LimitExceededException": "A limit was reached",
+    "MalformedPolicyDocumentException": "The key policy is not valid",
+    "NotFoundException": "Not found",
+    "SerializationException": "The request could not be read",
+    "TagException": "The tags are not valid",
+    "UnsupportedOperationException": "This is not supported for this key",
+    "ValidationException": "A value is not valid",
+    "ValidationError": "A value is not valid",
+    "KMSInternalException": "Something went wrong on the server",
+    "ConsoleInputError": "",  # the console's own message says it all
+}
+
+
+class ApiError(Exception):
+    """An error answered by the service, to be shown next to the control that caused it."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+    @property
+    def title(self) -> str:
+        return PLAIN_WORDS.get(self.code, self.code.removesuffix("Exception"))
+
+
+def input_error(message: str) -> ApiError:
+    """A mistake the console notices before asking the service (e.g. a required field left empty)."""
+    return ApiError("ConsoleInputError", message, 400)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+class Api:
+    def __init__(
+        self,
+        app: KmsApp,
+        principal: Principal,
+        region: str,
+        source_ip: str,
+        secure: bool,
+        access_key_id: str | None = None,
+    ) -> None:
+        self.app = app
+        self.principal = principal
+        self.region = region
+        self.source_ip = source_ip
+        self.secure = secure
+        self.access_key_id = access_key_id or principal.access_key_id
+
+    async def kms(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Run one KMS operation (PascalCase parameters as the API takes them); the parsed answer."""
+        from openkms.server.app import Call
+
+        body = orjson.dumps({k: v for k, v in params.items() if v is not None}, default=_json_default)
+        call = Call(
+            operation=operation,
+            body=body,
+            principal=self.principal,
+            region=self.region,
+            source_ip=self.source_ip,
+            user_agent=USER_AGENT,
+            secure=self.secure,
+            access_key_id=self.access_key_id,
+        )
+        status, out = await self.app.execute(call)
+        data: dict[str, Any] = orjson.loads(out) if out else {}
+        if status != 200:
+            raise ApiError(
+                str(data.get("__type", "KMSInternalException")), str(data.get("message", "")), status
+            )
+        return data
+
+    async def kms_pages(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated listing (for short listings: a key's aliases, grants, rotations)."""
+        items: list[dict[str, Any]] = []
+        marker: str | None = None
+        for _ in range(100):
+            page = await self.kms(operation, Marker=marker, **params)
+            items += page.get(key, [])
+            marker = page.get("NextMarker")
+            if not page.get("Truncated") or not marker:
+                break
+        return items
+
+    # -- IAM (service layer, the principal's IAM authorization, audited as the IAM API) ---------------
+    async def iam(self, operation: str, fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
+        runtime = self.app.runtime
+        started = time.time()
+        ctx = IamContext(
+            runtime.store, runtime.root, runtime.clock.now(), self.principal.account_id, self.principal
+        )
+        error: ServiceError | None = None
+        result: dict[str, Any] = {}
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.app.pool, functools.partial(fn, ctx, **params)
+            )
+        except ServiceError as exc:
+            error = exc
+        await self.record(
+            event_source="iam.amazonaws.com",
+            event_name=operation,
+            region=IAM_REGION,
+            started=started,
+            read_only=True,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+        )
+        if error is not None:
+            raise ApiError(error.code, error.message, error.status)
+        return result
+
+    async def iam_principals(self) -> tuple[list[dict[str, str]], ApiError | None]:
+        """The account's IAM users and roles ({name, arn, kind}) for choosing key administrators and
+        users, and the error when the principal may not list them."""
+        found: list[dict[str, str]] = []
+        problem: ApiError | None = None
+        try:
+            users = await self.iam("ListUsers", iam.list_users, max_items=1000)
+            found += [{"name": u["user_name"], "arn": u["arn"], "kind": "User"} for u in users["users"]]
+            roles = await self.iam("ListRoles", iam.list_roles, max_items=1000)
+            found += [{"name": r["role_name"], "arn": r["arn"], "kind": "Role"} for r in roles["roles"]]
+        except ApiError as exc:
+            problem = exc
+        return found, problem
+
+    async def record(
+        self,
+        *,
+        event_source: str,
+        event_name: str,
+        region: str,
+        started: float,
+        read_only: bool,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        request_parameters: dict[str, Any] | None = None,
+        response_elements: dict[str, Any] | None = None,
+        additional_event_data: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit record of a console call that is not a KMS operation (IAM listings, event history)."""
+        await audit_event(
+            self.app,
+            principal=self.principal,
+            access_key_id=self.access_key_id,
+            source_ip=self.source_ip,
+            event_source=event_source,
+            event_name=event_name,
+            region=region,
+            started=started,
+            read_only=read_only,
+            error_code=error_code,
+            error_message=error_message,
+            request_parameters=request_parameters,
+            response_elements=response_elements,
+            additional_event_data=additional_event_data,
+        )
+
+
+async def audit_event(
+    app: KmsApp,
+    *,
+    principal: Principal | None,
+    access_key_id: str | None,
+    source_ip: str,
+    event_source: str,
+    event_name: str,
+    region: str,
+    started: float,
+    read_only: bool,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    request_parameters: dict[str, Any] | None = None,
+    response_elements: dict[str, Any] | None = None,
+    additional_event_data: dict[str, Any] | None = None,
+) -> None:
+    record = api_call_record(
+        event_name=event_name,
+        event_time=started,
+        region=region,
+        principal=principal,
+        access_key_id=access_key_id,
+        source_ip=source_ip,
+        user_agent=USER_AGENT,
+        request_id=fast_uuid(),
+        request_parameters=request_parameters,
+        response_elements=response_elements,
+        resources=[],
+        additional_event_data=additional_event_data,
+        error_code=error_code,
+        error_message=error_message,
+        recipient_account_id=principal.account_id if principal else None,
+        event_source=event_source,
+        read_only=read_only,
+    )
+    if error_message and not error_code:  # e.g. a failed ConsoleLogin: a message, no error code
+        record["errorMessage"] = error_message
+    await app.runtime.audit.submit_async(storage_row(record, started, None), not read_only)

@@ -1,0 +1,93 @@
+"""Console sessions, kept in the database so that every server process sharing it knows them.
+
+The browser holds a random session id (cookie ``openkms_session``); the database holds only its
+SHA-256, the access key id that signed in, the region, and the idle and absolute expiry. No secret is
+ever stored: the signed-in principal is looked up again from the access key id on every request, so a
+deleted or deactivated access key ends its sessions at once. The CSRF token of a session is an HMAC of
+its id (nothing more to store, and it reveals nothing about the id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+from openkms.storage.store import ConsoleSessionRow, Store
+
+SESSION_COOKIE = "openkms_session"
+SIGNIN_COOKIE = "openkms_signin"
+IDLE_TIMEOUT = float(os.environ.get("OPENKMS_CONSOLE_IDLE_TIMEOUT", "1800"))  # 30 minutes
+LIFETIME = float(os.environ.get("OPENKMS_CONSOLE_SESSION_LIFETIME", str(12 * 3600)))
+TOUCH_EVERY = 30.0  # last_seen is written at most this often (a write per page view is too many)
+
+
+def session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii", "replace")).hexdigest()
+
+
+def csrf_token(session_id: str) -> str:
+    return hmac.new(
+        session_id.encode("ascii", "replace"), b"openkms-console/csrf", hashlib.sha256
+    ).hexdigest()
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
+
+
+@dataclass
+class Session:
+    id: str
+    row: ConsoleSessionRow
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.id)
+
+
+class SessionStore:
+    def __init__(self, store: Store, idle_timeout: float = IDLE_TIMEOUT, lifetime: float = LIFETIME) -> None:
+        self.store = store
+        self.idle_timeout = idle_timeout
+        self.lifetime = lifetime
+
+    def create(self, access_key_id: str, account_id: str, region: str) -> Session:
+        now = time.time()
+        session_id = secrets.token_urlsafe(32)
+        row = ConsoleSessionRow(
+            session_hash(session_id), access_key_id, account_id, region, now, now, now + self.lifetime, {}
+        )
+        with self.store.write() as tx:
+            tx.purge_console_sessions(now - self.idle_timeout, now)
+            tx.insert_console_session(row)
+        return Session(session_id, row)
+
+    def load(self, session_id: str) -> Session | None:
+        """The live session with this id (its idle time restarted), or None."""
+        if not session_id or len(session_id) > 128:
+            return None
+        digest = session_hash(session_id)
+        with self.store.read() as tx:
+            row = tx.get_console_session(digest)
+        if row is None:
+            return None
+        now = time.time()
+        if now >= row.expires or now - row.last_seen >= self.idle_timeout:
+            self.delete(session_id)
+            return None
+        if now - row.last_seen >= min(TOUCH_EVERY, self.idle_timeout / 4):
+            with self.store.write() as tx:
+                tx.touch_console_session(digest, now)
+        return Session(session_id, row)
+
+    def delete(self, session_id: str) -> None:
+        with self.store.write() as tx:
+            tx.delete_console_session(session_hash(session_id))
+
+    def set_prefs(self, session: Session, prefs: dict[str, object]) -> None:
+        with self.store.write() as tx:
+            tx.set_console_session_prefs(session.row.session_hash, prefs)

@@ -1,0 +1,344 @@
+"""The create-key wizard, step by step as AWS's console: configure key, add labels, key administrators,
+key users, review (with the key policy shown and editable), then *Finish*.
+
+The wizard keeps no server-side state: each step's form carries the choices of the other steps as
+hidden fields, so that it works without JavaScript, with the browser's back button, and on any
+server process. Nothing is created before *Finish*: CreateKey with the reviewed policy, then
+CreateAlias, both through the API as the signed-in principal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from openkms.auth.policy import build_console_key_policy
+from openkms.console.api import ApiError
+from openkms.console.app import PREFIX, Page, api_error
+from openkms.console.http import Response, redirect
+from openkms.console.policy import console_key_type
+
+STEPS = [
+    "Configure key",
+    "Add labels",
+    "Define key administrative permissions",
+    "Define key usage permissions",
+    "Review",
+]
+KEY_TYPES = [("SYMMETRIC", "Symmetric"), ("ASYMMETRIC", "Asymmetric")]
+KEY_USAGES: dict[str, list[str]] = {
+    "SYMMETRIC": ["ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC"],
+    "ASYMMETRIC": ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"],
+}
+USAGE_CHOICES = [
+    ("ENCRYPT_DECRYPT", "Encrypt and decrypt"),
+    ("GENERATE_VERIFY_MAC", "Generate and verify MAC"),
+    ("SIGN_VERIFY", "Sign and verify"),
+    ("KEY_AGREEMENT", "Key agreement"),
+]
+_RSA = ["RSA_2048", "RSA_3072", "RSA_4096"]
+_NIST = ["ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"]
+KEY_SPECS: dict[tuple[str, str], list[str]] = {
+    ("SYMMETRIC", "ENCRYPT_DECRYPT"): ["SYMMETRIC_DEFAULT"],
+    ("SYMMETRIC", "GENERATE_VERIFY_MAC"): ["HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512"],
+    ("ASYMMETRIC", "ENCRYPT_DECRYPT"): _RSA,
+    ("ASYMMETRIC", "SIGN_VERIFY"): [
+        *_RSA,
+        *_NIST,
+        "ECC_SECG_P256K1",
+        "ECC_NIST_EDWARDS25519",
+        "ML_DSA_44",
+        "ML_DSA_65",
+        "ML_DSA_87",
+    ],
+    ("ASYMMETRIC", "KEY_AGREEMENT"): _NIST,
+}
+SPEC_ORDER = list(dict.fromkeys(s for specs in KEY_SPECS.values() for s in specs))
+ALIAS_CHARS = re.compile(r"^[a-zA-Z0-9/_-]+$")
+TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+MAX_TAGS = 50
+
+
+def spec_choices() -> list[dict[str, Any]]:
+    """Every key spec with the key type:usage pairs that allow it (the page shows the allowed ones)."""
+    return [
+        {
+            "spec": spec,
+            "allowed": " ".join(f"{t}:{u}" for (t, u), specs in KEY_SPECS.items() if spec in specs),
+        }
+        for spec in SPEC_ORDER
+    ]
+
+
+@dataclass
+class Wizard:
+    key_type: str = "SYMMETRIC"
+    key_usage: str = "ENCRYPT_DECRYPT"
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    origin: str = "AWS_KMS"
+    acknowledge: bool = False
+    multi_region: bool = False
+    alias: str = ""
+    description: str = ""
+    tags: list[list[str]] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)
+    admin_delete: bool = True
+    users: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_form(cls, get: Callable[[str], str], get_all: Callable[[str], list[str]]) -> Wizard:
+        keys, values = get_all("tag_key"), get_all("tag_value")
+        return cls(
+            key_type=get("key_type") or "SYMMETRIC",
+            key_usage=get("key_usage") or "ENCRYPT_DECRYPT",
+            key_spec=get("key_spec"),
+            origin=get("origin") or "AWS_KMS",
+            acknowledge=get("acknowledge") == "yes",
+            multi_region=get("regionality") == "MULTI",
+            alias=get("alias").strip(),
+            description=get("description"),
+            tags=[[k, values[i] if i < len(values) else ""] for i, k in enumerate(keys)],
+            admins=list(dict.fromkeys(a for a in get_all("admin") if a)),
+            admin_delete=get("admin_delete") == "yes",
+            users=list(dict.fromkeys(u for u in get_all("user") if u)),
+            accounts=get_all("account"),
+        )
+
+    def hidden(self, step: int) -> list[tuple[str, str]]:
+        """The choices of the steps other than ``step``, as hidden form fields."""
+        out: list[tuple[str, str]] = []
+        if step != 1:
+            out += [
+                ("key_type", self.key_type),
+                ("key_usage", self.key_usage),
+                ("key_spec", self.key_spec),
+                ("origin", self.origin),
+                ("acknowledge", "yes" if self.acknowledge else "no"),
+                ("regionality", "MULTI" if self.multi_region else "SINGLE"),
+            ]
+        if step != 2:
+            out += [("alias", self.alias), ("description", self.description)]
+            for key, value in self.tags:
+                out += [("tag_key", key), ("tag_value", value)]
+        if step != 3:
+            out += [("admin", a) for a in self.admins]
+            out.append(("admin_delete", "yes" if self.admin_delete else "no"))
+        if step != 4:
+            out += [("user", u) for u in self.users] + [("account", a) for a in self.accounts]
+        return out
+
+    def allowed_specs(self) -> list[str]:
+        return KEY_SPECS.get((self.key_type, self.key_usage), [])
+
+    def policy(self, account_id: str) -> str:
+        metadata = {"KeySpec": self.key_spec, "KeyUsage": self.key_usage}
+        return build_console_key_policy(
+            account_id,
+            key_type=console_key_type(metadata),
+            origin=self.origin,
+            multi_region=self.multi_region,
+            administrators=self.admins,
+            allow_admin_delete=self.admin_delete,
+            users=self.users,
+            other_accounts=[a for a in self.accounts if a],
+        )
+
+
+def _check_step1(w: Wizard) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if w.key_type not in KEY_USAGES:
+        errors["key_type"] = "Choose a key type."
+        return errors
+    if w.key_usage not in KEY_USAGES[w.key_type]:
+        errors["key_usage"] = "Choose a key usage that this key type allows."
+        return errors
+    allowed = w.allowed_specs()
+    if w.key_spec not in allowed:
+        if len(allowed) == 1:
+            w.key_spec = allowed[0]
+        else:
+            errors["key_spec"] = "Choose a key spec that this key usage allows."
+    if w.origin not in ("AWS_KMS", "EXTERNAL"):
+        errors["origin"] = "Choose a key material origin."
+    elif w.origin == "EXTERNAL" and not w.acknowledge:
+        errors["acknowledge"] = (
+            "To create a key for imported key material, confirm that you understand the security and "
+            "durability implications of using an imported key."
+        )
+    return errors
+
+
+async def _check_step2(page: Page, w: Wizard) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    w.alias = w.alias.removeprefix("alias/")
+    if not w.alias:
+        errors["alias"] = "Enter an alias. Aliases are required in the console."
+    elif not ALIAS_CHARS.match(w.alias):
+        errors["alias"] = (
+            "The alias can contain only letters, numbers, forward slashes (/), underscores (_) "
+            "and dashes (-)."
+        )
+    elif w.alias.lower().startswith("aws/"):
+        errors["alias"] = "The alias cannot begin with aws/. That prefix is reserved for AWS managed keys."
+    elif len(w.alias) > 250:
+        errors["alias"] = "The alias can have up to 250 characters."
+    else:
+        try:
+            await page.api.kms("DescribeKey", KeyId="alias/" + w.alias)
+            errors["alias"] = "An alias with this name already exists. Enter a different alias."
+        except ApiError:
+            pass  # NotFoundException: the alias is free (any other answer: CreateAlias will tell)
+    if len(w.description) > 8192:
+        errors["description"] = "The description can have up to 8192 characters."
+    w.tags = [t for t in w.tags if t[0] or t[1]]
+    seen: set[str] = set()
+    for i, (key, value) in enumerate(w.tags):
+        if not key:
+            errors[f"tag_key_{i}"] = "Enter a tag key."
+        elif len(key) > 128:
+            errors[f"tag_key_{i}"] = "The tag key can have up to 128 characters."
+        elif key.lower().startswith("aws:"):
+            errors[f"tag_key_{i}"] = "Tag keys cannot begin with aws:. That prefix is reserved for AWS."
+        elif key in seen:
+            errors[f"tag_key_{i}"] = "Each tag key must be unique."
+        elif not TAG_CHARS.match(key):
+            errors[f"tag_key_{i}"] = (
+                "Tag keys can contain only letters, numbers, spaces and the characters _ . : / = + - @"
+            )
+        seen.add(key)
+        if len(value) > 256:
+            errors[f"tag_value_{i}"] = "The tag value can have up to 256 characters."
+        elif not TAG_CHARS.match(value):
+            errors[f"tag_value_{i}"] = (
+                "Tag values can contain only letters, numbers, spaces and the characters _ . : / = + - @"
+            )
+    if len(w.tags) > MAX_TAGS:
+        errors["tags"] = f"A key can have up to {MAX_TAGS} tags."
+    return errors
+
+
+def _check_step4(w: Wizard) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    w.accounts = [a.strip() for a in w.accounts if a.strip()]
+    for i, account in enumerate(w.accounts):
+        if not ACCOUNT_ID.match(account):
+            errors[f"account_{i}"] = "Enter a 12-digit AWS account ID."
+    return errors
+
+
+def _add_arn(values: list[str], arn: str, errors: dict[str, str], name: str) -> None:
+    arn = arn.strip()
+    if not arn.startswith("arn:") or (":iam::" not in arn and ":sts::" not in arn):
+        errors[name] = "Enter the ARN of an IAM user or role, such as arn:aws:iam::111122223333:user/Alice."
+    elif arn not in values:
+        values.append(arn)
+
+
+async def _render(
+    page: Page, w: Wizard, step: int, errors: dict[str, str], *, status: int = 200, **extra: Any
+) -> Response:
+    context: dict[str, Any] = {}
+    if step in (3, 4):
+        principals, problem = await page.api.iam_principals()
+        context.update(principals=principals, iam_error=api_error(problem) if problem else None)
+    if step == 5 and "policy" not in extra:
+        assert page.principal is not None
+        extra["policy"] = w.policy(page.principal.account_id)
+    return page.render(
+        "create.html",
+        status=status,
+        w=w,
+        step=step,
+        steps=STEPS,
+        hidden=w.hidden(step),
+        errors=errors,
+        key_types=KEY_TYPES,
+        usage_choices=USAGE_CHOICES,
+        key_usages=KEY_USAGES,
+        spec_choices=spec_choices(),
+        **context,
+        **extra,
+    )
+
+
+async def create_form(page: Page) -> Response:
+    return await _render(page, Wizard(), 1, {})
+
+
+async def create_submit(page: Page) -> Response:
+    request = page.request
+    w = Wizard.from_form(request.field, request.fields)
+    step = request.field("step")
+    current = int(step) if step.isdigit() and 1 <= int(step) <= 5 else 1
+    action = request.field("action") or "next"
+    errors: dict[str, str] = {}
+    if action == "previous":
+        return await _render(page, w, max(1, current - 1), {})
+    if action == "add_tag":
+        w.tags.append(["", ""])
+        return await _render(page, w, 2, {}, focus=f"tag_key_{len(w.tags) - 1}")
+    if action.startswith("remove_tag:"):
+        index = action.partition(":")[2]
+        if index.isdigit() and int(index) < len(w.tags):
+            w.tags.pop(int(index))
+        return await _render(page, w, 2, {})
+    if action == "add_admin":
+        _add_arn(w.admins, request.field("admin_arn"), errors, "admin_arn")
+        return await _render(page, w, 3, errors, status=400 if errors else 200)
+    if action == "add_user":
+        _add_arn(w.users, request.field("user_arn"), errors, "user_arn")
+        return await _render(page, w, 4, errors, status=400 if errors else 200)
+    if action == "add_account":
+        w.accounts.append("")
+        return await _render(page, w, 4, {}, focus=f"account_{len(w.accounts) - 1}")
+    if action.startswith("remove_account:"):
+        index = action.partition(":")[2]
+        if index.isdigit() and int(index) < len(w.accounts):
+            w.accounts.pop(int(index))
+        return await _render(page, w, 4, {})
+    # Next or Finish: every step up to this one must be complete (the hidden fields could be stale).
+    for number in range(1, current + 1):
+        if number == 1:
+            errors = _check_step1(w)
+        elif number == 2:
+            errors = await _check_step2(page, w)
+        elif number == 4:
+            errors = _check_step4(w)
+        if errors:
+            return await _render(page, w, number, errors, status=400)
+    if action == "finish" and current == 5:
+        return await _finish(page, w, request.field("policy").replace("\r\n", "\n"))
+    return await _render(page, w, min(current + 1, 5), {})
+
+
+async def _finish(page: Page, w: Wizard, policy: str) -> Response:
+    api = page.api
+    if not policy.strip():
+        return await _render(page, w, 5, {"finish": "Enter a key policy."}, status=400, policy=policy)
+    try:
+        created = await api.kms(
+            "CreateKey",
+            Policy=policy,
+            Description=w.description,
+            KeyUsage=w.key_usage,
+            KeySpec=w.key_spec,
+            Origin=w.origin,
+            MultiRegion=True if w.multi_region else None,
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in w.tags] or None,
+        )
+    except ApiError as exc:
+        return await _render(page, w, 5, {}, status=exc.status, policy=policy, finish_error=api_error(exc))
+    key_id = created["KeyMetadata"]["KeyId"]
+    try:
+        await api.kms("CreateAlias", AliasName="alias/" + w.alias, TargetKeyId=key_id)
+    except ApiError as exc:
+        from openkms.console.views.keys import show_key
+
+        return await show_key(
+            page, key_id, "aliases", status=exc.status, errors={"alias_add": api_error(exc)}
+        )
+    return redirect(f"{PREFIX}/keys/{key_id}?flash=created")
