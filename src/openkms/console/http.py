@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.server.authn import BodyTooLarge, read_body
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -128,18 +130,10 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BODY:
         raise BadRequest(413, "The form is too large.")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > MAX_FORM_BODY:
-                raise BadRequest(413, "The form is too large.")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        return await read_body(receive, MAX_FORM_BODY)
+    except BodyTooLarge:
+        raise BadRequest(413, "The form is too large.") from None
 
 
 _BOUNDARY = re.compile(r'boundary="?([^";]{1,70})"?')
