@@ -337,3 +337,17 @@ def test_audit_list_filters(server: Server, kms: Any) -> None:
     lines = out.strip().splitlines()
     assert len(lines) == len(records)
     assert "CreateKey" in lines[-1] and "DescribeKey" in lines[0]
+
+
+def test_refused_request_is_audited_with_its_parameters(server: Server, kms: Any) -> None:
+    key = kms.create_key()["KeyMetadata"]
+    with pytest.raises(ClientError) as exc:
+        kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=400)
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    request_id = exc.value.response["ResponseMetadata"]["RequestId"]
+    records = wait_for_audit(
+        server, ("--event-name", "ScheduleKeyDeletion"), lambda r: request_id in by_request_id(r)
+    )
+    record = by_request_id(records)[request_id]
+    assert record["errorCode"] == "ValidationException"
+    assert record["requestParameters"] == {"keyId": key["KeyId"], "pendingWindowInDays": 400}

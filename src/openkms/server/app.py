@@ -30,6 +30,7 @@ from openkms.errors import (
     UnknownOperationException,
     UnrecognizedClientException,
     UnsupportedOperationException,
+    ValidationException,
 )
 from openkms.server.authn import (
     Authenticator,
@@ -56,6 +57,14 @@ log = logging.getLogger("openkms.server")
 
 JSON_CT = b"application/x-amz-json-1.1"
 FORM_CT = "application/x-www-form-urlencoded"
+
+
+def _parsed_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def error_body(error: ServiceError) -> bytes:
@@ -198,7 +207,11 @@ class KmsApp:
             assert principal is not None
             if operation not in self.known_ops:
                 raise UnknownOperationException("")
-            decoded = decode_request(operation, call.body)
+            try:
+                decoded = decode_request(operation, call.body)
+            except ValidationException:
+                raw = _parsed_object(call.body)  # the audit record still shows what was asked
+                raise
             raw = decoded.raw
             fn = OPERATIONS.get(operation)
             if fn is None:
@@ -257,7 +270,12 @@ class KmsApp:
         error: ServiceError | None,
     ) -> None:
         known = operation in self.known_ops
-        request_parameters = audit_request_parameters(operation, raw) if known and raw is not None else None
+        request_parameters: dict[str, Any] | None = None
+        if known and raw is not None:
+            try:
+                request_parameters = audit_request_parameters(operation, raw)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                request_parameters = None  # a request too malformed to describe (it failed validation)
         response_elements: dict[str, Any] | None = None
         if error is None and known and operation not in READ_ONLY:
             response_elements = audit_response_elements(operation, result)
