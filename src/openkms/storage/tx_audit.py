@@ -1,0 +1,79 @@
+"""Transaction methods for the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from openkms.storage import schema as t
+from openkms.storage.tx_base import TxBase
+
+
+class AuditTx(TxBase):
+    # -- audit ------------------------------------------------------------------------------------------
+    _AUDIT_COLUMNS = (
+        "event_id",
+        "event_time",
+        "account_id",
+        "region",
+        "event_name",
+        "key_id",
+        "principal_arn",
+        "error_code",
+        "record",
+    )
+
+    def append_audit(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert audit rows with one driver-level executemany (this runs for every batch of calls)."""
+        if not rows:
+            return
+        mark = "?" if self.backend == "sqlite" else "%s"
+        sql = (
+            f"INSERT INTO audit_events ({', '.join(self._AUDIT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(self._AUDIT_COLUMNS))})"
+        )
+        self.conn.exec_driver_sql(sql, [tuple(row[c] for c in self._AUDIT_COLUMNS) for row in rows])
+
+    def last_successful_event(self, key_id: str, event_names: Sequence[str]) -> str | None:
+        """The record of the newest successful call among ``event_names`` on a key (or None)."""
+        c = t.audit_events.c
+        q = (
+            sa.select(c.record)
+            .where(c.key_id == key_id, c.error_code.is_(None), c.event_name.in_(list(event_names)))
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        row = self.conn.execute(q).first()
+        return row[0] if row is not None else None
+
+    def query_audit(
+        self,
+        *,
+        account_id: str | None = None,
+        key_id: str | None = None,
+        event_name: str | None = None,
+        principal_arn: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 1000,
+        before_id: int | None = None,
+    ) -> list[tuple[int, str]]:
+        c = t.audit_events.c
+        q = sa.select(c.id, c.record)
+        if account_id is not None:
+            q = q.where(c.account_id == account_id)
+        if key_id is not None:
+            q = q.where(c.key_id == key_id)
+        if event_name is not None:
+            q = q.where(c.event_name == event_name)
+        if principal_arn is not None:
+            q = q.where(c.principal_arn == principal_arn)
+        if start is not None:
+            q = q.where(c.event_time >= start)
+        if end is not None:
+            q = q.where(c.event_time <= end)
+        if before_id is not None:
+            q = q.where(c.id < before_id)
+        return [(r.id, r.record) for r in self.conn.execute(q.order_by(c.id.desc()).limit(limit))]

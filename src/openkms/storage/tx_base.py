@@ -1,0 +1,47 @@
+"""The core of a transaction: the connection and the change notifications other nodes' caches follow."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from openkms.storage import schema as t
+
+NOTIFY_CHANNEL = "openkms_changes"
+
+
+class TxBase:
+    """What every transaction has: its connection, its backend, and the changes it announces."""
+
+    def __init__(self, conn: Connection, backend: str, write: bool) -> None:
+        self.conn = conn
+        self.backend = backend
+        self.write = write
+        self.changes: list[tuple[str, str]] = []
+
+    # -- change notification ------------------------------------------------------------------------
+    def changed(self, kind: str, ident: str) -> None:
+        self.changes.append((kind, ident))
+        if self.backend == "postgresql":
+            self.conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{kind}|{ident}")))
+        else:
+            import time
+
+            self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=time.time()))
+
+    def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+        rows = self.conn.execute(
+            sa.select(t.changes.c.id, t.changes.c.kind, t.changes.c.ident)
+            .where(t.changes.c.id > after_id)
+            .order_by(t.changes.c.id)
+            .limit(limit)
+        )
+        return [(r.id, r.kind, r.ident) for r in rows]
+
+    def last_change_id(self) -> int:
+        return int(
+            self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.changes.c.id), 0))).scalar_one()
+        )
+
+    def prune_changes(self, before: float) -> None:
+        self.conn.execute(t.changes.delete().where(t.changes.c.at < before))

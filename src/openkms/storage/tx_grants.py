@@ -1,0 +1,60 @@
+"""Transaction methods for grants."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from openkms.storage import schema as t
+from openkms.storage.rows import GrantRow, grant_from_row
+from openkms.storage.tx_base import TxBase
+
+
+class GrantsTx(TxBase):
+    # -- grants ----------------------------------------------------------------------------------------
+    def insert_grant(self, g: GrantRow) -> None:
+        self.conn.execute(
+            t.grants.insert().values(
+                grant_id=g.grant_id,
+                region=g.region,
+                key_id=g.key_id,
+                account_id=g.account_id,
+                name=g.name,
+                creation_date=g.creation_date,
+                grantee_principal=g.grantee_principal,
+                retiring_principal=g.retiring_principal,
+                operations=json.dumps(list(g.operations)),
+                constraints=json.dumps(g.constraints) if g.constraints else None,
+            )
+        )
+        self.changed("key", f"{g.region}/{g.key_id}")
+
+    def get_grant(self, grant_id: str) -> GrantRow | None:
+        r = self.conn.execute(sa.select(t.grants).where(t.grants.c.grant_id == grant_id)).first()
+        return grant_from_row(r) if r is not None else None
+
+    def list_grants(
+        self, region: str, key_id: str, after: str | None = None, limit: int | None = None
+    ) -> list[GrantRow]:
+        q = sa.select(t.grants).where(t.grants.c.region == region, t.grants.c.key_id == key_id)
+        if after is not None:
+            q = q.where(t.grants.c.grant_id > after)
+        q = q.order_by(t.grants.c.grant_id)
+        if limit is not None:
+            q = q.limit(limit)
+        return [grant_from_row(r) for r in self.conn.execute(q)]
+
+    def count_grants(self, region: str, key_id: str) -> int:
+        q = sa.select(sa.func.count()).where(t.grants.c.region == region, t.grants.c.key_id == key_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    def list_retirable_grants(self, retiring_principal: str, after: str | None, limit: int) -> list[GrantRow]:
+        q = sa.select(t.grants).where(t.grants.c.retiring_principal == retiring_principal)
+        if after is not None:
+            q = q.where(t.grants.c.grant_id > after)
+        return [grant_from_row(r) for r in self.conn.execute(q.order_by(t.grants.c.grant_id).limit(limit))]
+
+    def delete_grant(self, g: GrantRow) -> None:
+        self.conn.execute(t.grants.delete().where(t.grants.c.grant_id == g.grant_id))
+        self.changed("key", f"{g.region}/{g.key_id}")

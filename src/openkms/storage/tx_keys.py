@@ -1,0 +1,243 @@
+"""Transaction methods for keys, their materials, import parameters, aliases and tags."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from openkms.domain.model import Alias, KeyMaterial, KeyRecord, KeyState
+from openkms.storage import schema as t
+from openkms.storage.rows import (
+    Conflict,
+    alias_from_row,
+    key_from_row,
+    key_values,
+    material_from_row,
+    material_values,
+)
+from openkms.storage.tx_base import TxBase
+
+
+class KeysTx(TxBase):
+    # -- keys ------------------------------------------------------------------------------------------
+    def insert_key(self, key: KeyRecord) -> None:
+        self.conn.execute(t.keys.insert().values(**key_values(key)))
+        self.changed("key", f"{key.region}/{key.key_id}")
+
+    def get_key(self, region: str, key_id: str, for_update: bool = False) -> KeyRecord | None:
+        q = sa.select(t.keys).where(t.keys.c.region == region, t.keys.c.key_id == key_id)
+        if for_update and self.backend == "postgresql":
+            q = q.with_for_update()
+        r = self.conn.execute(q).first()
+        return key_from_row(r) if r is not None else None
+
+    def update_key(self, key: KeyRecord) -> None:
+        key.version += 1
+        self.conn.execute(
+            t.keys.update()
+            .where(t.keys.c.region == key.region, t.keys.c.key_id == key.key_id)
+            .values(**key_values(key))
+        )
+        self.changed("key", f"{key.region}/{key.key_id}")
+
+    def list_keys(self, region: str, account_id: str, after: str | None, limit: int) -> list[str]:
+        q = sa.select(t.keys.c.key_id).where(t.keys.c.region == region, t.keys.c.account_id == account_id)
+        if after is not None:
+            q = q.where(t.keys.c.key_id > after)
+        return [r[0] for r in self.conn.execute(q.order_by(t.keys.c.key_id).limit(limit))]
+
+    def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        q = (
+            sa.select(t.keys.c.region, t.keys.c.key_id)
+            .where(t.keys.c.key_state == str(KeyState.PENDING_DELETION), t.keys.c.deletion_date <= now)
+            .limit(limit)
+        )
+        return [(r.region, r.key_id) for r in self.conn.execute(q)]
+
+    def keys_due_for_rotation(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        q = (
+            sa.select(t.keys.c.region, t.keys.c.key_id)
+            .where(t.keys.c.rotation_enabled.is_(True), t.keys.c.next_rotation_date <= now)
+            .limit(limit)
+        )
+        return [(r.region, r.key_id) for r in self.conn.execute(q)]
+
+    def delete_key(self, region: str, key_id: str) -> list[str]:
+        """Delete a key with its materials, tags and aliases; returns the deleted alias names."""
+        alias_rows = self.conn.execute(
+            sa.select(t.aliases.c.account_id, t.aliases.c.alias_name).where(
+                t.aliases.c.region == region, t.aliases.c.key_id == key_id
+            )
+        ).all()
+        self.conn.execute(
+            t.aliases.delete().where(t.aliases.c.region == region, t.aliases.c.key_id == key_id)
+        )
+        self.conn.execute(t.tags.delete().where(t.tags.c.region == region, t.tags.c.key_id == key_id))
+        self.conn.execute(
+            t.key_materials.delete().where(
+                t.key_materials.c.region == region, t.key_materials.c.key_id == key_id
+            )
+        )
+        self.conn.execute(t.keys.delete().where(t.keys.c.region == region, t.keys.c.key_id == key_id))
+        self.conn.execute(
+            t.import_parameters.delete().where(
+                t.import_parameters.c.region == region, t.import_parameters.c.key_id == key_id
+            )
+        )
+        self.conn.execute(t.grants.delete().where(t.grants.c.region == region, t.grants.c.key_id == key_id))
+        self.changed("key", f"{region}/{key_id}")
+        for r in alias_rows:
+            self.changed("alias", f"{region}/{r.account_id}/{r.alias_name}")
+        return [r.alias_name for r in alias_rows]
+
+    # -- key materials ----------------------------------------------------------------------------------
+    def put_material(self, region: str, key_id: str, material: KeyMaterial) -> None:
+        values = material_values(region, key_id, material)
+        updated = self.conn.execute(
+            t.key_materials.update()
+            .where(
+                t.key_materials.c.region == region,
+                t.key_materials.c.key_id == key_id,
+                t.key_materials.c.material_id == material.material_id,
+            )
+            .values(**values)
+        ).rowcount
+        if not updated:
+            self.conn.execute(t.key_materials.insert().values(**values))
+        self.changed("key", f"{region}/{key_id}")
+
+    def get_materials(self, region: str, key_id: str) -> list[KeyMaterial]:
+        q = (
+            sa.select(t.key_materials)
+            .where(t.key_materials.c.region == region, t.key_materials.c.key_id == key_id)
+            .order_by(t.key_materials.c.created, t.key_materials.c.material_id)
+        )
+        return [material_from_row(r) for r in self.conn.execute(q)]
+
+    def materials_due_for_expiry(self, now: float, limit: int = 100) -> list[tuple[str, str, str]]:
+        c = t.key_materials.c
+        q = (
+            sa.select(c.region, c.key_id, c.material_id)
+            .where(c.expiration_model == "KEY_MATERIAL_EXPIRES", c.valid_to <= now, c.sealed.is_not(None))
+            .limit(limit)
+        )
+        return [(r.region, r.key_id, r.material_id) for r in self.conn.execute(q)]
+
+    # -- import parameters (wrapping key pairs behind import tokens) ------------------------------------
+    def put_import_parameters(
+        self,
+        token_id: str,
+        region: str,
+        key_id: str,
+        algorithm: str,
+        spec: str,
+        private_key_sealed: bytes,
+        expires: float,
+    ) -> None:
+        self.conn.execute(
+            t.import_parameters.insert().values(
+                token_id=token_id,
+                region=region,
+                key_id=key_id,
+                wrapping_algorithm=algorithm,
+                wrapping_key_spec=spec,
+                private_key_sealed=private_key_sealed,
+                expires=expires,
+            )
+        )
+
+    def get_import_parameters(self, token_id: str) -> tuple[str, str, bytes, float] | None:
+        """(region, key id, sealed private key, expires) of a live import token."""
+        c = t.import_parameters.c
+        r = self.conn.execute(
+            sa.select(c.region, c.key_id, c.private_key_sealed, c.expires).where(c.token_id == token_id)
+        ).first()
+        return (r.region, r.key_id, bytes(r.private_key_sealed), r.expires) if r is not None else None
+
+    def delete_import_parameters(self, token_id: str) -> None:
+        self.conn.execute(t.import_parameters.delete().where(t.import_parameters.c.token_id == token_id))
+
+    def purge_import_parameters(self, now: float) -> int:
+        c = t.import_parameters.c
+        return int(self.conn.execute(t.import_parameters.delete().where(c.expires <= now)).rowcount)
+
+    # -- aliases ----------------------------------------------------------------------------------------
+    def create_alias(self, alias: Alias) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    t.aliases.insert().values(
+                        region=alias.region,
+                        account_id=alias.account_id,
+                        alias_name=alias.alias_name,
+                        key_id=alias.target_key_id,
+                        creation_date=alias.creation_date,
+                        last_updated_date=alias.last_updated_date,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(alias.alias_name) from None
+        self.changed("alias", f"{alias.region}/{alias.account_id}/{alias.alias_name}")
+
+    def get_alias(self, region: str, account_id: str, alias_name: str) -> Alias | None:
+        r = self.conn.execute(
+            sa.select(t.aliases).where(
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
+            )
+        ).first()
+        return alias_from_row(r) if r is not None else None
+
+    def update_alias(self, region: str, account_id: str, alias_name: str, key_id: str, now: float) -> None:
+        self.conn.execute(
+            t.aliases.update()
+            .where(
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
+            )
+            .values(key_id=key_id, last_updated_date=now)
+        )
+        self.changed("alias", f"{region}/{account_id}/{alias_name}")
+
+    def delete_alias(self, region: str, account_id: str, alias_name: str) -> None:
+        self.conn.execute(
+            t.aliases.delete().where(
+                t.aliases.c.region == region,
+                t.aliases.c.account_id == account_id,
+                t.aliases.c.alias_name == alias_name,
+            )
+        )
+        self.changed("alias", f"{region}/{account_id}/{alias_name}")
+
+    def list_aliases(
+        self, region: str, account_id: str, key_id: str | None, after: str | None, limit: int
+    ) -> list[Alias]:
+        q = sa.select(t.aliases).where(t.aliases.c.region == region, t.aliases.c.account_id == account_id)
+        if key_id is not None:
+            q = q.where(t.aliases.c.key_id == key_id)
+        if after is not None:
+            q = q.where(t.aliases.c.alias_name > after)
+        return [alias_from_row(r) for r in self.conn.execute(q.order_by(t.aliases.c.alias_name).limit(limit))]
+
+    def count_aliases(self, region: str, key_id: str) -> int:
+        q = sa.select(sa.func.count()).where(t.aliases.c.region == region, t.aliases.c.key_id == key_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    # -- tags -------------------------------------------------------------------------------------------
+    def get_tags(self, region: str, key_id: str) -> dict[str, str]:
+        q = (
+            sa.select(t.tags.c.tag_key, t.tags.c.tag_value)
+            .where(t.tags.c.region == region, t.tags.c.key_id == key_id)
+            .order_by(t.tags.c.tag_key)
+        )
+        return {r.tag_key: r.tag_value for r in self.conn.execute(q)}
+
+    def set_tags(self, region: str, key_id: str, tags: dict[str, str]) -> None:
+        self.conn.execute(t.tags.delete().where(t.tags.c.region == region, t.tags.c.key_id == key_id))
+        if tags:
+            self.conn.execute(
+                t.tags.insert(),
+                [{"region": region, "key_id": key_id, "tag_key": k, "tag_value": v} for k, v in tags.items()],
+            )
+        self.changed("key", f"{region}/{key_id}")
