@@ -25,9 +25,9 @@ from typing import Any
 from openkms.auth.policy import Request, authorize, parse_policy
 from openkms.domain.model import Principal
 from openkms.errors import ServiceError
-from openkms.service.iam import (
+from openkms.service.iam import Operation
+from openkms.service.iam_common import (
     IamContext,
-    Operation,
     new_secret,
     parsed_identity_policies,
     policy_caller,

@@ -1,0 +1,173 @@
+"""Shared by the IAM operations: the call context, ids and ARNs, authorization of IAM calls,
+policy documents, tags and paging."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from openkms.auth.policy import (
+    Caller,
+    PolicyDocument,
+    PolicyKind,
+    Request,
+    access_denied_message,
+    authorize,
+    parse_policy,
+)
+from openkms.crypto.envelope import RootKey
+from openkms.domain.model import Principal
+from openkms.errors import LimitExceededException, ServiceError
+from openkms.service.iam_errors import (
+    AccessDenied,
+    LimitExceeded,
+    MalformedPolicyDocument,
+)
+from openkms.service.identity_policies import identity_policies
+from openkms.storage.store import (
+    Store,
+)
+
+PARTITION = "aws"
+MAX_ACCESS_KEYS = 2
+MAX_TAGS = 50
+USER_INLINE_LIMIT = 2048
+ROLE_INLINE_LIMIT = 10240
+MANAGED_POLICY_LIMIT = 6144
+TRUST_POLICY_LIMIT = 2048
+DEFAULT_MAX_SESSION = 3600
+ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class IamContext:
+    """Who calls and on which data. ``caller`` None is the local administrator (``openkms admin``)."""
+
+    store: Store
+    root: RootKey
+    now: float
+    account_id: str
+    caller: Principal | None = None
+
+
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(17))
+
+
+def new_secret() -> str:
+    return base64.b64encode(os.urandom(30)).decode()
+
+
+# --- ARNs -------------------------------------------------------------------------------------------
+
+
+def user_arn(account: str, path: str, name: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:user{path}{name}"
+
+
+def role_arn(account: str, path: str, name: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:role{path}{name}"
+
+
+def policy_arn(account: str, path: str, name: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:policy{path}{name}"
+
+
+# --- authorization ----------------------------------------------------------------------------------
+
+
+def policy_caller(principal: Principal) -> Caller:
+    """The policy engine's ``Caller`` for an authenticated principal."""
+    return Caller(
+        arn=principal.arn,
+        account_id=principal.account_id,
+        principal_type=principal.identity_type,
+        user_id=principal.principal_id,
+        user_name=principal.user_name,
+        role_arn=principal.role_arn,
+        tags=dict(principal.tags),
+    )
+
+
+def parsed_identity_policies(store: Store, principal: Principal) -> list[PolicyDocument]:
+    parsed = []
+    for text in identity_policies(store, principal):
+        try:
+            parsed.append(parse_policy(text, kind="identity"))
+        except ServiceError:
+            continue
+    return parsed
+
+
+def authorize_iam(
+    ctx: IamContext, operation: str, resource: str, context: dict[str, Any] | None = None
+) -> None:
+    """Raise AccessDenied unless the caller's identity policies allow ``iam:<operation>`` on ``resource``."""
+    if ctx.caller is None:
+        return
+    caller = policy_caller(ctx.caller)
+    request = Request(
+        action=f"iam:{operation}", resource=resource, resource_account=ctx.account_id, context=context or {}
+    )
+    decision = authorize(
+        caller, request, key_policy=None, identity_policies=parsed_identity_policies(ctx.store, ctx.caller)
+    )
+    if not decision.allowed:
+        raise AccessDenied(access_denied_message(caller, request, decision))
+
+
+# --- documents, tags, paging ------------------------------------------------------------------------
+
+
+def check_document(document: str, kind: PolicyKind) -> PolicyDocument:
+    """The parsed document; IAM's MalformedPolicyDocument / LimitExceeded for a bad one."""
+    try:
+        return parse_policy(document, kind=kind)
+    except LimitExceededException as exc:
+        raise LimitExceeded(exc.message) from None
+    except ServiceError as exc:  # the engine's MalformedPolicyDocumentException, in IAM's words
+        raise MalformedPolicyDocument(exc.message or "Syntax errors in policy.") from None
+
+
+def policy_size(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def tags_in(tags: list[dict[str, Any]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for tag in tags or []:
+        out[str(tag.get("key", ""))] = str(tag.get("value", ""))
+    return out
+
+
+def tags_out(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in sorted(tags.items())]
+
+
+def merge_tags(current: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    merged = {**current, **new}
+    if len(merged) > MAX_TAGS:
+        raise LimitExceeded("The number of tags has reached the maximum limit.")
+    return merged
+
+
+def paginate(
+    items: list[Any], key: Callable[[Any], str], marker: str | None, max_items: int | None
+) -> tuple[list[Any], dict[str, Any]]:
+    if marker:
+        items = [item for item in items if key(item) > marker]
+    limit = max_items or 100
+    page = items[:limit]
+    extra: dict[str, Any] = {"is_truncated": len(items) > limit}
+    if len(items) > limit:
+        extra["marker"] = key(page[-1])
+    return page, extra
+
+
+def normalized_path(path: str | None) -> str:
+    return path or "/"

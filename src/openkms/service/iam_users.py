@@ -1,0 +1,307 @@
+"""IAM users, their inline policies and their access keys."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from openkms.service.iam_common import (
+    ID_ALPHABET,
+    MAX_ACCESS_KEYS,
+    PARTITION,
+    USER_INLINE_LIMIT,
+    IamContext,
+    authorize_iam,
+    check_document,
+    merge_tags,
+    new_id,
+    new_secret,
+    normalized_path,
+    paginate,
+    policy_size,
+    tags_in,
+    tags_out,
+    user_arn,
+)
+from openkms.service.iam_errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NoSuchEntity,
+    ValidationError,
+)
+from openkms.service.identity_policies import policy_text
+from openkms.service.principals import SECRET_PURPOSE
+from openkms.storage.store import (
+    AccessKeyRow,
+    Conflict,
+    Tx,
+    UserRow,
+)
+
+# --- users ------------------------------------------------------------------------------------------
+
+
+def _user_view(u: UserRow, with_tags: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "path": u.path,
+        "user_name": u.user_name,
+        "user_id": u.user_id,
+        "arn": user_arn(u.account_id, u.path, u.user_name),
+        "create_date": u.created_at,
+    }
+    if with_tags and u.tags:
+        view["tags"] = tags_out(u.tags)
+    return view
+
+
+def _no_user(name: str) -> NoSuchEntity:
+    return NoSuchEntity(f"The user with name {name} cannot be found.")
+
+
+def user_row(tx: Tx, ctx: IamContext, name: str) -> UserRow:
+    user = tx.get_user(ctx.account_id, name)
+    if user is None:
+        raise _no_user(name)
+    return user
+
+
+def user_resource(ctx: IamContext, name: str) -> str:
+    """The ARN IAM authorizes a user operation on (with the user's path when the user exists)."""
+    with ctx.store.read() as tx:
+        user = tx.get_user(ctx.account_id, name)
+    return user_arn(ctx.account_id, user.path if user is not None else "/", name)
+
+
+def _own_user_name(ctx: IamContext, user_name: str | None) -> str:
+    """An omitted UserName means the calling user (IAM's rule for GetUser, access keys…)."""
+    if user_name:
+        return user_name
+    if ctx.caller is None or ctx.caller.identity_type != "IAMUser" or not ctx.caller.user_name:
+        raise ValidationError("Must specify userName when calling with non-User credentials")
+    return ctx.caller.user_name
+
+
+def create_user(
+    ctx: IamContext,
+    *,
+    user_name: str,
+    path: str | None = None,
+    permissions_boundary: str | None = None,
+    tags: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    if permissions_boundary is not None:
+        raise InvalidInput("Permissions boundaries are not supported by this service.")
+    resource = user_arn(ctx.account_id, normalized_path(path), user_name)
+    authorize_iam(ctx, "CreateUser", resource)
+    new_tags = tags_in(tags)
+    if new_tags:
+        authorize_iam(ctx, "TagUser", resource)
+    merge_tags({}, new_tags)
+    row = UserRow(ctx.account_id, user_name, new_id("AIDA"), normalized_path(path), ctx.now, {}, new_tags)
+    with ctx.store.write() as tx:
+        if not tx.account_exists(ctx.account_id):
+            raise NoSuchEntity(f"The account {ctx.account_id} cannot be found.")
+        try:
+            tx.insert_user(row)
+        except Conflict:
+            raise EntityAlreadyExists(f"User with name {user_name} already exists.") from None
+    return {"user": _user_view(row)}
+
+
+def get_user(ctx: IamContext, *, user_name: str | None = None) -> dict[str, Any]:
+    name = _own_user_name(ctx, user_name)
+    authorize_iam(ctx, "GetUser", user_resource(ctx, name))
+    with ctx.store.read() as tx:
+        return {"user": _user_view(user_row(tx, ctx, name))}
+
+
+def list_users(
+    ctx: IamContext,
+    *,
+    path_prefix: str | None = None,
+    marker: str | None = None,
+    max_items: int | None = None,
+) -> dict[str, Any]:
+    authorize_iam(ctx, "ListUsers", f"arn:{PARTITION}:iam::{ctx.account_id}:user/")
+    with ctx.store.read() as tx:
+        users = [u for u in tx.list_users(ctx.account_id) if u.path.startswith(path_prefix or "/")]
+    page, extra = paginate(users, lambda u: u.user_name, marker, max_items)
+    return {"users": [_user_view(u, with_tags=False) for u in page], **extra}
+
+
+def delete_user(ctx: IamContext, *, user_name: str, force: bool = False) -> None:
+    """DeleteUser; ``force`` (``openkms admin delete-user --force``) first removes the user's access
+    keys, inline policies and attachments instead of answering DeleteConflict."""
+    authorize_iam(ctx, "DeleteUser", user_resource(ctx, user_name))
+    with ctx.store.write() as tx:
+        user = user_row(tx, ctx, user_name)
+        keys = tx.list_access_keys(ctx.account_id, user_name)
+        attached = tx.attached_policies(ctx.account_id, "user", user_name)
+        if not force:
+            if keys:
+                raise DeleteConflict("Cannot delete entity, must delete access keys first.")
+            if user.inline_policies:
+                raise DeleteConflict("Cannot delete entity, must delete policies first.")
+            if attached:
+                raise DeleteConflict("Cannot delete entity, must detach all policies first.")
+        for key in keys:
+            tx.delete_access_key(key.access_key_id)
+        for arn in attached:
+            tx.detach_policy(ctx.account_id, "user", user_name, arn)
+        tx.delete_user(ctx.account_id, user_name)
+
+
+def tag_user(ctx: IamContext, *, user_name: str, tags: list[dict[str, Any]]) -> None:
+    authorize_iam(ctx, "TagUser", user_resource(ctx, user_name))
+    with ctx.store.write() as tx:
+        user = user_row(tx, ctx, user_name)
+        tx.update_user(_replace_user(user, tags=merge_tags(user.tags, tags_in(tags))))
+
+
+def untag_user(ctx: IamContext, *, user_name: str, tag_keys: list[str]) -> None:
+    authorize_iam(ctx, "UntagUser", user_resource(ctx, user_name))
+    with ctx.store.write() as tx:
+        user = user_row(tx, ctx, user_name)
+        tx.update_user(
+            _replace_user(user, tags={k: v for k, v in user.tags.items() if k not in set(tag_keys)})
+        )
+
+
+def list_user_tags(
+    ctx: IamContext, *, user_name: str, marker: str | None = None, max_items: int | None = None
+) -> dict[str, Any]:
+    authorize_iam(ctx, "ListUserTags", user_resource(ctx, user_name))
+    with ctx.store.read() as tx:
+        user = user_row(tx, ctx, user_name)
+    return {"tags": tags_out(user.tags), "is_truncated": False}
+
+
+def _replace_user(
+    u: UserRow, *, tags: dict[str, str] | None = None, inline: dict[str, Any] | None = None
+) -> UserRow:
+    return UserRow(
+        u.account_id,
+        u.user_name,
+        u.user_id,
+        u.path,
+        u.created_at,
+        u.inline_policies if inline is None else inline,
+        u.tags if tags is None else tags,
+    )
+
+
+def put_user_policy(ctx: IamContext, *, user_name: str, policy_name: str, policy_document: str) -> None:
+    authorize_iam(ctx, "PutUserPolicy", user_resource(ctx, user_name))
+    check_document(policy_document, "identity")
+    with ctx.store.write() as tx:
+        user = user_row(tx, ctx, user_name)
+        inline = {**user.inline_policies, policy_name: policy_document}
+        if sum(policy_size(policy_text(doc)) for doc in inline.values()) > USER_INLINE_LIMIT:
+            raise LimitExceeded(
+                f"Maximum policy size of {USER_INLINE_LIMIT} bytes exceeded for user {user_name}"
+            )
+        tx.update_user(_replace_user(user, inline=inline))
+
+
+def get_user_policy(ctx: IamContext, *, user_name: str, policy_name: str) -> dict[str, Any]:
+    authorize_iam(ctx, "GetUserPolicy", user_resource(ctx, user_name))
+    with ctx.store.read() as tx:
+        user = user_row(tx, ctx, user_name)
+    document = user.inline_policies.get(policy_name)
+    if document is None:
+        raise NoSuchEntity(f"The user policy with name {policy_name} cannot be found.")
+    return {"user_name": user_name, "policy_name": policy_name, "policy_document": policy_text(document)}
+
+
+def delete_user_policy(ctx: IamContext, *, user_name: str, policy_name: str) -> None:
+    authorize_iam(ctx, "DeleteUserPolicy", user_resource(ctx, user_name))
+    with ctx.store.write() as tx:
+        user = user_row(tx, ctx, user_name)
+        if policy_name not in user.inline_policies:
+            raise NoSuchEntity(f"The user policy with name {policy_name} cannot be found.")
+        inline = {k: v for k, v in user.inline_policies.items() if k != policy_name}
+        tx.update_user(_replace_user(user, inline=inline))
+
+
+def list_user_policies(
+    ctx: IamContext, *, user_name: str, marker: str | None = None, max_items: int | None = None
+) -> dict[str, Any]:
+    authorize_iam(ctx, "ListUserPolicies", user_resource(ctx, user_name))
+    with ctx.store.read() as tx:
+        user = user_row(tx, ctx, user_name)
+    page, extra = paginate(sorted(user.inline_policies), lambda n: n, marker, max_items)
+    return {"policy_names": page, **extra}
+
+
+# --- access keys ------------------------------------------------------------------------------------
+
+
+def _key_view(row: AccessKeyRow) -> dict[str, Any]:
+    return {
+        "user_name": row.user_name,
+        "access_key_id": row.access_key_id,
+        "status": row.status,
+        "create_date": row.created_at,
+    }
+
+
+def create_access_key(ctx: IamContext, *, user_name: str | None = None) -> dict[str, Any]:
+    name = _own_user_name(ctx, user_name)
+    authorize_iam(ctx, "CreateAccessKey", user_resource(ctx, name))
+    akid = "AKIA" + "".join(secrets.choice(ID_ALPHABET) for _ in range(16))
+    secret = new_secret()
+    with ctx.store.write() as tx:
+        user_row(tx, ctx, name)
+        if len(tx.list_access_keys(ctx.account_id, name)) >= MAX_ACCESS_KEYS:
+            raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
+        row = AccessKeyRow(
+            akid,
+            ctx.account_id,
+            name,
+            ctx.root.seal(SECRET_PURPOSE, akid, secret.encode()),
+            "Active",
+            ctx.now,
+        )
+        tx.put_access_key(row)
+    return {"access_key": {**_key_view(row), "secret_access_key": secret}}
+
+
+def list_access_keys(
+    ctx: IamContext, *, user_name: str | None = None, marker: str | None = None, max_items: int | None = None
+) -> dict[str, Any]:
+    name = _own_user_name(ctx, user_name)
+    authorize_iam(ctx, "ListAccessKeys", user_resource(ctx, name))
+    with ctx.store.read() as tx:
+        user_row(tx, ctx, name)
+        rows = tx.list_access_keys(ctx.account_id, name)
+    page, extra = paginate(rows, lambda r: r.access_key_id, marker, max_items)
+    return {"access_key_metadata": [_key_view(r) for r in page], **extra}
+
+
+def _own_key(tx: Tx, ctx: IamContext, access_key_id: str, user_name: str) -> AccessKeyRow:
+    row = tx.get_access_key(access_key_id)
+    if row is None or row.account_id != ctx.account_id or row.user_name != user_name:
+        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+    return row
+
+
+def delete_access_key(ctx: IamContext, *, access_key_id: str, user_name: str | None = None) -> None:
+    name = _own_user_name(ctx, user_name)
+    authorize_iam(ctx, "DeleteAccessKey", user_resource(ctx, name))
+    with ctx.store.write() as tx:
+        user_row(tx, ctx, name)
+        _own_key(tx, ctx, access_key_id, name)
+        tx.delete_access_key(access_key_id)
+
+
+def update_access_key(
+    ctx: IamContext, *, access_key_id: str, status: str, user_name: str | None = None
+) -> None:
+    name = _own_user_name(ctx, user_name)
+    authorize_iam(ctx, "UpdateAccessKey", user_resource(ctx, name))
+    with ctx.store.write() as tx:
+        user_row(tx, ctx, name)
+        _own_key(tx, ctx, access_key_id, name)
+        tx.set_access_key_status(access_key_id, status)
