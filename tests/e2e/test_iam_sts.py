@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.conftest import BIN, REGION, Server
 from tests.e2e.util import aws_error, wait_for_audit
@@ -430,3 +431,40 @@ def test_query_protocol_answers(server: Server) -> None:
     # A form body signed for KMS is still a (bad) KMS request.
     status, text = _query(server, "kms", "Action=ListKeys")
     assert status != 200 and "__type" in text
+
+
+@pytest.mark.parametrize("kind", ["user", "role"])
+def test_inline_policies_and_tags_of_users_and_roles(server: Server, kind: str) -> None:
+    iam = server.client("iam")
+    name = _name(kind)
+    if kind == "user":
+        iam.create_user(UserName=name)
+        who: dict[str, str] = {"UserName": name}
+        put, get, delete, listing = (
+            iam.put_user_policy, iam.get_user_policy, iam.delete_user_policy, iam.list_user_policies
+        )  # fmt: skip
+        tag, untag, tags = iam.tag_user, iam.untag_user, iam.list_user_tags
+    else:
+        iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{server.account_id}:root")
+        )
+        who = {"RoleName": name}
+        put, get, delete, listing = (
+            iam.put_role_policy, iam.get_role_policy, iam.delete_role_policy, iam.list_role_policies
+        )  # fmt: skip
+        tag, untag, tags = iam.tag_role, iam.untag_role, iam.list_role_tags
+    put(**who, PolicyName="b", PolicyDocument=_policy("kms:Encrypt"))
+    put(**who, PolicyName="a", PolicyDocument=_policy("kms:Decrypt"))
+    assert listing(**who)["PolicyNames"] == ["a", "b"]
+    got = get(**who, PolicyName="a")
+    assert got["PolicyDocument"] == json.loads(_policy("kms:Decrypt"))  # boto3 decodes the document
+    delete(**who, PolicyName="a")
+    assert listing(**who)["PolicyNames"] == ["b"]
+    with pytest.raises(ClientError) as exc:
+        get(**who, PolicyName="a")
+    assert exc.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert f"The {kind} policy with name a cannot be found." in exc.value.response["Error"]["Message"]
+    tag(**who, Tags=[{"Key": "team", "Value": "red"}, {"Key": "env", "Value": "prod"}])
+    tag(**who, Tags=[{"Key": "team", "Value": "blue"}])
+    untag(**who, TagKeys=["env"])
+    assert tags(**who)["Tags"] == [{"Key": "team", "Value": "blue"}]

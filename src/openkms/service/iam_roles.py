@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from openkms.service import iam_identities as identities
 from openkms.service.iam_common import (
     DEFAULT_MAX_SESSION,
     PARTITION,
@@ -28,7 +30,7 @@ from openkms.service.iam_errors import (
     LimitExceeded,
     NoSuchEntity,
 )
-from openkms.service.identity_policies import policy_text
+from openkms.service.iam_identities import Kind
 from openkms.storage.store import (
     Conflict,
     RoleRow,
@@ -70,29 +72,6 @@ def role_resource(ctx: IamContext, name: str) -> str:
     with ctx.store.read() as tx:
         role = tx.get_role(ctx.account_id, name)
     return role_arn(ctx.account_id, role.path if role is not None else "/", name)
-
-
-def _replace_role(r: RoleRow, **changes: Any) -> RoleRow:
-    values = {
-        "trust_policy": r.trust_policy,
-        "description": r.description,
-        "max_session_duration": r.max_session_duration,
-        "inline_policies": r.inline_policies,
-        "tags": r.tags,
-        **changes,
-    }
-    return RoleRow(
-        r.account_id,
-        r.role_name,
-        r.role_id,
-        r.path,
-        values["trust_policy"],
-        values["description"],
-        values["max_session_duration"],
-        r.created_at,
-        values["inline_policies"],
-        values["tags"],
-    )
 
 
 def _check_trust(document: str) -> None:
@@ -184,7 +163,7 @@ def update_assume_role_policy(ctx: IamContext, *, role_name: str, policy_documen
     _check_trust(policy_document)
     with ctx.store.write() as tx:
         role = role_row(tx, ctx, role_name)
-        tx.update_role(_replace_role(role, trust_policy=policy_document))
+        tx.update_role(dataclasses.replace(role, trust_policy=policy_document))
 
 
 def update_role(
@@ -202,73 +181,47 @@ def update_role(
             changes["description"] = description
         if max_session_duration is not None:
             changes["max_session_duration"] = max_session_duration
-        tx.update_role(_replace_role(role, **changes))
+        tx.update_role(dataclasses.replace(role, **changes))
     return {}
 
 
+ROLE = Kind(
+    noun="role",
+    action="Role",
+    inline_limit=ROLE_INLINE_LIMIT,
+    load=role_row,
+    save=lambda tx, row: tx.update_role(row),
+    resource=role_resource,
+)
+
+
 def tag_role(ctx: IamContext, *, role_name: str, tags: list[dict[str, Any]]) -> None:
-    authorize_iam(ctx, "TagRole", role_resource(ctx, role_name))
-    with ctx.store.write() as tx:
-        role = role_row(tx, ctx, role_name)
-        tx.update_role(_replace_role(role, tags=merge_tags(role.tags, tags_in(tags))))
+    identities.tag(ctx, ROLE, role_name, tags)
 
 
 def untag_role(ctx: IamContext, *, role_name: str, tag_keys: list[str]) -> None:
-    authorize_iam(ctx, "UntagRole", role_resource(ctx, role_name))
-    with ctx.store.write() as tx:
-        role = role_row(tx, ctx, role_name)
-        tx.update_role(
-            _replace_role(role, tags={k: v for k, v in role.tags.items() if k not in set(tag_keys)})
-        )
+    identities.untag(ctx, ROLE, role_name, tag_keys)
 
 
 def list_role_tags(
     ctx: IamContext, *, role_name: str, marker: str | None = None, max_items: int | None = None
 ) -> dict[str, Any]:
-    authorize_iam(ctx, "ListRoleTags", role_resource(ctx, role_name))
-    with ctx.store.read() as tx:
-        role = role_row(tx, ctx, role_name)
-    return {"tags": tags_out(role.tags), "is_truncated": False}
+    return identities.list_tags(ctx, ROLE, role_name)
 
 
 def put_role_policy(ctx: IamContext, *, role_name: str, policy_name: str, policy_document: str) -> None:
-    authorize_iam(ctx, "PutRolePolicy", role_resource(ctx, role_name))
-    check_document(policy_document, "identity")
-    with ctx.store.write() as tx:
-        role = role_row(tx, ctx, role_name)
-        inline = {**role.inline_policies, policy_name: policy_document}
-        if sum(policy_size(policy_text(doc)) for doc in inline.values()) > ROLE_INLINE_LIMIT:
-            raise LimitExceeded(
-                f"Maximum policy size of {ROLE_INLINE_LIMIT} bytes exceeded for role {role_name}"
-            )
-        tx.update_role(_replace_role(role, inline_policies=inline))
+    identities.put_policy(ctx, ROLE, role_name, policy_name, policy_document)
 
 
 def get_role_policy(ctx: IamContext, *, role_name: str, policy_name: str) -> dict[str, Any]:
-    authorize_iam(ctx, "GetRolePolicy", role_resource(ctx, role_name))
-    with ctx.store.read() as tx:
-        role = role_row(tx, ctx, role_name)
-    document = role.inline_policies.get(policy_name)
-    if document is None:
-        raise NoSuchEntity(f"The role policy with name {policy_name} cannot be found.")
-    return {"role_name": role_name, "policy_name": policy_name, "policy_document": policy_text(document)}
+    return identities.get_policy(ctx, ROLE, role_name, policy_name)
 
 
 def delete_role_policy(ctx: IamContext, *, role_name: str, policy_name: str) -> None:
-    authorize_iam(ctx, "DeleteRolePolicy", role_resource(ctx, role_name))
-    with ctx.store.write() as tx:
-        role = role_row(tx, ctx, role_name)
-        if policy_name not in role.inline_policies:
-            raise NoSuchEntity(f"The role policy with name {policy_name} cannot be found.")
-        inline = {k: v for k, v in role.inline_policies.items() if k != policy_name}
-        tx.update_role(_replace_role(role, inline_policies=inline))
+    identities.delete_policy(ctx, ROLE, role_name, policy_name)
 
 
 def list_role_policies(
     ctx: IamContext, *, role_name: str, marker: str | None = None, max_items: int | None = None
 ) -> dict[str, Any]:
-    authorize_iam(ctx, "ListRolePolicies", role_resource(ctx, role_name))
-    with ctx.store.read() as tx:
-        role = role_row(tx, ctx, role_name)
-    page, extra = paginate(sorted(role.inline_policies), lambda n: n, marker, max_items)
-    return {"policy_names": page, **extra}
+    return identities.list_policies(ctx, ROLE, role_name, marker, max_items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from openkms.service import iam_identities as identities
 from openkms.service.iam_common import (
     ID_ALPHABET,
     MAX_ACCESS_KEYS,
@@ -12,13 +13,11 @@ from openkms.service.iam_common import (
     USER_INLINE_LIMIT,
     IamContext,
     authorize_iam,
-    check_document,
     merge_tags,
     new_id,
     new_secret,
     normalized_path,
     paginate,
-    policy_size,
     tags_in,
     tags_out,
     user_arn,
@@ -31,7 +30,7 @@ from openkms.service.iam_errors import (
     NoSuchEntity,
     ValidationError,
 )
-from openkms.service.identity_policies import policy_text
+from openkms.service.iam_identities import Kind
 from openkms.service.principals import SECRET_PURPOSE
 from openkms.storage.store import (
     AccessKeyRow,
@@ -153,86 +152,46 @@ def delete_user(ctx: IamContext, *, user_name: str, force: bool = False) -> None
         tx.delete_user(ctx.account_id, user_name)
 
 
+USER = Kind(
+    noun="user",
+    action="User",
+    inline_limit=USER_INLINE_LIMIT,
+    load=user_row,
+    save=lambda tx, row: tx.update_user(row),
+    resource=user_resource,
+)
+
+
 def tag_user(ctx: IamContext, *, user_name: str, tags: list[dict[str, Any]]) -> None:
-    authorize_iam(ctx, "TagUser", user_resource(ctx, user_name))
-    with ctx.store.write() as tx:
-        user = user_row(tx, ctx, user_name)
-        tx.update_user(_replace_user(user, tags=merge_tags(user.tags, tags_in(tags))))
+    identities.tag(ctx, USER, user_name, tags)
 
 
 def untag_user(ctx: IamContext, *, user_name: str, tag_keys: list[str]) -> None:
-    authorize_iam(ctx, "UntagUser", user_resource(ctx, user_name))
-    with ctx.store.write() as tx:
-        user = user_row(tx, ctx, user_name)
-        tx.update_user(
-            _replace_user(user, tags={k: v for k, v in user.tags.items() if k not in set(tag_keys)})
-        )
+    identities.untag(ctx, USER, user_name, tag_keys)
 
 
 def list_user_tags(
     ctx: IamContext, *, user_name: str, marker: str | None = None, max_items: int | None = None
 ) -> dict[str, Any]:
-    authorize_iam(ctx, "ListUserTags", user_resource(ctx, user_name))
-    with ctx.store.read() as tx:
-        user = user_row(tx, ctx, user_name)
-    return {"tags": tags_out(user.tags), "is_truncated": False}
-
-
-def _replace_user(
-    u: UserRow, *, tags: dict[str, str] | None = None, inline: dict[str, Any] | None = None
-) -> UserRow:
-    return UserRow(
-        u.account_id,
-        u.user_name,
-        u.user_id,
-        u.path,
-        u.created_at,
-        u.inline_policies if inline is None else inline,
-        u.tags if tags is None else tags,
-    )
+    return identities.list_tags(ctx, USER, user_name)
 
 
 def put_user_policy(ctx: IamContext, *, user_name: str, policy_name: str, policy_document: str) -> None:
-    authorize_iam(ctx, "PutUserPolicy", user_resource(ctx, user_name))
-    check_document(policy_document, "identity")
-    with ctx.store.write() as tx:
-        user = user_row(tx, ctx, user_name)
-        inline = {**user.inline_policies, policy_name: policy_document}
-        if sum(policy_size(policy_text(doc)) for doc in inline.values()) > USER_INLINE_LIMIT:
-            raise LimitExceeded(
-                f"Maximum policy size of {USER_INLINE_LIMIT} bytes exceeded for user {user_name}"
-            )
-        tx.update_user(_replace_user(user, inline=inline))
+    identities.put_policy(ctx, USER, user_name, policy_name, policy_document)
 
 
 def get_user_policy(ctx: IamContext, *, user_name: str, policy_name: str) -> dict[str, Any]:
-    authorize_iam(ctx, "GetUserPolicy", user_resource(ctx, user_name))
-    with ctx.store.read() as tx:
-        user = user_row(tx, ctx, user_name)
-    document = user.inline_policies.get(policy_name)
-    if document is None:
-        raise NoSuchEntity(f"The user policy with name {policy_name} cannot be found.")
-    return {"user_name": user_name, "policy_name": policy_name, "policy_document": policy_text(document)}
+    return identities.get_policy(ctx, USER, user_name, policy_name)
 
 
 def delete_user_policy(ctx: IamContext, *, user_name: str, policy_name: str) -> None:
-    authorize_iam(ctx, "DeleteUserPolicy", user_resource(ctx, user_name))
-    with ctx.store.write() as tx:
-        user = user_row(tx, ctx, user_name)
-        if policy_name not in user.inline_policies:
-            raise NoSuchEntity(f"The user policy with name {policy_name} cannot be found.")
-        inline = {k: v for k, v in user.inline_policies.items() if k != policy_name}
-        tx.update_user(_replace_user(user, inline=inline))
+    identities.delete_policy(ctx, USER, user_name, policy_name)
 
 
 def list_user_policies(
     ctx: IamContext, *, user_name: str, marker: str | None = None, max_items: int | None = None
 ) -> dict[str, Any]:
-    authorize_iam(ctx, "ListUserPolicies", user_resource(ctx, user_name))
-    with ctx.store.read() as tx:
-        user = user_row(tx, ctx, user_name)
-    page, extra = paginate(sorted(user.inline_policies), lambda n: n, marker, max_items)
-    return {"policy_names": page, **extra}
+    return identities.list_policies(ctx, USER, user_name, marker, max_items)
 
 
 # --- access keys ------------------------------------------------------------------------------------
