@@ -73,12 +73,16 @@ class Store:
         self.engine: Engine
         if self.backend == "sqlite":
             self.engine = sa.create_engine(
-                self.url, connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False}
+                self.url,
+                connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False},
+                hide_parameters=True,  # error messages never echo row values
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            self.engine = sa.create_engine(self.url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+            self.engine = sa.create_engine(
+                self.url, pool_size=8, max_overflow=8, pool_pre_ping=True, hide_parameters=True
+            )
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
