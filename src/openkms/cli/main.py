@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,6 +37,14 @@ def cli() -> None:
     "--account-id", envvar="OPENKMS_ACCOUNT_ID", help="Account id of the default account (first start)."
 )
 @click.option("--log-level", default="warning", show_default=True, envvar="OPENKMS_LOG_LEVEL")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="OPENKMS_WORKERS",
+    help="Server processes on this port (one per core; they share the database like separate servers).",
+)
 @data_options
 def serve(
     host: str,
@@ -43,6 +52,7 @@ def serve(
     regions: tuple[str, ...],
     account_id: str | None,
     log_level: str,
+    workers: int,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -80,23 +90,29 @@ def serve(
     elif database_url is None and (data_dir / "admin-credentials.env").exists():
         click.echo(f"Credentials of the first account: source {data_dir / 'admin-credentials.env'}")
     sys.stdout.flush()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": log_level,
+        "server_header": False,
+        "date_header": False,
+    }
+    if workers > 1:
+        from openkms.server.factory import export_settings
+
+        runtime.store.close()  # each worker opens its own
+        export_settings(settings)
+        uvicorn.run("openkms.server.factory:create_app", factory=True, workers=workers, **options)
+        return
     app = KmsApp(runtime)
     from openkms.console import mount
 
     mount(app)  # the web console at /console/ on the same port
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        server_header=False,
-        date_header=False,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn.Config(app, **options)).run()
 
 
 cli.add_command(admin)
