@@ -1,18 +1,22 @@
-"""Runs the background jobs on a thread at a fixed interval."""
+"""Runs the background jobs on a thread: each job at its own period (the tick is the shortest)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("openkms.scheduler")
 
+Job = tuple[str, Callable[[], object], float]  # (name, job, period in seconds; 0 = every tick)
+
 
 class Scheduler:
-    def __init__(self, jobs: list[tuple[str, Callable[[], object]]], interval: float) -> None:
+    def __init__(self, jobs: list[Job], interval: float) -> None:
         self._jobs = jobs
         self._interval = interval
+        self._last: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openkms-scheduler", daemon=True)
 
@@ -23,11 +27,15 @@ class Scheduler:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def run_once(self) -> None:
-        for name, job in self._jobs:
+    def run_once(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for name, job, period in self._jobs:
+            if not force and period and now - self._last.get(name, -period) < period:
+                continue
+            self._last[name] = now
             try:
                 job()
-            except Exception:
+            except Exception:  # a failed job is retried at its next period
                 log.exception("background job %s failed", name)
 
     def _run(self) -> None:

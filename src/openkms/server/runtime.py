@@ -89,23 +89,20 @@ def build_runtime(settings: Settings) -> Runtime:
         with store.write() as tx:
             tx.prune_changes(time.time() - 3600)
 
-    last_purge = [0.0]
-
     def purge_sessions() -> None:
-        if time.time() - last_purge[0] < 60:
-            return
-        last_purge[0] = time.time()
         with store.write() as tx:
             tx.purge_sessions(clock.now() - SESSION_RETENTION)
 
     scheduler = Scheduler(
         [
-            ("delete-keys", lambda: keys.delete_due_keys(core)),
-            ("rotate-keys", lambda: rotation.rotate_due_keys(core)),
-            ("expire-material", lambda: importing.expire_due_material(core)),
-            ("purge-import-parameters", lambda: importing.purge_import_parameters(core)),
-            ("prune-changes", prune),
-            ("purge-sessions", purge_sessions),
+            # Due work is checked every tick (reads only, unless something is due)...
+            ("delete-keys", lambda: keys.delete_due_keys(core), 0),
+            ("rotate-keys", lambda: rotation.rotate_due_keys(core), 0),
+            ("expire-material", lambda: importing.expire_due_material(core), 0),
+            # ...housekeeping writes once a minute.
+            ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
+            ("prune-changes", prune, 60),
+            ("purge-sessions", purge_sessions, 60),
         ],
         settings.scheduler_interval,
     )
