@@ -21,6 +21,7 @@ from openkms.errors import (
     IncorrectKeyException,
     InvalidCiphertextException,
     InvalidKeyUsageException,
+    KMSInvalidStateException,
     UnsupportedOperationException,
     ValidationException,
 )
@@ -63,7 +64,7 @@ def _symmetric_encrypt(
     record = loaded.record
     material_id = record.current_material_id
     if material_id is None or material_id not in loaded.secrets:
-        raise InvalidKeyUsageException(f"{record.arn} is pending import.")
+        raise KMSInvalidStateException(f"{record.arn} is pending import.")
     ctx.additional_event_data["keyMaterialId"] = material_id
     return symmetric.encrypt(record.key_id, material_id, loaded.secrets[material_id], plaintext, context)
 
