@@ -3,10 +3,6 @@ policy documents, tags and paging."""
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +37,6 @@ ROLE_INLINE_LIMIT = 10240
 MANAGED_POLICY_LIMIT = 6144
 TRUST_POLICY_LIMIT = 2048
 DEFAULT_MAX_SESSION = 3600
-ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +48,6 @@ class IamContext:
     now: float
     account_id: str
     caller: Principal | None = None
-
-
-def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(17))
-
-
-def new_secret() -> str:
-    return base64.b64encode(os.urandom(30)).decode()
 
 
 # --- ARNs -------------------------------------------------------------------------------------------

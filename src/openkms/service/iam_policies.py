@@ -10,7 +10,6 @@ from openkms.service.iam_common import (
     IamContext,
     authorize_iam,
     check_document,
-    new_id,
     normalized_path,
     paginate,
     policy_arn,
@@ -24,6 +23,7 @@ from openkms.service.iam_errors import (
 )
 from openkms.service.iam_roles import role_resource, role_row
 from openkms.service.iam_users import user_resource, user_row
+from openkms.service.principals import new_id
 from openkms.storage.store import (
     Conflict,
     ManagedPolicyRow,

@@ -15,7 +15,6 @@ from openkms.service.iam_common import (
     authorize_iam,
     check_document,
     merge_tags,
-    new_id,
     normalized_path,
     paginate,
     policy_size,
@@ -31,6 +30,7 @@ from openkms.service.iam_errors import (
     NoSuchEntity,
 )
 from openkms.service.iam_identities import Kind
+from openkms.service.principals import new_id
 from openkms.storage.store import (
     Conflict,
     RoleRow,

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from openkms.service import iam_identities as identities
 from openkms.service.iam_common import (
-    ID_ALPHABET,
     MAX_ACCESS_KEYS,
     PARTITION,
     USER_INLINE_LIMIT,
     IamContext,
     authorize_iam,
     merge_tags,
-    new_id,
-    new_secret,
     normalized_path,
     paginate,
     tags_in,
@@ -31,7 +27,7 @@ from openkms.service.iam_errors import (
     ValidationError,
 )
 from openkms.service.iam_identities import Kind
-from openkms.service.principals import SECRET_PURPOSE
+from openkms.service.principals import add_access_key, new_id
 from openkms.storage.store import (
     AccessKeyRow,
     Conflict,
@@ -209,22 +205,13 @@ def _key_view(row: AccessKeyRow) -> dict[str, Any]:
 def create_access_key(ctx: IamContext, *, user_name: str | None = None) -> dict[str, Any]:
     name = _own_user_name(ctx, user_name)
     authorize_iam(ctx, "CreateAccessKey", user_resource(ctx, name))
-    akid = "AKIA" + "".join(secrets.choice(ID_ALPHABET) for _ in range(16))
-    secret = new_secret()
     with ctx.store.write() as tx:
         user_row(tx, ctx, name)
         if len(tx.list_access_keys(ctx.account_id, name)) >= MAX_ACCESS_KEYS:
             raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
-        row = AccessKeyRow(
-            akid,
-            ctx.account_id,
-            name,
-            ctx.root.seal(SECRET_PURPOSE, akid, secret.encode()),
-            "Active",
-            ctx.now,
-        )
-        tx.put_access_key(row)
-    return {"access_key": {**_key_view(row), "secret_access_key": secret}}
+        new = add_access_key(tx, ctx.root, ctx.account_id, name, ctx.now)
+    row = AccessKeyRow(new.access_key_id, ctx.account_id, name, b"", "Active", ctx.now)
+    return {"access_key": {**_key_view(row), "secret_access_key": new.secret_access_key}}
 
 
 def list_access_keys(

@@ -20,7 +20,7 @@ from openkms.arns import is_account_id, user_arn
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import Principal
 from openkms.errors import ExpiredTokenException, UnrecognizedClientException
-from openkms.storage.store import AccessKeyRow, Conflict, Store, UserRow
+from openkms.storage.store import AccessKeyRow, Conflict, Store, Tx, UserRow
 
 SECRET_PURPOSE = "access-key-secret"  # noqa: S105 - a sealing label, not a secret
 ADMIN_USER = "admin"
@@ -53,16 +53,13 @@ def _new_account_id() -> str:
     return str(secrets.randbelow(9 * 10**11) + 10**11)
 
 
-def _new_access_key_id() -> str:
-    return "AKIA" + "".join(secrets.choice(_ALNUM) for _ in range(16))
+def new_id(prefix: str, length: int = 17) -> str:
+    """An IAM-style unique id: ``AIDA…`` (user), ``AROA…`` (role), ``ANPA…`` (policy), ``AKIA…`` (key)."""
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
-def _new_secret() -> str:
+def new_secret() -> str:
     return base64.b64encode(os.urandom(30)).decode()
-
-
-def _new_user_id() -> str:
-    return "AIDA" + "".join(secrets.choice(_ALNUM) for _ in range(17))
 
 
 def create_account(store: Store, root: RootKey, now: float, account_id: str | None = None) -> NewAccessKey:
@@ -75,8 +72,8 @@ def create_account(store: Store, root: RootKey, now: float, account_id: str | No
             tx.create_account(account, now)
         except Conflict:
             raise PrincipalError(f"Account {account} already exists") from None
-        tx.create_user(account, ADMIN_USER, _new_user_id(), now, ADMIN_POLICY)
-        return _add_access_key(tx, root, account, ADMIN_USER, now)
+        tx.insert_user(UserRow(account, ADMIN_USER, new_id("AIDA"), "/", now, ADMIN_POLICY, {}))
+        return add_access_key(tx, root, account, ADMIN_USER, now)
 
 
 def create_user(store: Store, account_id: str, user_name: str, now: float) -> UserRow:
@@ -84,7 +81,7 @@ def create_user(store: Store, account_id: str, user_name: str, now: float) -> Us
         if not tx.account_exists(account_id):
             raise PrincipalError(f"Account {account_id} does not exist")
         try:
-            tx.create_user(account_id, user_name, _new_user_id(), now, {})
+            tx.insert_user(UserRow(account_id, user_name, new_id("AIDA"), "/", now, {}, {}))
         except Conflict:
             raise PrincipalError(f"User {user_name} already exists in account {account_id}") from None
         user = tx.get_user(account_id, user_name)
@@ -98,15 +95,13 @@ def create_access_key(
     with store.write() as tx:
         if tx.get_user(account_id, user_name) is None:
             raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
-        return _add_access_key(tx, root, account_id, user_name, now)
+        return add_access_key(tx, root, account_id, user_name, now)
 
 
-def _add_access_key(tx: object, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
-    from openkms.storage.store import Tx
-
-    assert isinstance(tx, Tx)
-    akid = _new_access_key_id()
-    secret = _new_secret()
+def add_access_key(tx: Tx, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
+    """A new active access key for a user; its secret is stored only sealed and returned only here."""
+    akid = new_id("AKIA", 16)
+    secret = new_secret()
     sealed = root.seal(SECRET_PURPOSE, akid, secret.encode())
     tx.put_access_key(AccessKeyRow(akid, account_id, user_name, sealed, "Active", now))
     return NewAccessKey(account_id, user_name, akid, secret)

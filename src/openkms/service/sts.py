@@ -28,12 +28,12 @@ from openkms.errors import ServiceError
 from openkms.service.iam import Operation
 from openkms.service.iam_common import (
     IamContext,
-    new_secret,
     parsed_identity_policies,
     policy_caller,
     role_arn,
 )
 from openkms.service.iam_errors import AccessDenied, ValidationError
+from openkms.service.principals import new_secret
 from openkms.storage.store import RoleRow, SessionRow
 
 SESSION_PURPOSE = "session-secret"

@@ -64,6 +64,18 @@ class UserRow:
     tags: dict[str, str]
 
 
+def user_from_row(r: Any) -> UserRow:
+    return UserRow(
+        r.account_id,
+        r.user_name,
+        r.user_id,
+        r.path,
+        r.created_at,
+        json.loads(r.inline_policies),
+        json.loads(r.tags),
+    )
+
+
 # -- IAM roles, managed policies and STS sessions (migration 3) ---------------------------------------
 
 

@@ -4,7 +4,6 @@ sessions."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -18,6 +17,7 @@ from openkms.storage.rows import (
     UserRow,
     managed_from_row,
     role_from_row,
+    user_from_row,
 )
 from openkms.storage.tx_base import TxBase
 
@@ -38,58 +38,19 @@ class PrincipalsTx(TxBase):
     def list_accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute(sa.select(t.accounts.c.account_id).order_by("account_id"))]
 
-    def create_user(
-        self, account_id: str, user_name: str, user_id: str, now: float, inline_policies: dict[str, Any]
-    ) -> None:
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(
-                    t.users.insert().values(
-                        account_id=account_id,
-                        user_name=user_name,
-                        user_id=user_id,
-                        path="/",
-                        created_at=now,
-                        inline_policies=json.dumps(inline_policies),
-                        tags="{}",
-                    )
-                )
-        except sa.exc.IntegrityError:
-            raise Conflict(user_name) from None
-        self.changed("user", f"{account_id}/{user_name}")
-
     def get_user(self, account_id: str, user_name: str) -> UserRow | None:
         r = self.conn.execute(
             sa.select(t.users).where(t.users.c.account_id == account_id, t.users.c.user_name == user_name)
         ).first()
         if r is None:
             return None
-        return UserRow(
-            r.account_id,
-            r.user_name,
-            r.user_id,
-            r.path,
-            r.created_at,
-            json.loads(r.inline_policies),
-            json.loads(r.tags),
-        )
+        return user_from_row(r)
 
     def list_users(self, account_id: str) -> list[UserRow]:
         rows = self.conn.execute(
             sa.select(t.users).where(t.users.c.account_id == account_id).order_by(t.users.c.user_name)
         )
-        return [
-            UserRow(
-                r.account_id,
-                r.user_name,
-                r.user_id,
-                r.path,
-                r.created_at,
-                json.loads(r.inline_policies),
-                json.loads(r.tags),
-            )
-            for r in rows
-        ]
+        return [user_from_row(r) for r in rows]
 
     def put_access_key(self, row: AccessKeyRow) -> None:
         self.conn.execute(
