@@ -110,18 +110,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="command that runs openkms (default: this interpreter's bin/openkms, else python -m openkms)",
     )
     args = p.parse_args(argv)
-    if args.seconds <= 0 or args.seconds > 3600:
-        p.error("--seconds must be in (0, 3600]")
-    if args.warmup < 0 or args.warmup > 600:
-        p.error("--warmup must be in [0, 600]")
-    if not 1 <= args.connections <= 4096:
-        p.error("--connections must be in [1, 4096]")
-    if not 1 <= args.client_procs <= 64:
-        p.error("--client-procs must be in [1, 64]")
-    if not 1 <= args.repeat <= 100:
-        p.error("--repeat must be in [1, 100]")
-    if not 1 <= args.pool <= 10000:
-        p.error("--pool must be in [1, 10000]")
+    kms_load.check_load_args(p, args)
     if not 1000 <= args.iterations <= 10_000_000:
         p.error("--iterations must be in [1000, 10000000]")
     return args

@@ -42,6 +42,22 @@ REGION = "us-east-1"
 CLIENT_BUSY_FRACTION = 0.7  # warn when a load-generator process is busier than this (of one core)
 
 
+def check_load_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The bounds of the load options shared by the benchmark scripts."""
+    if args.seconds <= 0 or args.seconds > 3600:
+        p.error("--seconds must be in (0, 3600]")
+    if args.warmup < 0 or args.warmup > 600:
+        p.error("--warmup must be in [0, 600]")
+    if not 1 <= args.connections <= 4096:
+        p.error("--connections must be in [1, 4096]")
+    if not 1 <= args.client_procs <= 64:
+        p.error("--client-procs must be in [1, 64]")
+    if not 1 <= args.repeat <= 100:
+        p.error("--repeat must be in [1, 100]")
+    if not 1 <= args.pool <= 10000:
+        p.error("--pool must be in [1, 10000]")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Measure openkms against moto_server with pre-signed AWS KMS requests.",
@@ -80,18 +96,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     g = p.add_argument_group("moto target")
     g.add_argument("--moto-endpoint", metavar="URL", help="use a running moto_server instead of starting one")
     args = p.parse_args(argv)
-    if args.seconds <= 0 or args.seconds > 3600:
-        p.error("--seconds must be in (0, 3600]")
-    if args.warmup < 0 or args.warmup > 600:
-        p.error("--warmup must be in [0, 600]")
-    if not 1 <= args.connections <= 4096:
-        p.error("--connections must be in [1, 4096]")
-    if not 1 <= args.client_procs <= 64:
-        p.error("--client-procs must be in [1, 64]")
-    if not 1 <= args.repeat <= 100:
-        p.error("--repeat must be in [1, 100]")
-    if not 1 <= args.pool <= 10000:
-        p.error("--pool must be in [1, 10000]")
+    check_load_args(p, args)
     if args.openkms_endpoint and not (args.access_key and args.secret_key):
         p.error("--openkms-endpoint needs --access-key and --secret-key")
     return args
