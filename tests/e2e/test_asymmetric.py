@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -43,6 +43,7 @@ from tests.e2e.util import ALWAYS_MEMBERS, aws_error, members, wait_for_audit
 from tests.unit.test_asymmetric_crypto import openssl_pkcs8
 
 RSA_ENCRYPTION = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+ML_DSA = "ML_DSA_SHAKE_256"
 # AWS's RSA plaintext limits (reference §4, LS-snap).
 RSA_LIMITS = {
     ("RSA_2048", "RSAES_OAEP_SHA_1"): 214,
@@ -509,15 +510,18 @@ def test_message_type_rules_of_ed25519_and_ml_dsa(kms: Any, bank: KeyBank) -> No
         "ValidationException",
         "Digest is invalid length for algorithm ML_DSA_SHAKE_256.",
     )
-    # Deviation (reported): external-mu signing is not available in pyca cryptography.
     err = aws_error(
-        kms.sign,
+        kms.verify,
         KeyId=ml,
-        Message=os.urandom(64),
+        Message=os.urandom(65),
         MessageType="EXTERNAL_MU",
+        Signature=b"s" * 2420,
         SigningAlgorithm="ML_DSA_SHAKE_256",
     )
-    assert err.code == "UnsupportedOperationException" and "EXTERNAL_MU" in err.message
+    assert (err.code, err.message) == (
+        "ValidationException",
+        "Digest is invalid length for algorithm ML_DSA_SHAKE_256.",
+    )
     ecc = bank.key("ECC_NIST_P256", "SIGN_VERIFY")["KeyId"]
     err = aws_error(
         kms.sign,
@@ -530,6 +534,106 @@ def test_message_type_rules_of_ed25519_and_ml_dsa(kms: Any, bank: KeyBank) -> No
         "ValidationException",
         "Message type EXTERNAL_MU is incompatible with algorithm ECDSA_SHA_256.",
     )
+
+
+ML_DSA_PUBLIC_KEY_BYTES = {"ML_DSA_44": 1312, "ML_DSA_65": 1952, "ML_DSA_87": 2592}
+ML_DSA_SIGNATURE_BYTES = {"ML_DSA_44": 2420, "ML_DSA_65": 3309, "ML_DSA_87": 4627}
+
+
+def external_mu(public_der: bytes, spec: str, message: bytes) -> bytes:
+    """FIPS 204 μ of pure ML-DSA with an empty context, computed here with hashlib alone:
+    μ = SHAKE256(SHAKE256(pk, 64) || 0x00 || 0x00 || M, 64); pk is the SPKI's BIT STRING content."""
+    raw = public_der[-ML_DSA_PUBLIC_KEY_BYTES[spec] :]
+    tr = hashlib.shake_256(raw).digest(64)
+    return hashlib.shake_256(tr + b"\x00\x00" + message).digest(64)
+
+
+@pytest.mark.parametrize("spec", sorted(ML_DSA_PUBLIC_KEY_BYTES))
+def test_ml_dsa_external_mu(kms: Any, bank: KeyBank, spec: str) -> None:
+    """A μ computed by the caller signs the message: the signature verifies as a plain ML-DSA
+    signature of the message with only the public key, and KMS verifies either form."""
+    key = bank.key(spec, "SIGN_VERIFY")
+    public_der = bank.public_der(key["KeyId"])
+    public = serialization.load_der_public_key(public_der)
+    assert isinstance(public, mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey)
+    message = os.urandom(10_000)  # larger than Sign accepts as a RAW message (4096 bytes)
+    mu = external_mu(public_der, spec, message)
+
+    out = kms.sign(KeyId=key["KeyId"], Message=mu, MessageType="EXTERNAL_MU", SigningAlgorithm=ML_DSA)
+    assert out["KeyId"] == key["Arn"] and out["SigningAlgorithm"] == ML_DSA
+    signature = out["Signature"]
+    assert len(signature) == ML_DSA_SIGNATURE_BYTES[spec]
+    public.verify(signature, message)  # the whole message, μ computed by pyca's ML-DSA
+    assert not offline_verify(public_der, ML_DSA, message + b"!", signature)
+
+    ok = kms.verify(
+        KeyId=key["KeyId"],
+        Message=mu,
+        MessageType="EXTERNAL_MU",
+        Signature=signature,
+        SigningAlgorithm=ML_DSA,
+    )
+    assert ok["SignatureValid"] is True and ok["SigningAlgorithm"] == ML_DSA
+
+    # A RAW signature of a short message verifies in KMS as EXTERNAL_MU of the same message.
+    short = b"openkms ml-dsa " + os.urandom(16)
+    raw_sig = kms.sign(KeyId=key["KeyId"], Message=short, SigningAlgorithm=ML_DSA)["Signature"]
+    assert kms.verify(
+        KeyId=key["KeyId"],
+        Message=external_mu(public_der, spec, short),
+        MessageType="EXTERNAL_MU",
+        Signature=raw_sig,
+        SigningAlgorithm=ML_DSA,
+    )["SignatureValid"]
+    # ... and an EXTERNAL_MU signature verifies in KMS as RAW.
+    mu_sig = kms.sign(
+        KeyId=key["KeyId"],
+        Message=external_mu(public_der, spec, short),
+        MessageType="EXTERNAL_MU",
+        SigningAlgorithm=ML_DSA,
+    )["Signature"]
+    assert kms.verify(KeyId=key["KeyId"], Message=short, Signature=mu_sig, SigningAlgorithm=ML_DSA)[
+        "SignatureValid"
+    ]
+
+    # μ signed as a RAW message is hashed again: not a signature of the message.
+    double = kms.sign(KeyId=key["KeyId"], Message=mu, MessageType="RAW", SigningAlgorithm=ML_DSA)["Signature"]
+    assert not offline_verify(public_der, ML_DSA, message, double)
+    # Another μ, a flipped bit: KMSInvalidSignatureException, never false.
+    tampered = bytearray(signature)
+    tampered[100] ^= 0x01
+    other_mu = bytes([mu[0] ^ 1]) + mu[1:]
+    for m, sig in ((other_mu, signature), (mu, bytes(tampered))):
+        err = aws_error(
+            kms.verify, KeyId=key["KeyId"], Message=m, MessageType="EXTERNAL_MU", Signature=sig,
+            SigningAlgorithm=ML_DSA,
+        )  # fmt: skip
+        assert (err.code, err.message) == ("KMSInvalidSignatureException", "")
+
+
+def test_ml_dsa_external_mu_with_the_aws_cli(server: Server, bank: KeyBank, tmp_path: Path) -> None:
+    key = bank.key("ML_DSA_65", "SIGN_VERIFY")
+    public_der = bank.public_der(key["KeyId"])
+    message = os.urandom(50_000)
+    mu_file = tmp_path / "mu.bin"
+    mu_file.write_bytes(external_mu(public_der, "ML_DSA_65", message))
+    out = json.loads(
+        server.aws(
+            "kms", "sign", "--key-id", key["KeyId"], "--message", f"fileb://{mu_file}", "--message-type",
+            "EXTERNAL_MU", "--signing-algorithm", ML_DSA,
+        ).stdout
+    )  # fmt: skip
+    signature = base64.b64decode(out["Signature"])
+    assert offline_verify(public_der, ML_DSA, message, signature)
+    sig_file = tmp_path / "sig.bin"
+    sig_file.write_bytes(signature)
+    verified = json.loads(
+        server.aws(
+            "kms", "verify", "--key-id", key["KeyId"], "--message", f"fileb://{mu_file}", "--message-type",
+            "EXTERNAL_MU", "--signature", f"fileb://{sig_file}", "--signing-algorithm", ML_DSA,
+        ).stdout
+    )  # fmt: skip
+    assert verified["SignatureValid"] is True
 
 
 def test_sign_needs_a_sign_verify_key(kms: Any, bank: KeyBank) -> None:

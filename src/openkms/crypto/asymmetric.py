@@ -11,7 +11,9 @@ Signatures are AWS's: RSASSA-PSS with MGF1 over the message hash and a salt as l
 PKCS#1 v1.5 with the DigestInfo of the hash; ECDSA DER-encoded (``Ecdsa-Sig-Value``); Ed25519
 (pure) and Ed25519ph; ML-DSA (FIPS 204, pure, empty context). With ``digest=True`` the message is
 the hash the algorithm would have computed (AWS ``MessageType=DIGEST``): it is signed as is, not
-hashed again (Ed25519ph excepted, which AWS defines as hashing the given digest once more).
+hashed again (Ed25519ph excepted, which AWS defines as hashing the given digest once more); for
+ML-DSA it is the 64-byte message representative μ (AWS ``MessageType=EXTERNAL_MU``, FIPS 204
+"external μ"), signed and verified without the hashing step.
 """
 
 from __future__ import annotations
@@ -238,6 +240,9 @@ def _prehash(algorithm: str, digest: bool) -> hashes.HashAlgorithm | utils.Preha
 def sign(key: AsymmetricKey, algorithm: str, message: bytes, *, digest: bool) -> bytes:
     """Sign ``message`` (or, with ``digest``, the given hash) with AWS signing algorithm ``algorithm``.
 
+    For ML-DSA ``digest`` means MessageType EXTERNAL_MU: ``message`` is the 64-byte message
+    representative μ of FIPS 204 (the output of the hashing step), signed as it is.
+
     The caller has checked that the algorithm suits the key spec and the digest length."""
     private = key.private
     if isinstance(private, rsa.RSAPrivateKey):
@@ -251,7 +256,7 @@ def sign(key: AsymmetricKey, algorithm: str, message: bytes, *, digest: bool) ->
             )
         return private.sign(message)
     if isinstance(private, mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey):
-        return private.sign(message)
+        return private.sign_mu(message) if digest else private.sign(message)
     raise ValueError(f"cannot sign with {key.spec}")
 
 
@@ -268,7 +273,10 @@ def verify(key: AsymmetricKey, algorithm: str, message: bytes, signature: bytes,
                 return ed25519ph.verify(public.public_bytes_raw(), message, signature)
             public.verify(signature, message)
         elif isinstance(public, mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey):
-            public.verify(signature, message)
+            if digest:
+                public.verify_mu(signature, message)
+            else:
+                public.verify(signature, message)
         else:
             return False
     except (InvalidSignature, ValueError):

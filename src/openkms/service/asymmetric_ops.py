@@ -77,14 +77,6 @@ def _signing_key(
     return loaded
 
 
-def _no_external_mu(kind: str) -> None:
-    if kind == EXTERNAL_MU:
-        raise UnsupportedOperationException(
-            "MessageType EXTERNAL_MU is not supported by this service: its ML-DSA implementation signs and "
-            "verifies messages (MessageType RAW) only."
-        )
-
-
 def sign(
     core: KmsCore,
     ctx: RequestContext,
@@ -98,12 +90,11 @@ def sign(
 ) -> dict[str, Any]:
     kind = _message_type(signing_algorithm, message_type, message)
     loaded = _signing_key(core, ctx, key_id, signing_algorithm, "Sign")
-    _no_external_mu(kind)
     if dry_run:
         raise DryRunOperationException()
     key = private_key(ctx, loaded)
     off_loop_if_slow(ctx, loaded.record, signing_algorithm, private_op=True)
-    signature = asymmetric.sign(key, signing_algorithm, message, digest=kind == DIGEST)
+    signature = asymmetric.sign(key, signing_algorithm, message, digest=kind != RAW)
     return {"key_id": loaded.record.arn, "signature": signature, "signing_algorithm": signing_algorithm}
 
 
@@ -121,10 +112,9 @@ def verify(
 ) -> dict[str, Any]:
     kind = _message_type(signing_algorithm, message_type, message)
     loaded = _signing_key(core, ctx, key_id, signing_algorithm, "Verify")
-    _no_external_mu(kind)
     key = private_key(ctx, loaded)
     off_loop_if_slow(ctx, loaded.record, signing_algorithm, private_op=False)
-    if not asymmetric.verify(key, signing_algorithm, message, signature, digest=kind == DIGEST):
+    if not asymmetric.verify(key, signing_algorithm, message, signature, digest=kind != RAW):
         raise KMSInvalidSignatureException("")
     if dry_run:
         raise DryRunOperationException()
