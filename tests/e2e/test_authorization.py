@@ -117,6 +117,38 @@ def test_encrypt_only_with_a_given_encryption_context(server: Server, kms: Any, 
         assert err(exc)[0] == "AccessDeniedException"
 
 
+def test_resource_aliases_follow_alias_changes_at_once(server: Server, kms: Any, iam: Any) -> None:
+    """kms:ResourceAliases sees CreateAlias, UpdateAlias and DeleteAlias on the next request, also when
+    the key was just used (its cached entry holds the alias names)."""
+    user_arn, user = new_user(server, iam, server.account_id)
+    alias = "alias/ra-" + uuid.uuid4().hex[:10]
+    allow = {
+        "Effect": "Allow",
+        "Principal": {"AWS": user_arn},
+        "Action": "kms:Encrypt",
+        "Resource": "*",
+        "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}},
+    }
+    first = kms.create_key(Policy=policy(root_statement(server.account_id), allow))["KeyMetadata"]["KeyId"]
+    second = kms.create_key(Policy=policy(root_statement(server.account_id), allow))["KeyMetadata"]["KeyId"]
+
+    def allowed(key_id: str) -> bool:
+        try:
+            user.encrypt(KeyId=key_id, Plaintext=b"x")
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "AccessDeniedException"
+            return False
+        return True
+
+    assert not allowed(first) and not allowed(second)
+    kms.create_alias(AliasName=alias, TargetKeyId=first)
+    assert allowed(first) and not allowed(second)
+    kms.update_alias(AliasName=alias, TargetKeyId=second)
+    assert not allowed(first) and allowed(second)
+    kms.delete_alias(AliasName=alias)
+    assert not allowed(first) and not allowed(second)
+
+
 def test_explicit_deny_wins(server: Server, kms: Any, iam: Any) -> None:
     user_arn, user = new_user(server, iam, server.account_id, Effect="Allow", Action="kms:*", Resource="*")
     key = kms.create_key(

@@ -177,6 +177,8 @@ class KeysTx(TxBase):
         except sa.exc.IntegrityError:
             raise Conflict(alias.alias_name) from None
         self.changed("alias", f"{alias.region}/{alias.account_id}/{alias.alias_name}")
+        # A key keeps its alias names (condition key kms:ResourceAliases): its entry changes too.
+        self.changed("key", f"{alias.region}/{alias.target_key_id}")
 
     def get_alias(self, region: str, account_id: str, alias_name: str) -> Alias | None:
         r = self.conn.execute(
@@ -189,6 +191,7 @@ class KeysTx(TxBase):
         return alias_from_row(r) if r is not None else None
 
     def update_alias(self, region: str, account_id: str, alias_name: str, key_id: str, now: float) -> None:
+        previous = self.get_alias(region, account_id, alias_name)
         self.conn.execute(
             t.aliases.update()
             .where(
@@ -199,8 +202,12 @@ class KeysTx(TxBase):
             .values(key_id=key_id, last_updated_date=now)
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
+        self.changed("key", f"{region}/{key_id}")
+        if previous is not None:
+            self.changed("key", f"{region}/{previous.target_key_id}")
 
     def delete_alias(self, region: str, account_id: str, alias_name: str) -> None:
+        previous = self.get_alias(region, account_id, alias_name)
         self.conn.execute(
             t.aliases.delete().where(
                 t.aliases.c.region == region,
@@ -209,6 +216,8 @@ class KeysTx(TxBase):
             )
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
+        if previous is not None:
+            self.changed("key", f"{region}/{previous.target_key_id}")
 
     def list_aliases(
         self, region: str, account_id: str, key_id: str | None, after: str | None, limit: int
