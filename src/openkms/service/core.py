@@ -4,6 +4,7 @@ operation shares: resolving a KeyId parameter to a key, loading a key's material
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from openkms.service.keycache import KeyCache, LoadedKey
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"
+PRELOAD_BATCH = 500  # keys per query of a preload (bound on the size of an IN list)
+MAX_KEY_ALIASES = 100  # aliases of a key kept with it (the condition key kms:ResourceAliases)
 
 
 def material_ident(region: str, key_id: str, material_id: str) -> str:
@@ -63,19 +66,46 @@ class KmsCore:
             self.cache.put_key(loaded, epoch)
         return loaded
 
+    def preload(self, region: str, key_ids: Sequence[str]) -> None:
+        """Load the keys of ``key_ids`` that are not cached into the cache, a few queries for all of them
+        (for a client about to call DescribeKey on a page of keys, as the console does). It returns
+        nothing and checks no permission: the calls that follow are authorized as usual."""
+        missing = [k for k in dict.fromkeys(key_ids) if self.cache.get_key(region, k) is None]
+        for start in range(0, len(missing), PRELOAD_BATCH):
+            epoch = self.cache.epoch
+            with self.store.read() as tx:
+                loaded = self._load_many(tx, region, missing[start : start + PRELOAD_BATCH])
+            for one in loaded.values():
+                self.cache.put_key(one, epoch)
+
     def _load(self, tx: Tx, region: str, key_id: str) -> LoadedKey | None:
-        record = tx.get_key(region, key_id)
-        if record is None:
-            return None
-        materials = {m.material_id: m for m in tx.get_materials(region, key_id)}
-        secrets = {
-            mid: self.unseal_material(region, key_id, m)
-            for mid, m in materials.items()
-            if m.sealed is not None
-        }
-        aliases = tuple(a.alias_name for a in tx.list_aliases(region, record.account_id, key_id, None, 100))
-        grants = tuple(tx.list_grants(region, key_id))
-        return LoadedKey(record, materials, secrets, tx.get_tags(region, key_id), aliases, grants)
+        return self._load_many(tx, region, [key_id]).get(key_id)
+
+    def _load_many(self, tx: Tx, region: str, key_ids: Sequence[str]) -> dict[str, LoadedKey]:
+        """Key id -> the key with its material, tags, aliases (first 100 by name) and grants: one query
+        per table for all of ``key_ids``."""
+        records = tx.get_keys(region, key_ids)
+        if not records:
+            return {}
+        ids = [r.key_id for r in records]
+        materials = tx.materials_of_keys(region, ids)
+        aliases = tx.aliases_of_keys(region, ids)
+        tags = tx.tags_of_keys(region, ids)
+        grants = tx.grants_of_keys(region, ids)
+        found: dict[str, LoadedKey] = {}
+        for record in records:
+            key_id = record.key_id
+            own = {m.material_id: m for m in materials.get(key_id, [])}
+            secrets = {
+                mid: self.unseal_material(region, key_id, m) for mid, m in own.items() if m.sealed is not None
+            }
+            names = tuple(a.alias_name for a in aliases.get(key_id, []) if a.account_id == record.account_id)[
+                :MAX_KEY_ALIASES
+            ]
+            found[key_id] = LoadedKey(
+                record, own, secrets, tags.get(key_id, {}), names, tuple(grants.get(key_id, []))
+            )
+        return found
 
     def resolve_alias(self, ctx: RequestContext, region: str, account: str, name: str) -> str | None:
         key_id = self.cache.get_alias(region, account, name)
@@ -168,7 +198,10 @@ class KmsCore:
             {},
             {},
             tx.get_tags(region, key_id),
-            tuple(a.alias_name for a in tx.list_aliases(region, record.account_id, key_id, None, 100)),
+            tuple(
+                a.alias_name
+                for a in tx.list_aliases(region, record.account_id, key_id, None, MAX_KEY_ALIASES)
+            ),
         )
         self.authorize(ctx, action, record, conditions, loaded)
         ctx.touch(record.arn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -44,6 +45,19 @@ class GrantsTx(TxBase):
         if limit is not None:
             q = q.limit(limit)
         return [grant_from_row(r) for r in self.conn.execute(q)]
+
+    def grants_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[GrantRow]]:
+        """Key id -> its grants (by grant id) for the keys of ``key_ids``, in one query."""
+        c = t.grants.c
+        q = (
+            sa.select(t.grants)
+            .where(c.region == region, c.key_id.in_(key_ids))
+            .order_by(c.key_id, c.grant_id)
+        )
+        found: dict[str, list[GrantRow]] = {}
+        for r in self.conn.execute(q):
+            found.setdefault(r.key_id, []).append(grant_from_row(r))
+        return found
 
     def count_grants(self, region: str, key_id: str) -> int:
         q = sa.select(sa.func.count()).where(t.grants.c.region == region, t.grants.c.key_id == key_id)

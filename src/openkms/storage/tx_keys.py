@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from openkms.domain.model import Alias, KeyMaterial, KeyRecord, KeyState
@@ -29,6 +31,11 @@ class KeysTx(TxBase):
             q = q.with_for_update()
         r = self.conn.execute(q).first()
         return key_from_row(r) if r is not None else None
+
+    def get_keys(self, region: str, key_ids: Sequence[str]) -> list[KeyRecord]:
+        """The keys of ``key_ids`` that exist, in one query (loading a page of keys at once)."""
+        q = sa.select(t.keys).where(t.keys.c.region == region, t.keys.c.key_id.in_(key_ids))
+        return [key_from_row(r) for r in self.conn.execute(q)]
 
     def update_key(self, key: KeyRecord) -> None:
         key.version += 1
@@ -106,12 +113,20 @@ class KeysTx(TxBase):
         self.changed("key", f"{region}/{key_id}")
 
     def get_materials(self, region: str, key_id: str) -> list[KeyMaterial]:
+        return self.materials_of_keys(region, [key_id]).get(key_id, [])
+
+    def materials_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[KeyMaterial]]:
+        """Key id -> its materials, oldest first, for the keys of ``key_ids``, in one query."""
+        c = t.key_materials.c
         q = (
             sa.select(t.key_materials)
-            .where(t.key_materials.c.region == region, t.key_materials.c.key_id == key_id)
-            .order_by(t.key_materials.c.created, t.key_materials.c.material_id)
+            .where(c.region == region, c.key_id.in_(key_ids))
+            .order_by(c.key_id, c.created, c.material_id)
         )
-        return [material_from_row(r) for r in self.conn.execute(q)]
+        found: dict[str, list[KeyMaterial]] = {}
+        for r in self.conn.execute(q):
+            found.setdefault(r.key_id, []).append(material_from_row(r))
+        return found
 
     def materials_due_for_expiry(self, now: float, limit: int = 100) -> list[tuple[str, str, str]]:
         c = t.key_materials.c
@@ -229,18 +244,38 @@ class KeysTx(TxBase):
             q = q.where(t.aliases.c.alias_name > after)
         return [alias_from_row(r) for r in self.conn.execute(q.order_by(t.aliases.c.alias_name).limit(limit))]
 
+    def aliases_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[Alias]]:
+        """Key id -> the aliases pointing at it, by name, for the keys of ``key_ids``, in one query."""
+        q = (
+            sa.select(t.aliases)
+            .where(t.aliases.c.region == region, t.aliases.c.key_id.in_(key_ids))
+            .order_by(t.aliases.c.alias_name)
+        )
+        found: dict[str, list[Alias]] = {}
+        for r in self.conn.execute(q):
+            found.setdefault(r.key_id, []).append(alias_from_row(r))
+        return found
+
     def count_aliases(self, region: str, key_id: str) -> int:
         q = sa.select(sa.func.count()).where(t.aliases.c.region == region, t.aliases.c.key_id == key_id)
         return int(self.conn.execute(q).scalar_one())
 
     # -- tags -------------------------------------------------------------------------------------------
     def get_tags(self, region: str, key_id: str) -> dict[str, str]:
+        return self.tags_of_keys(region, [key_id]).get(key_id, {})
+
+    def tags_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Key id -> its tags (by tag key) for the keys of ``key_ids``, in one query."""
+        c = t.tags.c
         q = (
-            sa.select(t.tags.c.tag_key, t.tags.c.tag_value)
-            .where(t.tags.c.region == region, t.tags.c.key_id == key_id)
-            .order_by(t.tags.c.tag_key)
+            sa.select(c.key_id, c.tag_key, c.tag_value)
+            .where(c.region == region, c.key_id.in_(key_ids))
+            .order_by(c.key_id, c.tag_key)
         )
-        return {r.tag_key: r.tag_value for r in self.conn.execute(q)}
+        found: dict[str, dict[str, str]] = {}
+        for r in self.conn.execute(q):
+            found.setdefault(r.key_id, {})[r.tag_key] = r.tag_value
+        return found
 
     def set_tags(self, region: str, key_id: str, tags: dict[str, str]) -> None:
         self.conn.execute(t.tags.delete().where(t.tags.c.region == region, t.tags.c.key_id == key_id))

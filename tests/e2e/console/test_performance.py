@@ -94,10 +94,24 @@ def test_pages_are_fast_with_many_keys(workdir: Path) -> None:
         measure("event history, all events", "/console/audit?read_only=all")
         measure("event history of a key", f"/console/audit?key_id={key_id}&read_only=all")
 
-        # The smaller page size of the preferences.
-        token = client.get("/console/keys").csrf()
-        assert client.post("/console/preferences", {"csrf_token": token, "page_size": "10"}).status == 303
-        measure("key list, 10 per page", "/console/keys")
+        # The other page sizes of the preferences.
+        for size in ("10", "50"):
+            token = client.get("/console/keys").csrf()
+            assert client.post("/console/preferences", {"csrf_token": token, "page_size": size}).status == 303
+            listed = measure(f"key list, {size} per page", "/console/keys")
+            assert listed.count('data-label="Key ID"') == int(size)
+        # Cold pages of 50 keys: pages 6-8 hold keys 250-399, which no request has described yet.
+        link = next_link(client.get("/console/keys").text)
+        for _ in range(4):
+            assert link is not None
+            link = next_link(client.get(link).text)
+        cold50 = "key list, 50 per page, first views of pages 6-8 (cold)"
+        for _ in range(3):
+            assert link is not None
+            answer = client.get(link)
+            assert answer.text.count('data-label="Key ID"') == 50
+            timings.setdefault(cold50, []).append(answer.seconds * 1000)
+            link = next_link(answer.text)
 
         report = {
             "keys": KEYS,
