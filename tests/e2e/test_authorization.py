@@ -149,6 +149,37 @@ def test_resource_aliases_follow_alias_changes_at_once(server: Server, kms: Any,
     assert not allowed(first) and not allowed(second)
 
 
+def test_re_encrypt_on_same_key_condition(server: Server, kms: Any, iam: Any) -> None:
+    """kms:ReEncryptOnSameKey compares the keys themselves: the ciphertext's key (SourceKeyId not
+    needed) and the destination named by id, ARN or alias."""
+    user_arn, user = new_user(server, iam, server.account_id)
+    statements = [
+        root_statement(server.account_id),
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "kms:Encrypt", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": user_arn},
+            "Action": "kms:ReEncrypt*",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:ReEncryptOnSameKey": "true"}},
+        },
+    ]
+    first = kms.create_key(Policy=policy(*statements))["KeyMetadata"]
+    second = kms.create_key(Policy=policy(*statements))["KeyMetadata"]
+    alias = "alias/same-" + uuid.uuid4().hex[:10]
+    kms.create_alias(AliasName=alias, TargetKeyId=first["KeyId"])
+    blob = user.encrypt(KeyId=first["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    for destination in (first["KeyId"], first["Arn"], alias):
+        out = user.re_encrypt(CiphertextBlob=blob, DestinationKeyId=destination)
+        assert out["SourceKeyId"] == out["KeyId"] == first["Arn"]
+    out = user.re_encrypt(CiphertextBlob=blob, SourceKeyId=alias, DestinationKeyId=first["Arn"])
+    assert out["KeyId"] == first["Arn"]
+    for extra in ({}, {"SourceKeyId": first["KeyId"]}):
+        with pytest.raises(ClientError) as exc:
+            user.re_encrypt(CiphertextBlob=blob, DestinationKeyId=second["KeyId"], **extra)
+        assert err(exc)[0] == "AccessDeniedException"
+
+
 def test_explicit_deny_wins(server: Server, kms: Any, iam: Any) -> None:
     user_arn, user = new_user(server, iam, server.account_id, Effect="Allow", Action="kms:*", Resource="*")
     key = kms.create_key(

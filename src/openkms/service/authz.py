@@ -117,9 +117,7 @@ def request_conditions(operation: str, params: Mapping[str, Any]) -> dict[str, A
         conditions.update(encryption_context_conditions(params.get("encryption_context")))
     elif operation == "ReEncrypt":
         conditions.update(encryption_context_conditions(params.get("source_encryption_context")))
-        source = params.get("source_key_id")
-        if source is not None:  # without SourceKeyId the request does not say (the key is left absent)
-            conditions["kms:ReEncryptOnSameKey"] = source == params.get("destination_key_id")
+        # kms:ReEncryptOnSameKey is set by ReEncrypt itself, once it knows both keys.
     tags = params.get("tags")
     if tags:
         for tag in tags:

@@ -22,6 +22,7 @@ from openkms.errors import (
     InvalidCiphertextException,
     InvalidKeyUsageException,
     KMSInvalidStateException,
+    ServiceError,
     UnsupportedOperationException,
     ValidationException,
 )
@@ -202,6 +203,29 @@ def decrypt(
     return result
 
 
+def _same_key(
+    core: KmsCore, ctx: RequestContext, blob: bytes, source_key_id: str | None, destination_key_id: str
+) -> bool | None:
+    """Condition key kms:ReEncryptOnSameKey: whether the ciphertext's key (named in a symmetric
+    ciphertext, or SourceKeyId) is the destination key, aliases and ARNs resolved. None when either
+    cannot be told; the request then fails on that key with its own error, in AWS's order."""
+    try:  # key ids are unique: a symmetric ciphertext names its key by id alone
+        source = (ctx.region, symmetric.parse_header(blob).key_id)
+    except symmetric.InvalidCiphertext:
+        if source_key_id is None:
+            return None
+        try:
+            region, _, key_id = core.locate(ctx, source_key_id, allow_alias=True)
+        except ServiceError:
+            return None
+        source = (region, key_id)
+    try:
+        region, _, key_id = core.locate(ctx, destination_key_id, allow_alias=True)
+    except ServiceError:
+        return None
+    return source == (region, key_id)
+
+
 def re_encrypt(
     core: KmsCore,
     ctx: RequestContext,
@@ -219,6 +243,9 @@ def re_encrypt(
 ) -> dict[str, Any]:
     source_alg = source_encryption_algorithm or SYMMETRIC_DEFAULT
     dest_alg = destination_encryption_algorithm or SYMMETRIC_DEFAULT
+    same = _same_key(core, ctx, ciphertext_blob, source_key_id, destination_key_id)
+    if same is not None:
+        ctx.conditions["kms:ReEncryptOnSameKey"] = same
     source, source_material, plaintext = _open(
         core,
         ctx,
