@@ -154,8 +154,14 @@ class ChangeFeed:
         self._on_reset = on_reset
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openkms-change-feed", daemon=True)
+        self._cursor = 0  # SQLite: the id of the last change read
 
     def start(self) -> None:
+        if self._store.backend == "sqlite":
+            # Read from the last change at start, before any request is answered: a cursor taken later
+            # by the thread would skip a change committed after a request had cached what it changed.
+            with self._store.read() as tx:
+                self._cursor = tx.last_change_id()
         self._thread.start()
 
     def stop(self) -> None:
@@ -169,8 +175,7 @@ class ChangeFeed:
             self._poll_sqlite()
 
     def _poll_sqlite(self) -> None:
-        with self._store.read() as tx:
-            cursor = tx.last_change_id()
+        cursor = self._cursor
         while not self._stop.wait(0.2):
             try:
                 with self._store.read() as tx:
@@ -192,12 +197,18 @@ class ChangeFeed:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._on_reset()  # anything may have changed while we were not listening
                     while not self._stop.is_set():
-                        batch: list[tuple[str, str]] = []
-                        for note in conn.notifies(timeout=0.5, stop_after=500):
-                            kind, _, ident = note.payload.partition("|")
-                            batch.append((kind, ident))
+                        # Wait for a change, then apply it with those arriving in the next 20 ms: a
+                        # batch of the whole 0.5 s wait would leave the caches stale that long.
+                        batch = [_change(n.payload) for n in conn.notifies(timeout=0.5, stop_after=1)]
                         if batch:
+                            batch += [_change(n.payload) for n in conn.notifies(timeout=0.02, stop_after=500)]
                             self._on_changes(batch)
             except Exception:
                 self._on_reset()
                 self._stop.wait(1.0)
+
+
+def _change(payload: str) -> tuple[str, str]:
+    """(kind, ident) of a NOTIFY payload ``kind|ident``."""
+    kind, _, ident = payload.partition("|")
+    return kind, ident

@@ -44,4 +44,9 @@ class TxBase:
         )
 
     def prune_changes(self, before: float) -> None:
-        self.conn.execute(t.changes.delete().where(t.changes.c.at < before))
+        """Forget changes older than ``before``, always keeping the newest row: SQLite numbers a new row
+        one above the highest id left in the table (from 1 when it is empty), and the change feeds of
+        other processes only read ids above the last one they have seen."""
+        c = t.changes.c
+        newest = sa.select(sa.func.max(c.id)).scalar_subquery()
+        self.conn.execute(t.changes.delete().where(c.at < before, c.id < newest))
