@@ -180,12 +180,26 @@ def _resource(arn: str) -> dict[str, str]:
     return {"accountId": account, "type": "AWS::KMS::Key", "ARN": arn}
 
 
+# The widths of the indexed columns of ``audit_events`` (storage/schema.py). Some values come from the
+# client as sent (the event name of an unknown operation is its X-Amz-Target): one longer than its
+# column would make PostgreSQL refuse the whole batch of records, so the column gets a prefix; the
+# record keeps the value whole.
+_COLUMN_WIDTHS = {
+    "account_id": 12,
+    "region": 32,
+    "event_name": 64,
+    "key_id": 64,
+    "principal_arn": 2048,
+    "error_code": 128,
+}
+
+
 def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -> dict[str, Any]:
     """The indexed columns stored beside a record."""
     import orjson
 
     identity = record.get("userIdentity") or {}
-    return {
+    row: dict[str, Any] = {
         "event_id": record["eventID"],
         "event_time": event_time,
         "account_id": record.get("recipientAccountId") or identity.get("accountId"),
@@ -196,3 +210,8 @@ def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -
         "error_code": record.get("errorCode"),
         "record": orjson.dumps(record).decode(),
     }
+    for column, width in _COLUMN_WIDTHS.items():
+        value = row[column]
+        if isinstance(value, str) and len(value) > width:
+            row[column] = value[:width]
+    return row

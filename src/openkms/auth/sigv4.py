@@ -192,10 +192,10 @@ def _date_header_to_iso(value: str) -> str | None:
         return value
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # OverflowError past year 1 or 9999
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.strftime(_ISO_BASIC)
 
 

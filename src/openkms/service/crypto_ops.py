@@ -32,6 +32,7 @@ from openkms.service.core import KmsCore
 from openkms.service.keycache import LoadedKey
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
 _NO_CIPHERTEXT_KEY = (
     "The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
     "or you are not allowed to access."
@@ -105,6 +106,20 @@ def encrypt(
     return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
 
 
+def _not_null(member: str) -> ValidationException:
+    return ValidationException(
+        f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: "
+        "Member must not be null"
+    )
+
+
+def _ignores_ciphertext(dry_run: bool | None, modifiers: list[str] | None) -> bool:
+    """A dry run with the IGNORE_CIPHERTEXT modifier checks only the keys named in the request
+    (authorization, key state, key usage), not the ciphertext, which it does not need. That is why
+    the model leaves CiphertextBlob optional; every other Decrypt and ReEncrypt must carry one."""
+    return bool(dry_run) and IGNORE_CIPHERTEXT in (modifiers or ())
+
+
 def _open(
     core: KmsCore,
     ctx: RequestContext,
@@ -176,7 +191,7 @@ def decrypt(
     core: KmsCore,
     ctx: RequestContext,
     *,
-    ciphertext_blob: bytes,
+    ciphertext_blob: bytes | None = None,
     encryption_context: dict[str, str] | None = None,
     grant_tokens: list[str] | None = None,
     key_id: str | None = None,
@@ -187,6 +202,13 @@ def decrypt(
 ) -> dict[str, Any]:
     _no_recipient(recipient)
     algorithm = encryption_algorithm or SYMMETRIC_DEFAULT
+    if _ignores_ciphertext(dry_run, dry_run_modifiers):
+        if key_id is None:
+            raise _not_null("keyId")
+        _usable_for_encrypt(core, ctx, key_id, "Decrypt", algorithm, "Decrypt")
+        raise DryRunOperationException()
+    if ciphertext_blob is None:
+        raise _not_null("ciphertextBlob")
     loaded, material_id, plaintext = _open(
         core, ctx, ciphertext_blob, encryption_context, key_id, algorithm, "Decrypt", "Decrypt"
     )
@@ -230,8 +252,8 @@ def re_encrypt(
     core: KmsCore,
     ctx: RequestContext,
     *,
-    ciphertext_blob: bytes,
     destination_key_id: str,
+    ciphertext_blob: bytes | None = None,
     source_encryption_context: dict[str, str] | None = None,
     source_key_id: str | None = None,
     destination_encryption_context: dict[str, str] | None = None,
@@ -243,9 +265,19 @@ def re_encrypt(
 ) -> dict[str, Any]:
     source_alg = source_encryption_algorithm or SYMMETRIC_DEFAULT
     dest_alg = destination_encryption_algorithm or SYMMETRIC_DEFAULT
-    same = _same_key(core, ctx, ciphertext_blob, source_key_id, destination_key_id)
+    ignore_ciphertext = _ignores_ciphertext(dry_run, dry_run_modifiers)
+    if ignore_ciphertext and source_key_id is None:
+        raise _not_null("sourceKeyId")
+    if ciphertext_blob is None and not ignore_ciphertext:
+        raise _not_null("ciphertextBlob")
+    same = _same_key(core, ctx, ciphertext_blob or b"", source_key_id, destination_key_id)
     if same is not None:
         ctx.conditions["kms:ReEncryptOnSameKey"] = same
+    if ignore_ciphertext or ciphertext_blob is None:
+        assert source_key_id is not None
+        _usable_for_encrypt(core, ctx, source_key_id, "ReEncrypt", source_alg, "ReEncryptFrom")
+        _usable_for_encrypt(core, ctx, destination_key_id, "ReEncrypt", dest_alg, "ReEncryptTo")
+        raise DryRunOperationException()
     source, source_material, plaintext = _open(
         core,
         ctx,

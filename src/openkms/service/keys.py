@@ -30,6 +30,15 @@ def _is_china(region: str) -> bool:
     return region.startswith("cn-")
 
 
+def _check_description(description: str | None) -> None:
+    """A description is free text, but PostgreSQL cannot store U+0000: refused on every backend."""
+    if description is not None and "\x00" in description:
+        raise ValidationException(
+            "1 validation error detected: Value at 'description' failed to satisfy constraint: "
+            "Member must not contain the character U+0000"
+        )
+
+
 def create_key(
     core: KmsCore,
     ctx: RequestContext,
@@ -46,6 +55,7 @@ def create_key(
     multi_region: bool | None = None,
     xks_key_id: str | None = None,
 ) -> dict[str, Any]:
+    _check_description(description)
     if key_spec is not None and customer_master_key_spec is not None:
         raise ValidationException(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
@@ -163,6 +173,7 @@ def disable_key(core: KmsCore, ctx: RequestContext, *, key_id: str) -> None:
 
 
 def update_key_description(core: KmsCore, ctx: RequestContext, *, key_id: str, description: str) -> None:
+    _check_description(description)
     with core.store.write() as tx:
         record = core.resolve_for_update(ctx, tx, key_id, action="UpdateKeyDescription")
         check_key_state("UpdateKeyDescription", record)

@@ -32,6 +32,8 @@ class GrantsTx(TxBase):
         self.changed("key", f"{g.region}/{g.key_id}")
 
     def get_grant(self, grant_id: str) -> GrantRow | None:
+        if "\x00" in grant_id:
+            return None  # PostgreSQL refuses NUL in a query, and no stored grant id holds one
         r = self.conn.execute(sa.select(t.grants).where(t.grants.c.grant_id == grant_id)).first()
         return grant_from_row(r) if r is not None else None
 

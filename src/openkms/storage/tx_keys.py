@@ -196,6 +196,8 @@ class KeysTx(TxBase):
         self.changed("key", f"{alias.region}/{alias.target_key_id}")
 
     def get_alias(self, region: str, account_id: str, alias_name: str) -> Alias | None:
+        if "\x00" in account_id or "\x00" in alias_name:
+            return None  # PostgreSQL refuses NUL in a query, and no stored alias holds one
         r = self.conn.execute(
             sa.select(t.aliases).where(
                 t.aliases.c.region == region,
