@@ -182,8 +182,9 @@ def _resource(arn: str) -> dict[str, str]:
 
 # The widths of the indexed columns of ``audit_events`` (storage/schema.py). Some values come from the
 # client as sent (the event name of an unknown operation is its X-Amz-Target): one longer than its
-# column would make PostgreSQL refuse the whole batch of records, so the column gets a prefix; the
-# record keeps the value whole.
+# column, or holding U+0000 (which PostgreSQL cannot store), would make the database refuse the whole
+# batch of records, so the column gets a cleaned prefix; the record (JSON, where U+0000 is escaped)
+# keeps the value whole.
 _COLUMN_WIDTHS = {
     "account_id": 12,
     "region": 32,
@@ -212,6 +213,8 @@ def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -
     }
     for column, width in _COLUMN_WIDTHS.items():
         value = row[column]
-        if isinstance(value, str) and len(value) > width:
+        if isinstance(value, str):
+            if "\x00" in value:
+                value = value.replace("\x00", "")
             row[column] = value[:width]
     return row

@@ -3,7 +3,8 @@
 Records of calls that change something are *durable* before the call is answered (the caller awaits
 the flush); records of read-only calls (Encrypt, Decrypt, DescribeKey…) are acknowledged without
 waiting and written within ``interval`` seconds. A clean shutdown flushes everything; a crash
-(``kill -9``) can lose at most the read-only records of the last ``interval`` seconds.
+(``kill -9``) can lose at most the read-only records of the last ``interval`` seconds. A batch the
+database refuses is written record by record: one bad record cannot block the trail.
 """
 
 from __future__ import annotations
@@ -65,17 +66,50 @@ class AuditWriter:
         if not batch:
             return
         try:
-            with self._store.write() as tx:
-                tx.append_audit([row for row, _ in batch])
-        except Exception as exc:
-            # Waiting callers learn of the failure; the records go back in the queue for the next try.
-            log.exception("audit write failed for %d records; retrying", len(batch))
-            failure = exc
-            _resolve(batch, lambda f: f.set_exception(failure))
-            with self._lock:
-                self._pending[:0] = [(row, None) for row, _ in batch][: self._max_batch * 50]
+            self._write(batch)
+        except Exception:
+            log.warning("audit write of %d records failed; writing them one by one", len(batch))
+            self._flush_singly(batch)
             return
         _resolve(batch, lambda f: f.set_result(None))
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[None] | None]]) -> None:
+        with self._store.write() as tx:
+            tx.append_audit([row for row, _ in batch])
+
+    def _flush_singly(self, batch: list[tuple[dict[str, Any], Future[None] | None]]) -> None:
+        """Write a refused batch record by record, so that one record the database refuses cannot hold
+        back the others. A record refused alone while others are written is dropped, with its event id
+        logged (never its content). When nothing can be written the database is unavailable: the
+        records go back in the queue for the next try, and waiting callers learn of the failure."""
+        written = 0
+        refused: list[tuple[dict[str, Any], Future[None] | None]] = []
+        for index, entry in enumerate(batch):
+            try:
+                self._write([entry])
+            except Exception as exc:
+                refused.append(entry)
+                if written == 0 and len(refused) == 3:  # the database, not a record
+                    self._retry_later(refused + batch[index + 1 :], exc)
+                    return
+                continue
+            written += 1
+            _resolve([entry], lambda f: f.set_result(None))
+        if not refused:
+            return
+        if written == 0:
+            self._retry_later(refused, RuntimeError("audit records not stored"))
+            return
+        for row, fut in refused:
+            log.error("audit record %s refused by the database; dropped", row.get("event_id"))
+            if fut is not None and not fut.done():
+                fut.set_exception(RuntimeError("audit record refused by the database"))
+
+    def _retry_later(self, entries: list[tuple[dict[str, Any], Future[None] | None]], exc: Exception) -> None:
+        log.error("audit write failed for %d records (%s); retrying", len(entries), type(exc).__name__)
+        _resolve(entries, lambda f: f.set_exception(exc))
+        with self._lock:
+            self._pending[:0] = [(row, None) for row, _ in entries][: self._max_batch * 50]
 
 
 def _resolve(

@@ -236,20 +236,28 @@ class KmsApp:
         except Exception:
             log.exception("request %s (%s) failed", call.request_id, operation)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
-        await self._audit(
-            operation,
-            call.started,
-            call.region,
-            principal,
-            call.access_key_id,
-            call.source_ip,
-            call.user_agent,
-            call.request_id,
-            raw,
-            result,
-            ctx,
-            error,
-        )
+        try:
+            await self._audit(
+                operation,
+                call.started,
+                call.region,
+                principal,
+                call.access_key_id,
+                call.source_ip,
+                call.user_agent,
+                call.request_id,
+                raw,
+                result,
+                ctx,
+                error,
+            )
+        except Exception:
+            # Only a change waits for its record: it is done, but no success is answered without one.
+            log.exception("audit record of request %s (%s) not stored", call.request_id, operation)
+            error = KMSInternalException(
+                "The request was carried out, but its audit record could not be stored. "
+                "Request id: " + call.request_id
+            )
         if error is not None:
             return error.status, error_body(error)
         return 200, body_out
