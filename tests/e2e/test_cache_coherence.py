@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -30,7 +32,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import REGION, Server
+from tests.conftest import REGION, Server, launch
 from tests.e2e.importing import import_material
 from tests.e2e.util import aws_error
 
@@ -532,12 +534,28 @@ def test_role_trust_and_assume_role_permission(nodes: Nodes) -> None:
 # --- the change feed itself --------------------------------------------------------------------------
 
 
-def test_sqlite_change_feed_survives_pruning(server: Server, twin: Server, backend: str) -> None:
+@pytest.fixture
+def sqlite_pair(workdir: Path) -> Iterator[tuple[Server, Server]]:
+    """Two processes of their own on one SQLite database (PostgreSQL delivers changes with NOTIFY, not
+    through the changes table this test is about)."""
+    first = launch(Path(tempfile.mkdtemp(dir=workdir, prefix="feed-")), None)
+    second = Server(data_dir=first.data_dir, database_url=None)
+    second.start()
+    second.account_id, second.access_key, second.secret_key = (
+        first.account_id,
+        first.access_key,
+        first.secret_key,
+    )
+    yield first, second
+    second.stop()
+    first.stop()
+
+
+def test_sqlite_change_feed_survives_pruning(sqlite_pair: tuple[Server, Server]) -> None:
     """The change log is pruned after an hour: when every row goes, the next change must still get an id
     above those the other processes have read (else they skip every change until the ids catch up)."""
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL delivers changes with NOTIFY, not through the changes table")
-    nodes = Nodes(server, twin, PROPAGATION, SETTLE[backend])
+    server, twin = sqlite_pair
+    nodes = Nodes(server, twin, PROPAGATION, SETTLE["sqlite"])
     w, r = nodes.kms()
     key = w.create_key()["KeyMetadata"]["KeyId"]
     warm(nodes, encrypt(r, key))  # cached on the twin, whose feed has read every change so far
