@@ -7,6 +7,8 @@ from pathlib import Path
 
 DEFAULT_PORT = 8730
 DEFAULT_REGION = "us-east-1"
+# Threads of a server process running requests (the database connection pool is sized from it).
+WORKER_THREADS = 16
 
 
 @dataclass

@@ -47,6 +47,13 @@ def update_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_
             )
         new = core.resolve_for_update(ctx, tx, target_key_id, action="UpdateAlias")
         check_key_state("UpdateAlias", new)
+        # Locked after the new target (the order CreateAlias and key deletion take too): a concurrent
+        # UpdateAlias or DeleteAlias of this name has committed, and the alias is read as it now is.
+        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name, for_update=True)
+        if alias is None:
+            raise NotFoundException(
+                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
+            )
         old = tx.get_key(ctx.region, alias.target_key_id)
         if old is not None and (
             key_type(old.key_spec) != key_type(new.key_spec) or old.key_usage != new.key_usage
@@ -55,13 +62,19 @@ def update_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_
                 f"Alias {alias_name} cannot be changed from a key of type {key_type(old.key_spec)} and usage "
                 f"{old.key_usage} to a key of type {key_type(new.key_spec)} and usage {new.key_usage}."
             )
+        # Every alias that joins a key (CreateAlias, UpdateAlias) holds the key's row lock: exact count.
+        if alias.target_key_id != new.key_id and (
+            tx.count_aliases(new.region, new.key_id) >= MAX_ALIASES_PER_KEY
+        ):
+            raise LimitExceededException(f"Key {new.arn} already has {MAX_ALIASES_PER_KEY} aliases")
         tx.update_alias(ctx.region, ctx.account_id, alias_name, new.key_id, core.clock.now())
 
 
 def delete_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str) -> None:
     check_alias_name(alias_name)
     with core.store.write() as tx:
-        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name)
+        # Locked: the key it leaves (whose cached alias names change) is the one it points at now.
+        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name, for_update=True)
         if alias is None:
             raise NotFoundException(
                 f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."

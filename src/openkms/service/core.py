@@ -57,6 +57,12 @@ class KmsCore:
         cached = self.cache.get_key(region, key_id)
         if cached is not None:
             return cached
+        return self.reload_key(ctx, region, key_id)
+
+    def reload_key(self, ctx: RequestContext, region: str, key_id: str) -> LoadedKey | None:
+        """The key read from the database, replacing its cache entry: for a cache miss, and for a
+        request showing that the entry is older than the database (a ciphertext naming key material
+        made on another process, whose change this process has not heard of yet)."""
         if not ctx.allow_io:
             raise NeedsIO()
         epoch = self.cache.epoch

@@ -170,6 +170,15 @@ def _open_symmetric(
             raise AccessDeniedException(_NO_CIPHERTEXT_KEY)
         core.authorize(ctx, action, loaded.record, None, loaded)
         ctx.touch(loaded.record.arn)
+    if header.material_id not in loaded.secrets:
+        # Key material this process has not loaded: a rotation or an import on another process may
+        # have made it a moment ago (its change not yet heard of here). Read the key again, and check
+        # the caller against what was read, before calling the ciphertext invalid.
+        fresh = core.reload_key(ctx, loaded.record.region, loaded.record.key_id)
+        if fresh is None:
+            raise AccessDeniedException(_NO_CIPHERTEXT_KEY)
+        core.authorize(ctx, action, fresh.record, None, fresh)
+        loaded = fresh
     record = loaded.record
     check_key_state(operation, record)
     if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:

@@ -103,6 +103,12 @@ def create_grant(
         raise DryRunOperationException()
     clean = {k: v for k, v in (constraints or {}).items() if v is not None} or None
     with core.store.write() as tx:
+        # The key row locked: concurrent CreateGrant calls on one key are serialised, so a named grant
+        # is created once and the count below is exact; the key's state is checked again under the lock.
+        locked = tx.get_key(key.region, key.key_id, for_update=True)
+        if locked is None:
+            raise NotFoundException(f"Key '{key.arn}' does not exist")
+        check_key_state("CreateGrant", locked)
         if name is not None:
             for g in tx.list_grants(key.region, key.key_id):
                 if (

@@ -20,6 +20,7 @@ from openkms.service.iam_errors import (
     EntityAlreadyExists,
     LimitExceeded,
     NoSuchEntity,
+    ValidationError,
 )
 from openkms.service.iam_roles import role_resource, role_row
 from openkms.service.iam_users import user_resource, user_row
@@ -52,7 +53,9 @@ def _policy_view(p: ManagedPolicyRow, attachments: int) -> dict[str, Any]:
 
 
 def _managed(tx: Tx, ctx: IamContext, arn: str) -> ManagedPolicyRow:
-    row = tx.get_managed_policy(arn)
+    """The managed policy, its row locked in a write transaction: DeletePolicy cannot miss an
+    attachment made at the same time."""
+    row = tx.get_managed_policy(arn, for_update=tx.write)
     if row is None or row.account_id != ctx.account_id:
         raise NoSuchEntity(f"Policy {arn} does not exist or is not attachable.")
     return row
@@ -67,6 +70,12 @@ def create_policy(
     description: str | None = None,
     tags: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    if description is not None and "\x00" in description:
+        # Free text in the model, but PostgreSQL cannot store U+0000: refused on every backend.
+        raise ValidationError(
+            "1 validation error detected: Value at 'description' failed to satisfy constraint: "
+            "Member must not contain the character U+0000"
+        )
     arn = policy_arn(ctx.account_id, normalized_path(path), policy_name)
     authorize_iam(ctx, "CreatePolicy", arn)
     if policy_size(policy_document) > MANAGED_POLICY_LIMIT:

@@ -62,7 +62,8 @@ def _no_role(name: str) -> NoSuchEntity:
 
 
 def role_row(tx: Tx, ctx: IamContext, name: str) -> RoleRow:
-    role = tx.get_role(ctx.account_id, name)
+    """The role, its row locked in a write transaction (see ``iam_users.user_row``)."""
+    role = tx.get_role(ctx.account_id, name, for_update=tx.write)
     if role is None:
         raise _no_role(name)
     return role

@@ -56,7 +56,9 @@ def _no_user(name: str) -> NoSuchEntity:
 
 
 def user_row(tx: Tx, ctx: IamContext, name: str) -> UserRow:
-    user = tx.get_user(ctx.account_id, name)
+    """The user, its row locked in a write transaction: every change to a user or to what belongs to
+    it (access keys, policies, tags, attachments, its deletion) is serialised on that lock."""
+    user = tx.get_user(ctx.account_id, name, for_update=tx.write)
     if user is None:
         raise _no_user(name)
     return user

@@ -93,7 +93,9 @@ def create_access_key(
     store: Store, root: RootKey, account_id: str, user_name: str, now: float
 ) -> NewAccessKey:
     with store.write() as tx:
-        if tx.get_user(account_id, user_name) is None:
+        # The user's row locked, as the IAM API does: a DeleteUser at the same time cannot leave the
+        # new key behind (where a later user of the same name would inherit it).
+        if tx.get_user(account_id, user_name, for_update=True) is None:
             raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
         return add_access_key(tx, root, account_id, user_name, now)
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from openkms.config import WORKER_THREADS
 from openkms.storage import schema as t
 from openkms.storage.rows import (
     AccessKeyRow,
@@ -57,6 +58,16 @@ __all__ = [
 ]
 ChangeListener = Callable[[Sequence[tuple[str, str]]], None]
 
+# PostgreSQL connections of one process. A write transaction may open a read nested in it (the
+# authorizer loading identity policies, or checking that the principals a new key policy names exist)
+# while other write transactions wait for the row lock it holds: each worker thread can hold two
+# connections at once, and the audit writer and the scheduler one each. A smaller pool lets the
+# waiting writers take every connection while the lock holder waits for one for its nested read: every
+# writer of the process stalls until the pool's 30 s timeout, then fails. Connections beyond the first
+# PG_POOL_SIZE are closed once returned.
+PG_POOL_SIZE = 8
+PG_MAX_CONNECTIONS = 2 * WORKER_THREADS + 4
+
 
 def normalize_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -81,7 +92,11 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = sa.create_engine(
-                self.url, pool_size=8, max_overflow=8, pool_pre_ping=True, hide_parameters=True
+                self.url,
+                pool_size=PG_POOL_SIZE,
+                max_overflow=PG_MAX_CONNECTIONS - PG_POOL_SIZE,
+                pool_pre_ping=True,
+                hide_parameters=True,
             )
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":

@@ -195,16 +195,19 @@ class KeysTx(TxBase):
         # A key keeps its alias names (condition key kms:ResourceAliases): its entry changes too.
         self.changed("key", f"{alias.region}/{alias.target_key_id}")
 
-    def get_alias(self, region: str, account_id: str, alias_name: str) -> Alias | None:
+    def get_alias(
+        self, region: str, account_id: str, alias_name: str, for_update: bool = False
+    ) -> Alias | None:
         if "\x00" in account_id or "\x00" in alias_name:
             return None  # PostgreSQL refuses NUL in a query, and no stored alias holds one
-        r = self.conn.execute(
-            sa.select(t.aliases).where(
-                t.aliases.c.region == region,
-                t.aliases.c.account_id == account_id,
-                t.aliases.c.alias_name == alias_name,
-            )
-        ).first()
+        q = sa.select(t.aliases).where(
+            t.aliases.c.region == region,
+            t.aliases.c.account_id == account_id,
+            t.aliases.c.alias_name == alias_name,
+        )
+        if for_update and self.backend == "postgresql":
+            q = q.with_for_update()
+        r = self.conn.execute(q).first()
         return alias_from_row(r) if r is not None else None
 
     def update_alias(self, region: str, account_id: str, alias_name: str, key_id: str, now: float) -> None:

@@ -38,10 +38,13 @@ class PrincipalsTx(TxBase):
     def list_accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute(sa.select(t.accounts.c.account_id).order_by("account_id"))]
 
-    def get_user(self, account_id: str, user_name: str) -> UserRow | None:
-        r = self.conn.execute(
-            sa.select(t.users).where(t.users.c.account_id == account_id, t.users.c.user_name == user_name)
-        ).first()
+    def get_user(self, account_id: str, user_name: str, for_update: bool = False) -> UserRow | None:
+        """The user; ``for_update`` locks its row (PostgreSQL; SQLite serialises writers) so that what
+        hangs off it (access keys, inline policies, tags, attachments) changes one writer at a time."""
+        q = sa.select(t.users).where(t.users.c.account_id == account_id, t.users.c.user_name == user_name)
+        if for_update and self.backend == "postgresql":
+            q = q.with_for_update()
+        r = self.conn.execute(q).first()
         if r is None:
             return None
         return user_from_row(r)
@@ -160,9 +163,12 @@ class PrincipalsTx(TxBase):
             raise Conflict(row.role_name) from None
         self.changed("role", f"{row.account_id}/{row.role_name}")
 
-    def get_role(self, account_id: str, role_name: str) -> RoleRow | None:
+    def get_role(self, account_id: str, role_name: str, for_update: bool = False) -> RoleRow | None:
+        """The role; ``for_update`` locks its row, as :meth:`get_user` does."""
         c = t.roles.c
         q = sa.select(t.roles).where(c.account_id == account_id, c.role_name == role_name)
+        if for_update and self.backend == "postgresql":
+            q = q.with_for_update()
         r = self.conn.execute(q).first()
         return role_from_row(r) if r is not None else None
 
@@ -214,8 +220,13 @@ class PrincipalsTx(TxBase):
             raise Conflict(row.policy_name) from None
         self.changed("policy", row.arn)
 
-    def get_managed_policy(self, arn: str) -> ManagedPolicyRow | None:
-        r = self.conn.execute(sa.select(t.managed_policies).where(t.managed_policies.c.arn == arn)).first()
+    def get_managed_policy(self, arn: str, for_update: bool = False) -> ManagedPolicyRow | None:
+        if "\x00" in arn:
+            return None  # PostgreSQL refuses NUL in a query, and no stored policy ARN holds one
+        q = sa.select(t.managed_policies).where(t.managed_policies.c.arn == arn)
+        if for_update and self.backend == "postgresql":
+            q = q.with_for_update()
+        r = self.conn.execute(q).first()
         return managed_from_row(r) if r is not None else None
 
     def list_managed_policies(self, account_id: str) -> list[ManagedPolicyRow]:
