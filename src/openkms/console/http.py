@@ -19,6 +19,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: key material and import tokens are at most 6 KiB each).
 MAX_FORM_BODY = 128 * 1024
 MAX_FIELDS = 1000
+MAX_QUERY_FIELDS = 100
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -82,6 +83,16 @@ class Request:
         return list(self.form.get(name, []))
 
 
+def whole_number(text: str, max_digits: int = 18) -> int | None:
+    """A whole number of at most ``max_digits`` decimal digits (of any script), else None.
+
+    Form values and query parameters are read with this, not ``str.isdigit`` and ``int``: ``isdigit``
+    admits superscripts, which ``int`` refuses, and ``int`` refuses more than 4300 digits."""
+    if 0 < len(text) <= max_digits and text.isdecimal():
+        return int(text)
+    return None
+
+
 def parse_cookies(header: str) -> dict[str, str]:
     cookies: dict[str, str] = {}
     for part in header.split(";"):
@@ -103,7 +114,7 @@ async def read_request(scope: Scope, receive: Receive) -> Request:
     request = Request(
         method=scope["method"],
         path=scope["path"],
-        query=urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=100),
+        query=_parse_query(scope.get("query_string", b"")),
         headers=headers,
         cookies=parse_cookies(headers.get("cookie", "")),
         client_ip=client[0] if client else "127.0.0.1",
@@ -126,9 +137,16 @@ async def read_request(scope: Scope, receive: Receive) -> Request:
     return request
 
 
+def _parse_query(query_string: bytes) -> dict[str, list[str]]:
+    try:
+        return urllib.parse.parse_qs(query_string.decode("latin-1"), max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:  # more parameters than any page takes
+        raise BadRequest(400, "The address has too many parameters.") from None
+
+
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BODY:
+    declared = whole_number(headers.get("content-length", ""), 30)
+    if declared is not None and declared > MAX_FORM_BODY:
         raise BadRequest(413, "The form is too large.")
     try:
         return await read_body(receive, MAX_FORM_BODY)

@@ -21,7 +21,7 @@ import orjson
 
 from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, storage_row
 from openkms.auth.sigv4 import Credential
-from openkms.config import DEFAULT_REGION
+from openkms.config import DEFAULT_REGION, WORKER_THREADS
 from openkms.domain.model import Principal
 from openkms.errors import (
     KMSInternalException,
@@ -56,7 +56,6 @@ from openkms.wire.model import operation_names
 log = logging.getLogger("openkms.server")
 
 JSON_CT = b"application/x-amz-json-1.1"
-FORM_CT = "application/x-www-form-urlencoded"
 
 
 def _parsed_object(body: bytes) -> dict[str, Any] | None:
@@ -95,7 +94,7 @@ class Call:
 class KmsApp:
     """The ASGI callable served by ``openkms serve``."""
 
-    def __init__(self, runtime: Runtime, threads: int = 16) -> None:
+    def __init__(self, runtime: Runtime, threads: int = WORKER_THREADS) -> None:
         self.runtime = runtime
         self.core = runtime.core
         self.settings = runtime.settings
@@ -121,8 +120,10 @@ class KmsApp:
                 await mounted(scope, receive, send)
                 return
         if scope["method"] == "GET" and path in ("/", "/healthz"):
-            await respond(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
-            return
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            if not self.query.accepts(headers):  # else an IAM or STS call (GET /?Action=…)
+                await respond(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
+                return
         await self._kms(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -145,7 +146,7 @@ class KmsApp:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1")] = value.decode("latin-1")
-        if headers.get("content-type", "").startswith(FORM_CT) and self.query.accepts(headers):
+        if self.query.accepts(headers):
             await self.query(scope, receive, send, headers)  # IAM / STS Query API
             return
         target = headers.get("x-amz-target", "")

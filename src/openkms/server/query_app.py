@@ -32,6 +32,7 @@ from openkms.wire import query
 log = logging.getLogger("openkms.server.query")
 
 XML_CT = b"text/xml"
+FORM_CT = "application/x-www-form-urlencoded"
 IAM_REGION = "us-east-1"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -75,7 +76,13 @@ class QueryApp:
         self.pool = pool
 
     def accepts(self, headers: dict[str, str]) -> bool:
-        return scope_service(headers) in _OPERATIONS
+        """A request for the Query API: signed for ``iam`` or ``sts`` (whatever its method and content
+        type: IAM and STS answer it in their protocol), or a form without a usable credential scope
+        (unsigned: the Query API's MissingAuthenticationToken). A form signed for KMS stays KMS's."""
+        service = scope_service(headers)
+        if service in _OPERATIONS:
+            return True
+        return not service and headers.get("content-type", "").lower().startswith(FORM_CT)
 
     def _region_ok(self, service: str) -> Callable[[str], bool]:
         if service == "iam":
@@ -88,7 +95,8 @@ class QueryApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         started = time.time()
         request_id = str(uuid.uuid4())
-        service = scope_service(headers) or "iam"
+        signed_for = scope_service(headers)
+        service = signed_for if signed_for in _OPERATIONS else "iam"
         client = scope.get("client")
         source_ip = client[0] if client else "127.0.0.1"
         user_agent = headers.get("user-agent", "")
@@ -105,7 +113,10 @@ class QueryApp:
                 body = await read_body(receive)
             except BodyTooLarge:
                 raise iam_errors.RequestEntityTooLarge("Request entity too large") from None
-            operation = query.peek_action(body) or "Unknown"
+            # Parameters may come in the query string too (GET, as AWS's Query APIs take them).
+            query_string: bytes = scope.get("query_string", b"")
+            form = query_string + b"&" + body if query_string else body
+            operation = query.peek_action(form) or "Unknown"
             seen: list[str] = []
             principal, cred = await self.authn.authenticate(
                 scope,
@@ -118,7 +129,7 @@ class QueryApp:
             access_key_id = seen[0] if seen else None
             if service == "sts":
                 region = cred.region
-            request = query.decode_query(service, body)
+            request = query.decode_query(service, form)
             raw = request.raw
             fn = _OPERATIONS[service].get(request.operation)
             if fn is None:

@@ -81,6 +81,8 @@ class ConsoleTx(TxBase):
     ) -> list[tuple[int, str]]:
         """One page of an account's audit records, newest first. ``principal`` is an ARN or the last
         segment of one (a user or role name); ``read_only`` filters on the record's readOnly field."""
+        if any("\x00" in text for text in (key_id, event_name, principal) if text is not None):
+            return []  # PostgreSQL refuses NUL in a query, and no record holds one (the writer drops it)
         c = t.audit_events.c
         q = sa.select(c.id, c.record).where(c.account_id == account_id)
         if key_id is not None:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import enum
 import functools
 import json
 import re
+import sys
 import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,20 +80,22 @@ class QueryRequest:
 
 
 class _Form:
-    """The flat form parameters, with prefix lookups."""
+    """The flat form parameters, with prefix lookups: ``has("Tags.member.1")`` when a parameter is
+    named so or starts with ``Tags.member.1.`` (a binary search in the sorted names: linear set-up
+    whatever the names, however many dots they hold)."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self.values: dict[str, str] = {}
         for name, value in pairs:
             self.values[name] = value
-        self._prefixes: set[str] = set()
-        for name in self.values:
-            parts = name.split(".")
-            for i in range(1, len(parts)):
-                self._prefixes.add(".".join(parts[:i]))
+        self._names = sorted(self.values)
 
     def has(self, name: str) -> bool:
-        return name in self.values or name in self._prefixes
+        if name in self.values:
+            return True
+        prefix = name + "."
+        i = bisect.bisect_left(self._names, prefix)
+        return i < len(self._names) and self._names[i].startswith(prefix)
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -214,10 +219,41 @@ def _check_length(shape: Any, value: Any, path: str, errors: list[str], n: int) 
         errors.append(constraint_failure(path, shown, f"have length less than or equal to {hi}"))
 
 
+# Java's Unicode category classes (``\p{L}``, ``\p{Lu}``…), which the IAM and STS models use in the
+# patterns of tag keys and values; Python's ``re`` has none.
+_CATEGORY_CLASS = re.compile(r"\\p\{([A-Z][a-z]?)\}")
+
+
+@functools.cache
+def _categories() -> dict[str, list[tuple[int, int]]]:
+    """The code points of each Unicode general category, as ranges (one pass over the code space)."""
+    table: dict[str, list[tuple[int, int]]] = {}
+    start, current = 0, unicodedata.category("\x00")
+    for code in range(1, sys.maxunicode + 2):
+        category = unicodedata.category(chr(code)) if code <= sys.maxunicode else ""
+        if category != current:
+            table.setdefault(current, []).append((start, code - 1))
+            start, current = code, category
+    return table
+
+
+def _category_ranges(category: str) -> str:
+    """A general category (``Lu``) or major class (``L``) as the ranges of a character class."""
+    return "".join(
+        f"\\U{first:08x}-\\U{last:08x}"
+        for name, spans in _categories().items()
+        if name.startswith(category)
+        for first, last in spans
+    )
+
+
 @functools.lru_cache(maxsize=512)
 def _pattern(pattern: str) -> re.Pattern[str] | None:
+    # \p{X} inside a character class becomes the category's ranges (every such pattern of the models
+    # is a character class).
+    translated = _CATEGORY_CLASS.sub(lambda m: _category_ranges(m.group(1)), pattern)
     try:
-        return re.compile(pattern, re.ASCII)
+        return re.compile(translated, re.ASCII)
     except re.error:  # a Java-only construct: not checked here
         return None
 
@@ -279,6 +315,16 @@ def _scalar(shape: Any, text: str, path: str, errors: list[str]) -> Any:
 # --- encoding ---------------------------------------------------------------------------------------
 
 
+# Characters XML 1.0 cannot carry, even as character references: the C0 controls but tab, LF and CR,
+# lone surrogates, U+FFFE and U+FFFF. Echoed input (an error message quoting a value) may hold them.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape(text: str) -> str:
+    """Text as XML character data: markup escaped, characters XML cannot carry as U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
 def iso8601(value: Any) -> str:
     """A timestamp (epoch seconds or datetime) as IAM/STS render it: ``2024-05-01T12:00:00Z``."""
     if isinstance(value, datetime):
@@ -323,7 +369,7 @@ def _xml(shape: Any, value: Any, out: list[str]) -> None:
             out.append(f"</{element_name}>")
     elif kind == "map":
         for k, v in value.items():
-            out.append("<entry><key>" + escape(_text(k)) + "</key><value>")
+            out.append("<entry><key>" + _escape(_text(k)) + "</key><value>")
             _xml(shape.value, v, out)
             out.append("</value></entry>")
     elif kind == "timestamp":
@@ -331,9 +377,9 @@ def _xml(shape: Any, value: Any, out: list[str]) -> None:
     elif kind == "blob":
         out.append(base64.b64encode(value).decode())
     elif shape.name == _POLICY_DOCUMENT_SHAPE:
-        out.append(escape(quote(_text(value), safe="")))
+        out.append(_escape(quote(_text(value), safe="")))
     else:
-        out.append(escape(_text(value)))
+        out.append(_escape(_text(value)))
 
 
 def encode_result(service: str, operation: str, result: Mapping[str, Any] | None, request_id: str) -> bytes:
@@ -346,7 +392,7 @@ def encode_result(service: str, operation: str, result: Mapping[str, Any] | None
         out.append(f"<{wrapper}>")
         _xml(shape, result or {}, out)
         out.append(f"</{wrapper}>")
-    out.append(f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>")
+    out.append(f"<ResponseMetadata><RequestId>{_escape(request_id)}</RequestId></ResponseMetadata>")
     out.append(f"</{operation}Response>")
     return "".join(out).encode("utf-8")
 
@@ -354,8 +400,8 @@ def encode_result(service: str, operation: str, result: Mapping[str, Any] | None
 def encode_error(service: str, code: str, message: str, request_id: str, *, sender: bool = True) -> bytes:
     return (
         f'<ErrorResponse xmlns="{NAMESPACES.get(service, NAMESPACES["iam"])}"><Error>'
-        f"<Type>{'Sender' if sender else 'Receiver'}</Type><Code>{escape(code)}</Code>"
-        f"<Message>{escape(message)}</Message></Error><RequestId>{escape(request_id)}</RequestId>"
+        f"<Type>{'Sender' if sender else 'Receiver'}</Type><Code>{_escape(code)}</Code>"
+        f"<Message>{_escape(message)}</Message></Error><RequestId>{_escape(request_id)}</RequestId>"
         "</ErrorResponse>"
     ).encode()
 

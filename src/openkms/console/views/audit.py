@@ -19,7 +19,7 @@ from openkms.auth.policy import Request as PolicyRequest
 from openkms.auth.policy import access_denied_message, authorize
 from openkms.console.api import ApiError, input_error
 from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response
+from openkms.console.http import Response, whole_number
 from openkms.domain.model import Principal
 from openkms.service.iam import parsed_identity_policies, policy_caller
 from openkms.storage.store import Store
@@ -106,7 +106,7 @@ async def audit_page(page: Page) -> Response:
                     start=window.get("start"),
                     end=window.get("end"),
                     read_only=read_only,
-                    before_id=int(before) if before.isdigit() else None,
+                    before_id=whole_number(before),
                     limit=PAGE + 1,
                 )
 

@@ -17,7 +17,7 @@ from typing import Any
 from openkms.auth.policy import build_console_key_policy
 from openkms.console.api import ApiError
 from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, redirect
+from openkms.console.http import Response, redirect, whole_number
 from openkms.console.policy import console_key_type
 
 STEPS = [
@@ -273,7 +273,8 @@ async def create_submit(page: Page) -> Response:
     request = page.request
     w = Wizard.from_form(request.field, request.fields)
     step = request.field("step")
-    current = int(step) if step.isdigit() and 1 <= int(step) <= 5 else 1
+    number = whole_number(step)
+    current = number if number is not None and 1 <= number <= 5 else 1
     action = request.field("action") or "next"
     errors: dict[str, str] = {}
     if action == "previous":
@@ -282,9 +283,9 @@ async def create_submit(page: Page) -> Response:
         w.tags.append(["", ""])
         return await _render(page, w, 2, {}, focus=f"tag_key_{len(w.tags) - 1}")
     if action.startswith("remove_tag:"):
-        index = action.partition(":")[2]
-        if index.isdigit() and int(index) < len(w.tags):
-            w.tags.pop(int(index))
+        index = whole_number(action.partition(":")[2])
+        if index is not None and index < len(w.tags):
+            w.tags.pop(index)
         return await _render(page, w, 2, {})
     if action == "add_admin":
         _add_arn(w.admins, request.field("admin_arn"), errors, "admin_arn")
@@ -296,9 +297,9 @@ async def create_submit(page: Page) -> Response:
         w.accounts.append("")
         return await _render(page, w, 4, {}, focus=f"account_{len(w.accounts) - 1}")
     if action.startswith("remove_account:"):
-        index = action.partition(":")[2]
-        if index.isdigit() and int(index) < len(w.accounts):
-            w.accounts.pop(int(index))
+        index = whole_number(action.partition(":")[2])
+        if index is not None and index < len(w.accounts):
+            w.accounts.pop(index)
         return await _render(page, w, 4, {})
     # Next or Finish: every step up to this one must be complete (the hidden fields could be stale).
     for number in range(1, current + 1):

@@ -18,7 +18,7 @@ from typing import Any
 from openkms.auth.policy import describe_console_key_policy
 from openkms.console.api import Api, ApiError, input_error
 from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, redirect
+from openkms.console.http import Response, redirect, whole_number
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
 
@@ -198,8 +198,8 @@ async def keys_list(page: Page) -> Response:
 async def preferences(page: Page) -> Response:
     request = page.request
     assert page.session is not None
-    size_text = request.field("page_size")
-    size = int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else DEFAULT_PAGE_SIZE
+    number = whole_number(request.field("page_size"))
+    size = number if number is not None and number in PAGE_SIZES else DEFAULT_PAGE_SIZE
     prefs = {**page.prefs, "show_origin": request.field("show_origin") == "yes", "page_size": size}
     await page.console.in_thread(functools.partial(page.console.sessions.set_prefs, page.session, prefs))
     return redirect(f"{PREFIX}/keys")
@@ -391,11 +391,10 @@ async def _run_action(page: Page, key_id: str, op: str) -> str:
     if op == "rotation":
         if f("rotation") == "yes":
             period = f("rotation_period").strip()
-            if period and not period.isdigit():
+            days = whole_number(period)
+            if period and days is None:
                 raise input_error("Enter the rotation period as a whole number of days, from 90 to 2560.")
-            await api.kms(
-                "EnableKeyRotation", KeyId=key_id, RotationPeriodInDays=int(period) if period else None
-            )
+            await api.kms("EnableKeyRotation", KeyId=key_id, RotationPeriodInDays=days)
         else:
             await api.kms("DisableKeyRotation", KeyId=key_id)
         return "rotation_saved"
@@ -452,15 +451,16 @@ async def delete_form(page: Page, key_id: str) -> Response:
 async def delete_submit(page: Page, key_id: str) -> Response:
     request = page.request
     days = request.field("waiting_period").strip()
+    waiting = whole_number(days)
     confirmed = request.field("confirm") == "yes"
     errors: dict[str, dict[str, str]] = {}
-    if not days.isdigit():
+    if waiting is None:
         errors["waiting_period"] = api_error(input_error("Enter a waiting period from 7 to 30 days."))
     if not confirmed:
         errors["confirm"] = api_error(input_error("Confirm that you want to schedule this key for deletion."))
     if not errors:
         try:
-            await page.api.kms("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=int(days))
+            await page.api.kms("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=waiting)
             return redirect(f"{PREFIX}/keys/{key_id}?flash=deletion_scheduled")
         except ApiError as exc:
             errors["schedule"] = api_error(exc)
