@@ -117,6 +117,7 @@ class Outcome:
     result: Any  # the response on success
     code: str  # the error code ("" on success)
     status: int
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -128,10 +129,13 @@ def attempt(fn: Callable[[], Any]) -> Outcome:
         return Outcome(fn(), "", 200)
     except ClientError as exc:
         return Outcome(
-            None, exc.response["Error"]["Code"], int(exc.response["ResponseMetadata"]["HTTPStatusCode"])
+            None,
+            exc.response["Error"]["Code"],
+            int(exc.response["ResponseMetadata"]["HTTPStatusCode"]),
+            exc.response["Error"].get("Message", ""),
         )
     except BotoCoreError as exc:  # the connection failed: as bad as a 5xx
-        return Outcome(None, type(exc).__name__, 599)
+        return Outcome(None, type(exc).__name__, 599, str(exc))
 
 
 def race(
@@ -540,7 +544,8 @@ def test_rotations_race_without_losing_material(cluster: Cluster) -> None:
         outcomes, background = race(
             calls, [lambda i=i: cluster.kms(i).encrypt(KeyId=key, Plaintext=b"r%d" % i) for i in range(3)]
         )
-        assert all(o.ok for o in outcomes + background), codes(outcomes + background)
+        failed = [(o.code, o.message) for o in outcomes + background if not o.ok]
+        assert not failed, (codes(outcomes + background), failed[:5])
         rotated += 6
         blobs += [o.result["CiphertextBlob"] for o in background]
         listed = cluster.kms(1).list_key_rotations(KeyId=key, IncludeKeyMaterial="ALL_KEY_MATERIAL")
