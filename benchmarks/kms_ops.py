@@ -8,7 +8,7 @@ that builds the JSON request body for pool entry ``i``.
 
 Adding an operation is one ``_register(OpDef(...))`` call.  Benchmark ids are
 the action name, optionally followed by ``:<variant>`` when the same action is
-measured on different keys (``Sign:ECC_NIST_P256``, ``Sign:RSA_2048``).
+measured on different keys (``Sign:ECC_NIST_P256``, ``Sign:RSA_2048``, ``Sign:ML_DSA_65``).
 """
 
 from __future__ import annotations
@@ -160,6 +160,20 @@ _register(
             "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256",
         },
         description="RSASSA_PKCS1_V1_5_SHA_256 over a 32-byte message",
+    )
+)
+_register(
+    OpDef(
+        name="Sign:ML_DSA_65",
+        action="Sign",
+        key=KeySetup("ML_DSA_65", "SIGN_VERIFY"),
+        body=lambda ctx, i: {
+            "KeyId": _key(ctx),
+            "Message": _b64(os.urandom(64)),
+            "MessageType": "EXTERNAL_MU",
+            "SigningAlgorithm": "ML_DSA_SHAKE_256",
+        },
+        description="ML_DSA_SHAKE_256 over a 64-byte external mu (peers without ML-DSA answer errors)",
     )
 )
 _register(
