@@ -554,8 +554,14 @@ def test_rotations_race_without_losing_material(cluster: Cluster) -> None:
         assert len({m["KeyMaterialId"] for m in materials}) == rotated + 1
         assert Counter(m["KeyMaterialState"] for m in materials) == {"CURRENT": 1, "NON_CURRENT": rotated}
         assert Counter(m.get("RotationType") for m in materials) == {None: 1, "ON_DEMAND": rotated}
-        status = cluster.kms(2).get_key_rotation_status(KeyId=key)
-        assert status["KeyRotationEnabled"] and status["RotationPeriodInDays"] in (90, 180)
+
+        def rotation_enabled() -> None:
+            # Node 2 may not have heard of an EnableKeyRotation made on another node a moment ago
+            # (SQLite's change feed is polled every 200 ms): it must within the propagation time.
+            status = cluster.kms(2).get_key_rotation_status(KeyId=key)
+            assert status["KeyRotationEnabled"] and status["RotationPeriodInDays"] in (90, 180), status
+
+        eventually(rotation_enabled)
         # A ciphertext under material made a moment ago on another node decrypts at once, although
         # the node's warm cache has not heard of the rotation yet.
         time.sleep(0.3)
