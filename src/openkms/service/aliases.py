@@ -18,7 +18,7 @@ from openkms.errors import (
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
 from openkms.service.paging import page, read_marker
-from openkms.storage.store import Conflict
+from openkms.storage.store import Conflict, Tx
 
 
 def create_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_key_id: str) -> None:
@@ -37,23 +37,22 @@ def create_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_
             ) from None
 
 
+def _existing_alias(tx: Tx, ctx: RequestContext, alias_name: str, for_update: bool = False) -> Alias:
+    alias = tx.get_alias(ctx.region, ctx.account_id, alias_name, for_update=for_update)
+    if alias is None:
+        raise NotFoundException(f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found.")
+    return alias
+
+
 def update_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_key_id: str) -> None:
     check_alias_name(alias_name)
     with core.store.write() as tx:
-        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name)
-        if alias is None:
-            raise NotFoundException(
-                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-            )
+        _existing_alias(tx, ctx, alias_name)  # AWS reports a missing alias before the target key
         new = core.resolve_for_update(ctx, tx, target_key_id, action="UpdateAlias")
         check_key_state("UpdateAlias", new)
         # Locked after the new target (the order CreateAlias and key deletion take too): a concurrent
         # UpdateAlias or DeleteAlias of this name has committed, and the alias is read as it now is.
-        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name, for_update=True)
-        if alias is None:
-            raise NotFoundException(
-                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-            )
+        alias = _existing_alias(tx, ctx, alias_name, for_update=True)
         old = tx.get_key(ctx.region, alias.target_key_id)
         if old is not None and (
             key_type(old.key_spec) != key_type(new.key_spec) or old.key_usage != new.key_usage
@@ -67,23 +66,21 @@ def update_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str, target_
             tx.count_aliases(new.region, new.key_id) >= MAX_ALIASES_PER_KEY
         ):
             raise LimitExceededException(f"Key {new.arn} already has {MAX_ALIASES_PER_KEY} aliases")
-        tx.update_alias(ctx.region, ctx.account_id, alias_name, new.key_id, core.clock.now())
+        tx.update_alias(
+            ctx.region, ctx.account_id, alias_name, new.key_id, alias.target_key_id, core.clock.now()
+        )
 
 
 def delete_alias(core: KmsCore, ctx: RequestContext, *, alias_name: str) -> None:
     check_alias_name(alias_name)
     with core.store.write() as tx:
         # Locked: the key it leaves (whose cached alias names change) is the one it points at now.
-        alias = tx.get_alias(ctx.region, ctx.account_id, alias_name, for_update=True)
-        if alias is None:
-            raise NotFoundException(
-                f"Alias {alias_arn(ctx.region, ctx.account_id, alias_name)} is not found."
-            )
+        alias = _existing_alias(tx, ctx, alias_name, for_update=True)
         record = tx.get_key(ctx.region, alias.target_key_id)
         if record is not None:
             core.authorize(ctx, "DeleteAlias", record)
             ctx.touch(record.arn)
-        tx.delete_alias(ctx.region, ctx.account_id, alias_name)
+        tx.delete_alias(ctx.region, ctx.account_id, alias_name, alias.target_key_id)
 
 
 def list_aliases(

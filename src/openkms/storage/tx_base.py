@@ -10,6 +10,12 @@ from openkms.storage import schema as t
 NOTIFY_CHANNEL = "openkms_changes"
 
 
+def storable(*texts: str | None) -> bool:
+    """Whether text can be stored or looked up: PostgreSQL refuses U+0000 in any query, so a lookup by
+    such a value finds nothing on either backend (no stored row holds one)."""
+    return not any(text is not None and "\x00" in text for text in texts)
+
+
 class TxBase:
     """What every transaction has: its connection, its backend, and the changes it announces."""
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from openkms.storage import schema as t
 from openkms.storage.rows import ConsoleSessionRow, like_escape
-from openkms.storage.tx_base import TxBase
+from openkms.storage.tx_base import TxBase, storable
 
 
 class ConsoleTx(TxBase):
@@ -81,8 +81,8 @@ class ConsoleTx(TxBase):
     ) -> list[tuple[int, str]]:
         """One page of an account's audit records, newest first. ``principal`` is an ARN or the last
         segment of one (a user or role name); ``read_only`` filters on the record's readOnly field."""
-        if any("\x00" in text for text in (key_id, event_name, principal) if text is not None):
-            return []  # PostgreSQL refuses NUL in a query, and no record holds one (the writer drops it)
+        if not storable(key_id, event_name, principal):
+            return []
         c = t.audit_events.c
         q = sa.select(c.id, c.record).where(c.account_id == account_id)
         if key_id is not None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from openkms.storage import schema as t
 from openkms.storage.rows import GrantRow, grant_from_row
-from openkms.storage.tx_base import TxBase
+from openkms.storage.tx_base import TxBase, storable
 
 
 class GrantsTx(TxBase):
@@ -32,8 +32,8 @@ class GrantsTx(TxBase):
         self.changed("key", f"{g.region}/{g.key_id}")
 
     def get_grant(self, grant_id: str) -> GrantRow | None:
-        if "\x00" in grant_id:
-            return None  # PostgreSQL refuses NUL in a query, and no stored grant id holds one
+        if not storable(grant_id):
+            return None
         r = self.conn.execute(sa.select(t.grants).where(t.grants.c.grant_id == grant_id)).first()
         return grant_from_row(r) if r is not None else None
 

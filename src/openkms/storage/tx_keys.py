@@ -16,7 +16,7 @@ from openkms.storage.rows import (
     material_from_row,
     material_values,
 )
-from openkms.storage.tx_base import TxBase
+from openkms.storage.tx_base import TxBase, storable
 
 
 class KeysTx(TxBase):
@@ -198,8 +198,8 @@ class KeysTx(TxBase):
     def get_alias(
         self, region: str, account_id: str, alias_name: str, for_update: bool = False
     ) -> Alias | None:
-        if "\x00" in account_id or "\x00" in alias_name:
-            return None  # PostgreSQL refuses NUL in a query, and no stored alias holds one
+        if not storable(account_id, alias_name):
+            return None
         q = sa.select(t.aliases).where(
             t.aliases.c.region == region,
             t.aliases.c.account_id == account_id,
@@ -210,8 +210,11 @@ class KeysTx(TxBase):
         r = self.conn.execute(q).first()
         return alias_from_row(r) if r is not None else None
 
-    def update_alias(self, region: str, account_id: str, alias_name: str, key_id: str, now: float) -> None:
-        previous = self.get_alias(region, account_id, alias_name)
+    def update_alias(
+        self, region: str, account_id: str, alias_name: str, key_id: str, previous_key_id: str, now: float
+    ) -> None:
+        """Point the alias at ``key_id``; ``previous_key_id`` is the key it leaves (the caller has read
+        the alias, locked): both keys' entries change, as they hold their alias names."""
         self.conn.execute(
             t.aliases.update()
             .where(
@@ -223,11 +226,10 @@ class KeysTx(TxBase):
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
         self.changed("key", f"{region}/{key_id}")
-        if previous is not None:
-            self.changed("key", f"{region}/{previous.target_key_id}")
+        self.changed("key", f"{region}/{previous_key_id}")
 
-    def delete_alias(self, region: str, account_id: str, alias_name: str) -> None:
-        previous = self.get_alias(region, account_id, alias_name)
+    def delete_alias(self, region: str, account_id: str, alias_name: str, key_id: str) -> None:
+        """Delete the alias, which points at ``key_id`` (read by the caller, locked)."""
         self.conn.execute(
             t.aliases.delete().where(
                 t.aliases.c.region == region,
@@ -236,8 +238,7 @@ class KeysTx(TxBase):
             )
         )
         self.changed("alias", f"{region}/{account_id}/{alias_name}")
-        if previous is not None:
-            self.changed("key", f"{region}/{previous.target_key_id}")
+        self.changed("key", f"{region}/{key_id}")
 
     def list_aliases(
         self, region: str, account_id: str, key_id: str | None, after: str | None, limit: int

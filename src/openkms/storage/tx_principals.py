@@ -19,7 +19,7 @@ from openkms.storage.rows import (
     role_from_row,
     user_from_row,
 )
-from openkms.storage.tx_base import TxBase
+from openkms.storage.tx_base import TxBase, storable
 
 
 class PrincipalsTx(TxBase):
@@ -221,8 +221,8 @@ class PrincipalsTx(TxBase):
         self.changed("policy", row.arn)
 
     def get_managed_policy(self, arn: str, for_update: bool = False) -> ManagedPolicyRow | None:
-        if "\x00" in arn:
-            return None  # PostgreSQL refuses NUL in a query, and no stored policy ARN holds one
+        if not storable(arn):
+            return None
         q = sa.select(t.managed_policies).where(t.managed_policies.c.arn == arn)
         if for_update and self.backend == "postgresql":
             q = q.with_for_update()
