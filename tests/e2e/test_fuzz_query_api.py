@@ -50,7 +50,6 @@ from tests.e2e.test_fuzz_requests import (
     JUNK_STRINGS,
     UNKNOWN,
     VALID,
-    NoAnswer,
     Outcomes,
     Reply,
     Wire,
@@ -58,6 +57,7 @@ from tests.e2e.test_fuzz_requests import (
     _utf16_len,
     _worst,
 )
+from tests.e2e.util import NoAnswer
 
 SEED = int(os.environ.get("OPENKMS_FUZZ_SEED", "4934995"))
 CASES_PER_OPERATION = int(os.environ.get("OPENKMS_QUERY_FUZZ_CASES", "60"))

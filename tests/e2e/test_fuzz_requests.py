@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import random
@@ -47,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import REGION, Server
 from tests.e2e.importing import import_material, wrap
-from tests.e2e.util import JSON_CT
+from tests.e2e.util import JSON_CT, KeepAlive, NoAnswer
 
 SEED = int(os.environ.get("OPENKMS_FUZZ_SEED", "4934995"))
 CASES_PER_OPERATION = int(os.environ.get("OPENKMS_FUZZ_CASES", "80"))
@@ -945,24 +944,20 @@ class Reply:
     body: bytes
 
 
-class NoAnswer(Exception):
-    pass
-
-
 class Wire:
     """Signed POSTs over one keep-alive connection (reopened when the server closes it)."""
 
     def __init__(self, server: Server, access_key: str, secret_key: str) -> None:
-        self.port = server.port
         self.endpoint = server.endpoint
         self.credentials = Credentials(access_key, secret_key)
-        self.conn: http.client.HTTPConnection | None = None
-        self.count = 0
+        self.http = KeepAlive("127.0.0.1", server.port, TIMEOUT)
+
+    @property
+    def count(self) -> int:
+        return self.http.count
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self.http.close()
 
     def signed_headers(
         self,
@@ -987,26 +982,8 @@ class Wire:
         return dict(request.headers.items())
 
     def send(self, headers: dict[str, str], body: bytes, *, method: str = "POST", path: str = "/") -> Reply:
-        self.count += 1
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
-            except TimeoutError:
-                self.close()
-                raise NoAnswer(f"no answer within {TIMEOUT:g} s") from None
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine) as exc:
-                self.close()
-                if attempt == 2:
-                    raise NoAnswer(f"connection closed without an answer: {exc!r}") from None
-                continue
-            if resp.will_close:
-                self.close()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        raise AssertionError("unreachable")
+        status, answered, data = self.http.exchange(method, path, body, headers)
+        return Reply(status, {k.lower(): v for k, v in answered}, data)
 
     def call(self, operation: str, body: bytes) -> Reply:
         return self.send(self.signed_headers(f"TrentService.{operation}", body), body)

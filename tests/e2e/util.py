@@ -174,3 +174,47 @@ def wait_for_audit(
 
 def by_request_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["requestID"]: r for r in records if "requestID" in r}
+
+
+class NoAnswer(Exception):
+    """The server did not answer in time, or closed the connection twice without answering."""
+
+
+class KeepAlive:
+    """Requests over one keep-alive HTTP connection, reopened when the server closes it (a request the
+    closed connection lost is sent once more)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn: http.client.HTTPConnection | None = None
+        self.count = 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, headers as sent, body) of one request; raises :class:`NoAnswer`."""
+        self.count += 1
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                data = response.read()
+            except TimeoutError:
+                self.close()
+                raise NoAnswer(f"no answer within {self.timeout:g} s") from None
+            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine) as exc:
+                self.close()
+                if attempt == 2:
+                    raise NoAnswer(f"connection closed without an answer: {exc!r}") from None
+                continue
+            if response.will_close:
+                self.close()
+            return response.status, response.getheaders(), data
+        raise AssertionError("unreachable")

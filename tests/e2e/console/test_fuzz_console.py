@@ -20,7 +20,6 @@ import parameters. Afterwards the session still shows pages and makes changes, a
 from __future__ import annotations
 
 import functools
-import http.client
 import os
 import random
 import re
@@ -37,6 +36,7 @@ from tests.conftest import REGION, Server
 from tests.e2e.console.http import Answer
 from tests.e2e.importing import import_material, wrap
 from tests.e2e.test_fuzz_requests import JUNK_STRINGS, _policies, _server_log_tail
+from tests.e2e.util import KeepAlive, NoAnswer
 
 SEED = int(os.environ.get("OPENKMS_FUZZ_SEED", "4934995"))
 CASES = int(os.environ.get("OPENKMS_CONSOLE_FUZZ_CASES", "1500"))
@@ -63,10 +63,6 @@ def encode(pairs: Pairs) -> str:
 # --- the client ----------------------------------------------------------------------------------------
 
 
-class NoAnswer(Exception):
-    pass
-
-
 class Browser:
     """A console client without a browser over one keep-alive connection: cookies kept by hand,
     redirects not followed."""
@@ -74,15 +70,15 @@ class Browser:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         parts = urlsplit(endpoint)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.http = KeepAlive(parts.hostname or "127.0.0.1", parts.port or 80, TIMEOUT)
         self.cookies: dict[str, str] = {}
-        self.conn: http.client.HTTPConnection | None = None
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return self.http.count
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self.http.close()
 
     def request(
         self,
@@ -101,35 +97,17 @@ class Browser:
             sent.pop(name, None)
             if value is not None:
                 sent[name] = value
-        self.count += 1
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
-            started = time.perf_counter()
-            try:
-                self.conn.request(method, path, body=body, headers=sent)
-                response = self.conn.getresponse()
-                data = response.read()
-            except TimeoutError:
-                self.close()
-                raise NoAnswer(f"no answer within {TIMEOUT:g} s") from None
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine) as exc:
-                self.close()
-                if attempt == 2:
-                    raise NoAnswer(f"connection closed without an answer: {exc!r}") from None
-                continue
-            if response.will_close:
-                self.close()
-            answer = Answer(response.status, response.getheaders(), data, time.perf_counter() - started)
-            if cookies:
-                for cookie in answer.set_cookies():
-                    name, _, rest = cookie.partition("=")
-                    if "Max-Age=0" in cookie:
-                        self.cookies.pop(name, None)
-                    else:
-                        self.cookies[name] = rest.split(";", 1)[0]
-            return answer
-        raise AssertionError("unreachable")
+        started = time.perf_counter()
+        status, answered, data = self.http.exchange(method, path, body, sent)
+        answer = Answer(status, answered, data, time.perf_counter() - started)
+        if cookies:
+            for cookie in answer.set_cookies():
+                name, _, rest = cookie.partition("=")
+                if "Max-Age=0" in cookie:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = rest.split(";", 1)[0]
+        return answer
 
     def get(self, path: str, **kw: Any) -> Answer:
         return self.request("GET", path, **kw)
