@@ -226,3 +226,8 @@ def test_owner_readers_see_the_other_accounts_use(server: Server) -> None:
         assert [record["eventID"] for record in found] == [copy["eventID"]], query
         assert found[0]["userIdentity"]["arn"] == acc.bob_arn
         assert found[0]["recipientAccountId"] == acc.a
+    # B's ReEncrypt into A's key is listed under A's key (A's key in its resources), not B's.
+    page = console.get(f"/console/audit?key_id={key_id}&event_name=ReEncrypt&read_only=all")
+    assert re_encrypted in page.text
+    assert f'href="/console/keys/{key_id}"' in page.text
+    assert f'href="/console/keys/{acc.bob_key["KeyId"]}"' not in page.text
