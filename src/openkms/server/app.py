@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, storage_row
+from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, trail_rows
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
 from openkms.domain.model import Principal
@@ -309,4 +309,6 @@ class KmsApp:
         )
         key_id = ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None
         durable = error is None and operation not in READ_ONLY
-        await self.runtime.audit.submit_async(storage_row(record, started, key_id), durable)
+        # A call on another account's key is recorded in that account's trail too (both copies in one
+        # write: a change waits for both).
+        await self.runtime.audit.submit_async(trail_rows(record, started, key_id), durable)
