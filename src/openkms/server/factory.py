@@ -11,6 +11,8 @@ from pathlib import Path
 
 from openkms.config import Settings
 from openkms.server.app import KmsApp
+from openkms.server.edge import ForwardedHeaders
+from openkms.server.proxies import TrustedProxies, parse_networks
 from openkms.server.runtime import build_runtime
 
 SETTINGS_ENV = "OPENKMS_WORKER_SETTINGS"
@@ -24,7 +26,7 @@ def export_settings(settings: Settings) -> None:
     os.environ[SETTINGS_ENV] = json.dumps(values)
 
 
-def create_app() -> KmsApp:
+def create_app() -> ForwardedHeaders:
     values = json.loads(os.environ[SETTINGS_ENV])
     values["data_dir"] = Path(values["data_dir"])
     if values.get("root_key_file"):
@@ -33,4 +35,4 @@ def create_app() -> KmsApp:
     from openkms.console import mount
 
     mount(app)
-    return app
+    return ForwardedHeaders(app, TrustedProxies(parse_networks(app.settings.trusted_proxies)))

@@ -3,10 +3,11 @@ the audit record should say about it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkms.domain.model import Principal
+from openkms.domain.model import KeyRecord, Principal
 
 
 @dataclass(slots=True)
@@ -32,6 +33,8 @@ class RequestContext:
     destination_encryption_context: dict[str, str] | None = None
     destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
     secure_transport: bool = False
+    # Charges the request quota of a key's type (cryptographic operations; None when quotas are off).
+    charge_key: Callable[[KeyRecord], None] | None = None
 
     @property
     def account_id(self) -> str:

@@ -227,5 +227,8 @@ class KmsCore:
         loaded: LoadedKey | None = None,
     ) -> None:
         """Raise AccessDeniedException unless the caller may perform ``kms:<action>`` on ``key``
-        (``None`` for actions without a key: identity policies alone decide)."""
+        (``None`` for actions without a key: identity policies alone decide). A cryptographic call is
+        charged to its key type's request quota first."""
+        if key is not None and ctx.charge_key is not None:
+            ctx.charge_key(key)
         self.authorizer.check(ctx, action, key, conditions, loaded, self.clock.now())
