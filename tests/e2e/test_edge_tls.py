@@ -13,6 +13,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -346,6 +347,7 @@ def test_plain_http_on_a_non_loopback_address_is_refused(workdir: Path) -> None:
         assert f"http://0.0.0.0:{server.port}" in server.log_path.read_text()
     finally:
         server.stop()
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="newcomer-"))  # a first start, as a newcomer's
     tls_ok = Server(
         data_dir=data_dir,
         database_url=None,
@@ -353,7 +355,38 @@ def test_plain_http_on_a_non_loopback_address_is_refused(workdir: Path) -> None:
     )
     tls_ok.ca_bundle = str(data_dir / "tls" / "ca.pem")
     tls_ok.start()
-    tls_ok.stop()
+    try:
+        # The newcomer's path: paste the printed exports into another shell, use boto3 and the CLI.
+        assert tls_ok.log_path is not None
+        exports = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in tls_ok.log_path.read_text().splitlines()
+            if line.startswith("export ")
+        )
+        assert exports["AWS_ENDPOINT_URL_KMS"] == f"https://127.0.0.1:{tls_ok.port}"
+        assert exports["AWS_CA_BUNDLE"] == str((data_dir / "tls" / "ca.pem").resolve())
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"} <= set(exports)
+        env = {
+            **os.environ,
+            **exports,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+        out = subprocess.run(
+            [OPENKMS.replace("openkms", "aws"), "kms", "list-keys", "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert '"Keys"' in out.stdout
+        code = "import boto3; print(boto3.client('kms').create_key()['KeyMetadata']['Enabled'])"
+        made = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        assert made.stdout.strip() == "True"
+    finally:
+        tls_ok.stop()
 
 
 def test_console_cookie_is_secure_over_tls(tls: Server) -> None:

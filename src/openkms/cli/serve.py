@@ -120,10 +120,14 @@ def run_server(
     runtime = build_runtime(settings)
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
-    endpoint = f"{scheme}://{shown_host}:{port}"
+    listening = f"{scheme}://{shown_host}:{port}"
+    # Clients on this machine reach a wildcard address at the loopback one, which the self-signed
+    # certificate names (other machines use a --tls-san name).
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown_host  # noqa: S104
+    endpoint = f"{scheme}://{client_host}:{port}"
     region = regions[0] if regions else DEFAULT_REGION
     new = bootstrap(runtime)
-    click.echo(f"openkms listening on {endpoint} ({runtime.store.backend})")
+    click.echo(f"openkms listening on {listening} ({runtime.store.backend})")
     extra = [f"export AWS_CA_BUNDLE={tls.ca_bundle.resolve()}"] if tls and tls.ca_bundle else []
     if new is not None:
         lines = export_lines(new, endpoint, region) + extra
