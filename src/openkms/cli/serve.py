@@ -174,12 +174,11 @@ def run_server(
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     from openkms.console import mount
-    from openkms.server.edge import ForwardedHeaders
-    from openkms.server.proxies import TrustedProxies
+    from openkms.server.edge import behind_proxies
 
     app = KmsApp(runtime)
     mount(app)  # the web console at /console/ on the same port
-    served = ForwardedHeaders(app, TrustedProxies(parse_networks(settings.trusted_proxies)))
+    served = behind_proxies(app, settings.trusted_proxies)
     server = uvicorn.Server(EdgeConfig(served, tls=tls, limits=limits, **options))
     server.run()
     if not server.started:

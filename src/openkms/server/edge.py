@@ -16,7 +16,7 @@ import uvicorn
 
 from openkms.server.authn import Receive, Scope, Send
 from openkms.server.limits import BoundedHttpToolsProtocol, EdgeLimits
-from openkms.server.proxies import TrustedProxies, apply_forwarding
+from openkms.server.proxies import TrustedProxies, apply_forwarding, parse_networks
 from openkms.server.tls import ServerTls, TlsConfig
 
 ASGIApp = Callable[[Scope, Receive, Send], Any]
@@ -33,6 +33,13 @@ class ForwardedHeaders:
         if scope["type"] == "http" and self.proxies:
             apply_forwarding(scope, self.proxies)
         await self.app(scope, receive, send)
+
+
+def behind_proxies(app: ASGIApp, trusted_proxies: list[str]) -> ASGIApp:
+    """``app`` as served: wrapped by :class:`ForwardedHeaders` only when proxies are trusted (no cost
+    on the hot path otherwise)."""
+    proxies = TrustedProxies(parse_networks(trusted_proxies))
+    return ForwardedHeaders(app, proxies) if proxies else app
 
 
 def _tls_context(config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
