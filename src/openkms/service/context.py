@@ -32,6 +32,9 @@ class RequestContext:
     destination_encryption_context: dict[str, str] | None = None
     destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
     secure_transport: bool = False
+    # The KMS operation being served (set with the request's parameters by the dispatcher); the key
+    # lookup reads it to apply the cross-account rule. Empty: no operation, so no key of another account.
+    operation: str = ""
 
     @property
     def account_id(self) -> str:
@@ -41,6 +44,7 @@ class RequestContext:
         """Record what authorization needs to know of the request's parameters."""
         from openkms.service.authz import request_conditions
 
+        self.operation = operation
         self.conditions = request_conditions(operation, params)
         self.encryption_context = params.get("encryption_context") or params.get("source_encryption_context")
         self.destination_encryption_context = params.get("destination_encryption_context")
