@@ -38,7 +38,8 @@ from tests.conftest import BIN, REGION, Server
 from tests.e2e.importing import wrap
 from tests.e2e.util import AwsError, audit_list, aws_error, wait_for_audit
 
-MODEL_OPERATIONS = frozenset(botocore.session.get_session().get_service_model("kms").operation_names)
+MODEL = botocore.session.get_session().get_service_model("kms")
+MODEL_OPERATIONS = frozenset(MODEL.operation_names)
 KINDS = {
     "sym": {},
     "sign": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"},
@@ -730,8 +731,11 @@ def test_lists_show_nothing_of_another_account(world: World) -> None:
     for method in ("list_aliases", "list_resource_tags", "list_key_rotations", "list_key_policies"):
         for ref in (key.arn, key.id):
             assert aws_error(getattr(w.b.kms, method), KeyId=ref) == _not_found_in_b(w, key.id), method
-    # DescribeKey by bare id names B's own account.
+    # DescribeKey by bare id, or by A's alias name, names B's own account.
     assert aws_error(w.b.kms.describe_key, KeyId=key.id) == _not_found_in_b(w, key.id)
+    assert aws_error(w.b.kms.encrypt, KeyId=key.alias_name, Plaintext=b"x") == AwsError(
+        "NotFoundException", f"Alias arn:aws:kms:{REGION}:{w.b.account}:{key.alias_name} is not found.", 400
+    )
     assert w.b.kms.describe_custom_key_stores()["CustomKeyStores"] == []
     # ListGrants (cross-account: Yes) of A's key lists that key's grants only.
     grants = w.b.kms.list_grants(KeyId=key.arn)["Grants"]
@@ -818,3 +822,42 @@ def test_cells_through_the_aws_cli(world: World, tmp_path: Any) -> None:
         "the kms:DescribeKey action"
     ) in out.stderr
     assert w.a.kms.get_key_policy(KeyId=shared.id, PolicyName="default")["Policy"] == w.policies[True]
+
+
+# --- DryRun: the same rule, and DryRunOperationException where the call would have succeeded -------------
+
+DRY_RUN_OPERATIONS = frozenset(
+    name for name in MODEL_OPERATIONS if "DryRun" in MODEL.operation_model(name).input_shape.members
+)
+DRY_RUN = AwsError(
+    "DryRunOperationException", "The request would have succeeded, but the DryRun option is set.", 400
+)
+
+
+def _without_ciphertext(params: dict[str, Any]) -> dict[str, Any]:
+    """The IGNORE_CIPHERTEXT dry run: the keys named are checked, the ciphertext is not sent."""
+    out = {k: v for k, v in params.items() if k != "CiphertextBlob"}
+    out["DryRunModifiers"] = ["IGNORE_CIPHERTEXT"]
+    return out
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.operation in DRY_RUN_OPERATIONS], ids=lambda r: r.name)
+def test_dry_run_cells(world: World, row: Row) -> None:
+    w = world
+    variants: list[Callable[[dict[str, Any]], dict[str, Any]]] = [lambda p: p]
+    if row.operation == "Decrypt" or row.label == "ReEncrypt[source]":
+        variants.append(_without_ciphertext)
+    for caller in (w.a, w.b):
+        fn = getattr(caller.kms, xform_name(row.operation))
+        for key in (w.key(row.kind, True), w.key(row.kind, False)):
+            for form in ("id", "arn", "alias"):
+                ref = {"id": key.id, "arn": key.arn, "alias": key.alias_arn}[form]
+                want = expected_error(w, row, caller, form, key) or DRY_RUN
+                for variant in variants:
+                    params = variant({**row.params(w, caller, ref, key), "DryRun": True})
+                    got = aws_error(fn, **params)
+                    assert got == want, (row.name, caller.name, key.shared, form, params.keys())
+
+
+def test_every_dry_run_operation_is_covered() -> None:
+    assert {r.operation for r in ROWS if r.operation in DRY_RUN_OPERATIONS} == DRY_RUN_OPERATIONS
