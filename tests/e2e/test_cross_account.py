@@ -17,6 +17,7 @@ per operation (ReEncrypt twice: the key as source and as destination).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from openkms.domain.operations import CROSS_ACCOUNT
 from tests.conftest import BIN, REGION, Server
+from tests.e2e.console.http import ConsoleHttp
 from tests.e2e.importing import wrap
 from tests.e2e.util import AwsError, audit_list, aws_error, wait_for_audit
 
@@ -870,3 +872,35 @@ def test_dry_run_cells(world: World, row: Row) -> None:
 
 def test_every_dry_run_operation_is_covered() -> None:
     assert {r.operation for r in ROWS if r.operation in DRY_RUN_OPERATIONS} == DRY_RUN_OPERATIONS
+
+
+# --- the web console: the same path (KmsApp.execute), bare key ids only ----------------------------------
+
+
+def test_console_of_b_reaches_nothing_of_a(world: World) -> None:
+    """The console names keys by bare id (its URLs), which always means the signed-in user's account."""
+    w = world
+    key = w.key("sym", True)
+    before = snapshot(w, key)
+    console = ConsoleHttp(w.server.endpoint)
+    assert console.sign_in(w.b.access_key, w.b.secret_key).status == 303
+    listing = console.get("/console/keys")
+    assert listing.status == 200
+    assert not any(k.id in listing.text for k in w.keys.values())
+    message = _not_found_in_b(w, key.id).message
+    page = console.get(f"/console/keys/{key.id}")
+    assert page.status == 400 and message in html.unescape(page.text)
+    for form in (
+        {"op": "disable"},
+        {"op": "put_policy", "policy": policy(statement(f"arn:aws:iam::{w.b.account}:root", "B only"))},
+        {"op": "tag_add", "tag_key": "owner", "tag_value": "B"},
+        {"op": "description", "description": "owned by B"},
+    ):
+        answer = console.post(f"/console/keys/{key.id}", {"csrf_token": listing.csrf(), **form})
+        assert answer.status == 400 and message in html.unescape(answer.text), form
+    answer = console.post(
+        f"/console/keys/{key.id}/delete",
+        {"csrf_token": listing.csrf(), "waiting_period": "7", "confirm": "yes"},
+    )
+    assert answer.status == 400 and message in html.unescape(answer.text)
+    assert snapshot(w, key) == before
