@@ -11,8 +11,10 @@ account does — NotFoundException "Key 'arn:aws:kms:<region>:<caller account>:k
 exist" — whatever the policies say, and whether or not the key exists. A bare key id always names a
 key of the caller's own account.
 
-One server per backend, the keys created once per module; the rows are one table (``ROWS``), one row
-per operation (ReEncrypt twice: the key as source and as destination).
+One server per backend, the keys created once per module. The cells are one table: ``ROWS``, one row
+per operation that takes a key (ReEncrypt twice: the key as source and as destination), and
+``KEYLESS``, the operations that take none, each caller getting its own account's answer. The review's
+attack (PutKeyPolicy, ScheduleKeyDeletion, CreateAlias in B to A's key) has named tests below.
 """
 
 from __future__ import annotations
