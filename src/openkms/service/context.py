@@ -35,6 +35,9 @@ class RequestContext:
     secure_transport: bool = False
     # Charges the request quota of a key's type (cryptographic operations; None when quotas are off).
     charge_key: Callable[[KeyRecord], None] | None = None
+    # The KMS operation being served (set with the request's parameters by the dispatcher); the key
+    # lookup reads it to apply the cross-account rule. Empty: no operation, so no key of another account.
+    operation: str = ""
 
     @property
     def account_id(self) -> str:
@@ -44,6 +47,7 @@ class RequestContext:
         """Record what authorization needs to know of the request's parameters."""
         from openkms.service.authz import request_conditions
 
+        self.operation = operation
         self.conditions = request_conditions(operation, params)
         self.encryption_context = params.get("encryption_context") or params.get("source_encryption_context")
         self.destination_encryption_context = params.get("destination_encryption_context")
