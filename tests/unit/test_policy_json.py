@@ -29,7 +29,7 @@ def test_strict_refuses_and_lenient_reads(name: str) -> None:
     text = '{"Version": "2012-10-17", "Statement": [' + STORED[name] + "]}"
     with pytest.raises(PolicyJSONError):
         load_policy_json(text, strict=True)
-    with pytest.raises(MalformedPolicyDocumentException, match="The policy is not valid JSON."):
+    with pytest.raises(MalformedPolicyDocumentException, match=r"The policy is not valid JSON\."):
         parse_policy(text, kind="key", strict=True)
     doc = parse_policy(text, kind="key")  # a stored document: read as it was accepted
     assert len(doc.statements) == 1
