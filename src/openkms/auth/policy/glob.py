@@ -44,7 +44,7 @@ Tokens = tuple[tuple[int, str], ...]
 _ANY: Final = None  # one '?' inside a segment
 
 #: Work units one authorization may spend on wildcard matching (about a millisecond of CPU).
-WORK_LIMIT: Final = 10_000
+WORK_LIMIT: Final = 4_000
 
 
 class TooComplex(Exception):
