@@ -124,11 +124,16 @@ def _segment(chars: Sequence[str | None]) -> _Segment:
     return _Segment(len(chars), text, False, text[best_at : best_at + best_len], best_at, pick, expected)
 
 
+# Shapes with a shortcut (most policy patterns): the general loop is for the rest.
+_GENERAL, _EXACT, _AFFIX, _ANYTHING = 0, 1, 2, 3
+
+
 @dataclass(frozen=True, slots=True)
 class Glob:
     """A compiled wildcard pattern; :meth:`match` tests a whole value."""
 
     source: str  # the pattern as written (for repr and tests)
+    shape: int  # _EXACT (no wildcard), _AFFIX (prefix*suffix), _ANYTHING ("*"), _GENERAL
     starred: bool  # at least one '*'
     head: _Segment  # before the first '*' (the whole pattern when there is none)
     middle: tuple[_Segment, ...]
@@ -140,6 +145,17 @@ class Glob:
         """Whether the whole ``value`` matches; raises :class:`TooComplex` when ``budget`` runs out."""
         if self.ignore_case:
             value = value.lower()
+        shape = self.shape
+        if shape == _EXACT:
+            return value == self.head.text
+        if shape == _AFFIX:
+            return (
+                len(value) >= self.min_length
+                and value.startswith(self.head.text)
+                and value.endswith(self.tail.text)
+            )
+        if shape == _ANYTHING:
+            return True
         n = len(value)
         head = self.head
         if not self.starred:
@@ -184,8 +200,14 @@ def compile_glob(tokens: Iterable[tuple[int, str]], *, ignore_case: bool = False
     starred = len(compiled) > 1
     head, tail = compiled[0], compiled[-1]
     middle = tuple(s for s in compiled[1:-1] if s.length)
+    shape = _GENERAL
+    if not starred and head.plain:
+        shape = _EXACT
+    elif starred and not middle and head.plain and tail.plain:
+        shape = _ANYTHING if not head.length and not tail.length else _AFFIX
     return Glob(
         "".join(source),
+        shape,
         starred,
         head,
         middle,
@@ -202,24 +224,34 @@ def compile_text(pattern: str, *, ignore_case: bool = False) -> Glob:
 
 @dataclass(frozen=True, slots=True)
 class ArnGlob:
-    """An ARN pattern: one :class:`Glob` per component, or one for the whole value."""
+    """An ARN pattern: its six components (literal ones compared at once, ``*`` ones skipped, the
+    others matched by a :class:`Glob` each), or one :class:`Glob` when it is not ARN-shaped."""
 
-    components: tuple[Glob, ...]  # six globs, or one when the pattern is not ARN-shaped
+    whole: Glob | None
+    pick: Any  # itemgetter of the literal components (None when there are none)
+    expected: object  # their text
+    globs: tuple[tuple[int, Glob], ...]  # (component index, glob) of the wildcard components
 
     def match(self, value: str, budget: Budget = _NO_BUDGET) -> bool:
-        globs = self.components
-        if len(globs) == 1:
-            return globs[0].match(value, budget)
+        whole = self.whole
+        if whole is not None:
+            return whole.match(value, budget)
         parts = value.split(":", 5)
         if len(parts) != 6:
             return False
-        return all(g.match(p, budget) for g, p in zip(globs, parts, strict=True))
+        pick = self.pick
+        if pick is not None and pick(parts) != self.expected:
+            return False
+        for index, glob in self.globs:
+            if not glob.match(parts[index], budget):
+                return False
+        return True
 
 
 def compile_arn(tokens: Tokens) -> ArnGlob:
     """Compile an ARN pattern (the first five colons, literal or not, separate the components)."""
     if sum(text.count(":") for _, text in tokens) < 5:
-        return ArnGlob((compile_glob(tokens),))
+        return ArnGlob(compile_glob(tokens), None, None, ())
     components: list[list[tuple[int, str]]] = [[]]
     for kind, text in tokens:
         while len(components) < 6 and ":" in text:
@@ -227,7 +259,12 @@ def compile_arn(tokens: Tokens) -> ArnGlob:
             components[-1].append((kind, before))
             components.append([])
         components[-1].append((kind, text))
-    return ArnGlob(tuple(compile_glob(c) for c in components))
+    globs = [compile_glob(c) for c in components]
+    literal = [i for i, g in enumerate(globs) if g.shape == _EXACT]
+    pick = itemgetter(*literal) if literal else None
+    expected = pick([g.head.text for g in globs]) if pick is not None else None
+    wild = tuple((i, g) for i, g in enumerate(globs) if g.shape not in (_EXACT, _ANYTHING))
+    return ArnGlob(None, pick, expected, wild)
 
 
 @lru_cache(maxsize=4096)
