@@ -242,10 +242,7 @@ class ArnGlob:
         pick = self.pick
         if pick is not None and pick(parts) != self.expected:
             return False
-        for index, glob in self.globs:
-            if not glob.match(parts[index], budget):
-                return False
-        return True
+        return all(glob.match(parts[index], budget) for index, glob in self.globs)
 
 
 def compile_arn(tokens: Tokens) -> ArnGlob:
