@@ -30,7 +30,7 @@ may contain colons. A pattern with fewer than five colons is matched as a plain 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -40,8 +40,6 @@ WILD = 0  # text in which * and ? are wildcards
 LITERAL = 1  # text matched literally (substituted variables, ${*}, ${?}, ${$})
 
 Tokens = tuple[tuple[int, str], ...]
-
-_ANY: Final = None  # one '?' inside a segment
 
 #: Work units one authorization may spend on wildcard matching (about a millisecond of CPU).
 WORK_LIMIT: Final = 4_000
@@ -108,20 +106,40 @@ class _Segment:
         return -1
 
 
-def _segment(chars: Sequence[str | None]) -> _Segment:
-    text = "".join("?" if c is None else c for c in chars)
-    literal = [i for i, c in enumerate(chars) if c is not None]
-    if len(literal) == len(chars):
-        return _Segment(len(chars), text, True, text, 0, None, None)
-    best_at, best_len, run_at = 0, 0, 0
-    for i, c in enumerate((*chars, None)):
-        if c is None:
-            if i - run_at > best_len:
-                best_at, best_len = run_at, i - run_at
-            run_at = i + 1
-    pick = itemgetter(*literal) if literal else None
-    expected = pick(text) if pick is not None else None
-    return _Segment(len(chars), text, False, text[best_at : best_at + best_len], best_at, pick, expected)
+class _Builder:
+    """One segment being assembled: its text and the offsets of its ``?`` wildcards."""
+
+    __slots__ = ("length", "parts", "wild")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.wild: list[int] = []
+
+    def add(self, text: str, *, wildcards: bool) -> None:
+        if wildcards:
+            at = text.find("?")
+            while at >= 0:
+                self.wild.append(self.length + at)
+                at = text.find("?", at + 1)
+        self.parts.append(text)
+        self.length += len(text)
+
+    def build(self) -> _Segment:
+        text = "".join(self.parts)
+        wild = self.wild
+        if not wild:
+            return _Segment(len(text), text, True, text, 0, None, None)
+        best_at, best_len, run_at = 0, 0, 0
+        for at in (*wild, len(text)):
+            if at - run_at > best_len:
+                best_at, best_len = run_at, at - run_at
+            run_at = at + 1
+        wild_set = set(wild)
+        literal = [i for i in range(len(text)) if i not in wild_set]
+        pick = itemgetter(*literal) if literal else None
+        expected = pick(text) if pick is not None else None
+        return _Segment(len(text), text, False, text[best_at : best_at + best_len], best_at, pick, expected)
 
 
 # Shapes with a shortcut (most policy patterns): the general loop is for the rest.
@@ -178,25 +196,23 @@ class Glob:
 
 def compile_glob(tokens: Iterable[tuple[int, str]], *, ignore_case: bool = False) -> Glob:
     """Compile ``(kind, text)`` tokens (``WILD`` text interprets ``*`` and ``?``)."""
-    segments: list[list[str | None]] = [[]]
+    segments = [_Builder()]
     source: list[str] = []
     for kind, text in tokens:
         if ignore_case:
             text = text.lower()
         source.append(text)
         if kind == LITERAL:
-            segments[-1].extend(text)
+            segments[-1].add(text, wildcards=False)
             continue
-        for ch in text:
-            if ch == "*":
-                if segments[-1] or len(segments) == 1:
-                    segments.append([])
-                # consecutive stars collapse: an empty middle segment adds nothing
-            elif ch == "?":
-                segments[-1].append(_ANY)
-            else:
-                segments[-1].append(ch)
-    compiled = [_segment(s) for s in segments]
+        first, *rest = text.split("*")
+        segments[-1].add(first, wildcards=True)
+        for piece in rest:
+            # consecutive stars collapse: an empty middle segment adds nothing
+            if segments[-1].length or len(segments) == 1:
+                segments.append(_Builder())
+            segments[-1].add(piece, wildcards=True)
+    compiled = [b.build() for b in segments]
     starred = len(compiled) > 1
     head, tail = compiled[0], compiled[-1]
     middle = tuple(s for s in compiled[1:-1] if s.length)
@@ -211,7 +227,7 @@ def compile_glob(tokens: Iterable[tuple[int, str]], *, ignore_case: bool = False
         starred,
         head,
         middle,
-        tail if starred else _segment([]),
+        tail if starred else _Builder().build(),
         sum(s.length for s in compiled),
         ignore_case,
     )
