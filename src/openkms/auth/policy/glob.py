@@ -66,7 +66,7 @@ class Budget:
 _NO_BUDGET = Budget(1 << 62)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built by the thousand for long patterns, never changed
 class _Segment:
     """A run of the pattern between two ``*``: literal characters and ``?``."""
 
