@@ -22,7 +22,7 @@ from tests.e2e.util import JSON_CT, KeepAlive, aws_error
 
 SECONDS = 4.0
 SENDERS = 4
-PAUSE_S = 0.01  # between one sender's requests: adversarial, not a flood (that is rate limiting's job)
+PAUSE_S = 0.02  # between one sender's requests: adversarial, not a flood (that is rate limiting's job)
 VALUE = 20_000  # characters of each adversarial encryption context value
 B_BOUND_S = 0.050  # B's p99
 # B's slowest answer. One authorization's wildcard work is bounded (about a millisecond, see
