@@ -5,12 +5,12 @@ document as it is, as AWS's console does."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from openkms.auth.policy import build_console_key_policy, pretty_json
 from openkms.auth.policy.console import DELETE_ACTIONS, SID_ADMINS, SID_GRANTS, SID_ROOT, SID_USE
+from openkms.auth.policy.jsontext import load_policy_json
 
 
 def console_key_type(metadata: dict[str, Any]) -> str:
@@ -47,7 +47,7 @@ def update_console_policy(
 ) -> str:
     """``text`` with the console statements' principals replaced (statements added or removed as the
     lists become non-empty or empty). Raises ValueError when ``text`` is not a JSON object."""
-    doc = json.loads(text)
+    doc = load_policy_json(text, strict=False)
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     raw = doc.get("Statement")
@@ -62,7 +62,7 @@ def update_console_policy(
         users=list(users) or [account_root(account_id)],
         other_accounts=[],
     )
-    fresh = {s["Sid"]: s for s in json.loads(fresh_text)["Statement"]}
+    fresh = {s["Sid"]: s for s in load_policy_json(fresh_text, strict=True)["Statement"]}
 
     def find(sid: str) -> int | None:
         for i, s in enumerate(statements):

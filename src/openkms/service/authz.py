@@ -252,7 +252,7 @@ class KmsAuthorizer:
     ) -> PolicyDocument:
         """Parse a key policy for CreateKey/PutKeyPolicy: syntax, principals that exist, and (unless
         bypassed) the lockout safety check — the caller must still be allowed kms:PutKeyPolicy."""
-        doc = parse_policy(policy, kind="key")
+        doc = parse_policy(policy, kind="key", strict=True)
         check_principals(doc, self.principal_exists)
         if not bypass:
             request = Request(

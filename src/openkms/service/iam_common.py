@@ -115,7 +115,7 @@ def authorize_iam(
 def check_document(document: str, kind: PolicyKind) -> PolicyDocument:
     """The parsed document; IAM's MalformedPolicyDocument / LimitExceeded for a bad one."""
     try:
-        return parse_policy(document, kind=kind)
+        return parse_policy(document, kind=kind, strict=True)
     except LimitExceededException as exc:
         raise LimitExceeded(exc.message) from None
     except ServiceError as exc:  # the engine's MalformedPolicyDocumentException, in IAM's words

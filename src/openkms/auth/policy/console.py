@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openkms.auth.policy.jsontext import load_policy_json
 from openkms.auth.policy.matching import account_of_principal
 
 CONSOLE_POLICY_ID = "key-consolepolicy-3"
@@ -133,7 +134,7 @@ def build_console_key_policy(
 def describe_console_key_policy(text: str) -> ConsolePolicyView | None:
     """The console's view of a policy carrying the console Sids; None for any other policy."""
     try:
-        doc = json.loads(text)
+        doc = load_policy_json(text, strict=False)
     except ValueError:
         return None
     if not isinstance(doc, dict):

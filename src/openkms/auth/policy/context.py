@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from openkms.auth.policy.glob import Budget
+
 ConditionValue = str | bool | int | float | datetime | Sequence[str]
 
 #: ``Caller.principal_type`` values.
@@ -124,7 +126,7 @@ class EvalContext:
     and only on a miss in a lower-cased copy of the request context (built once, on first miss).
     """
 
-    __slots__ = ("_request", "action", "caller", "request", "resource", "role_arn")
+    __slots__ = ("_request", "action", "budget", "caller", "request", "resource", "role_arn")
 
     def __init__(self, caller: Caller, request: Request) -> None:
         self.caller = caller
@@ -133,6 +135,7 @@ class EvalContext:
         self.resource = request.resource
         self.role_arn = caller.role_arn
         self._request: dict[str, ConditionValue] | None = None
+        self.budget = Budget()  # wildcard-matching work this evaluation may still do
 
     def get(self, key: str, spelled: str | None = None) -> ConditionValue | None:
         """The request's value for the lower-cased condition ``key`` (``spelled`` as in the policy)."""

@@ -2,7 +2,8 @@
 
 A document is parsed once into immutable, pre-normalised :class:`Statement` objects (lower-cased
 actions in sets, precompiled wildcard regexes, normalised principals, parsed condition values), so
-evaluation does no JSON work. :func:`parse_policy` is cached on ``(text, kind)``.
+evaluation does no JSON work. :func:`parse_policy` is cached on ``(text, kind, strict)``; its JSON
+comes from the one policy loader (:mod:`openkms.auth.policy.jsontext`).
 
 Error messages: key policies (KMS CreateKey / PutKeyPolicy) use the wording of
 :mod:`openkms.domain.policy` and KMS's "Policy contains a statement with one or more invalid
@@ -20,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from openkms.auth.policy.conditions import ALL_VALUES, Condition, make_condition, parse_operator
+from openkms.auth.policy.jsontext import PolicyJSONError, load_policy_json
 from openkms.auth.policy.matching import (
     ActionMatcher,
     PrincipalSpec,
@@ -167,14 +169,19 @@ class _Errors:
         return MalformedPolicyDocumentException(MSG_IAM_SYNTAX if self.iam else key_message)
 
 
-def parse_policy(text: str, *, kind: PolicyKind = "key") -> PolicyDocument:
-    """Parse and validate a policy document (cached; raises AWS's errors for bad documents)."""
-    return _parse_cached(text, kind)
+def parse_policy(text: str, *, kind: PolicyKind = "key", strict: bool = False) -> PolicyDocument:
+    """Parse and validate a policy document (cached; raises AWS's errors for bad documents).
+
+    ``strict=True`` for a document being submitted (CreateKey, PutKeyPolicy, the IAM APIs): its JSON
+    must also pass :mod:`openkms.auth.policy.jsontext`'s strict rules (no NaN/Infinity, finite
+    numbers, no duplicate keys). Stored documents are read with ``strict=False``.
+    """
+    return _parse_cached(text, kind, strict)
 
 
 @lru_cache(maxsize=2048)
-def _parse_cached(text: str, kind: PolicyKind) -> PolicyDocument:
-    return _Parser(text, kind).parse()
+def _parse_cached(text: str, kind: PolicyKind, strict: bool) -> PolicyDocument:
+    return _Parser(text, kind, strict).parse()
 
 
 def check_principals(doc: PolicyDocument, exists: Callable[[str], bool]) -> None:
@@ -190,9 +197,10 @@ def check_principals(doc: PolicyDocument, exists: Callable[[str], bool]) -> None
 
 
 class _Parser:
-    def __init__(self, text: str, kind: PolicyKind) -> None:
+    def __init__(self, text: str, kind: PolicyKind, strict: bool) -> None:
         self.text = text
         self.kind = kind
+        self.strict = strict
         self.err = _Errors(kind)
         self.variables = False
 
@@ -201,8 +209,8 @@ class _Parser:
         if kind == "key" and len(self.text.encode("utf-8")) > MAX_KEY_POLICY_BYTES:
             raise LimitExceededException(MSG_KEY_TOO_LARGE)
         try:
-            raw = json.loads(self.text)
-        except (ValueError, RecursionError):
+            raw = load_policy_json(self.text, strict=self.strict)
+        except PolicyJSONError:
             raise err.fail(MSG_NOT_JSON) from None
         if not isinstance(raw, dict):
             raise err.fail(MSG_NOT_OBJECT)

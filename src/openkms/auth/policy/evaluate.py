@@ -12,6 +12,10 @@ Guide) and the IAM policy evaluation logic:
    the caller's account must allow; or a grant allows;
 5. the account root user has an implicit allow-all identity policy (it still needs the key policy);
    AWS service principals are authorized by the key policy alone.
+
+Wildcard matching is bounded per authorization (:class:`openkms.auth.policy.glob.Budget`): a
+statement whose patterns would need more work is decided the safe way - a Deny applies, an Allow
+does not.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 from openkms.auth.policy.context import AWS_SERVICE, ROOT, Caller, EvalContext, Request, Unresolved
 from openkms.auth.policy.document import PolicyDocument, Statement
+from openkms.auth.policy.glob import TooComplex
 from openkms.auth.policy.matching import DIRECT, NO_MATCH
 
 REASON_NO_IDENTITY = "because no identity-based policy allows the {action} action"
@@ -67,6 +72,8 @@ def _statement_match(statement: Statement, ctx: EvalContext, resource_policy: bo
                 return NO_MATCH
     except Unresolved:  # a policy variable without a value voids the statement
         return NO_MATCH
+    except TooComplex:  # wildcard work bound reached: decided the safe way
+        return how if statement.deny else NO_MATCH
     return how
 
 

@@ -1,7 +1,8 @@
 """Matching a statement's Action, Resource and Principal elements against a request.
 
 Everything here is built once when a policy is parsed: exact values go into sets (one hash lookup at
-evaluation time), wildcard values into one precompiled alternation, and ``*`` into a flag.
+evaluation time), wildcard values into compiled globs (:mod:`openkms.auth.policy.glob`), and ``*``
+into a flag.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from openkms.auth.policy.context import AWS_SERVICE, ROOT, EvalContext
+from openkms.auth.policy.glob import Glob, compile_text
 from openkms.auth.policy.variables import Pattern, make_pattern, parse_template
 
 # How a resource-policy statement's principal matched the caller.
@@ -28,28 +30,26 @@ class ActionMatcher:
 
     any: bool
     exact: frozenset[str]
-    regex: re.Pattern[str] | None
+    globs: tuple[Glob, ...]
 
     def matches(self, action: str) -> bool:
         if self.any or action in self.exact:
             return True
-        regex = self.regex
-        return regex is not None and regex.fullmatch(action) is not None
+        return any(glob.match(action) for glob in self.globs)
 
 
 def action_matcher(values: Iterable[str]) -> ActionMatcher:
     exact: set[str] = set()
-    wild: list[str] = []
+    globs: list[Glob] = []
     for value in values:
         value = value.lower()
         if value == "*":
-            return ActionMatcher(True, frozenset(), None)
+            return ActionMatcher(True, frozenset(), ())
         if "*" in value or "?" in value:
-            wild.append(re.escape(value).replace(r"\*", ".*").replace(r"\?", "."))
+            globs.append(compile_text(value))
         else:
             exact.add(value)
-    regex = re.compile("|".join(f"(?:{w})" for w in wild), re.DOTALL) if wild else None
-    return ActionMatcher(False, frozenset(exact), regex)
+    return ActionMatcher(False, frozenset(exact), tuple(globs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,23 +6,20 @@ values, which never act as wildcards) and variables (``${key}`` or ``${key, 'def
 are recognised only in documents whose Version is ``2012-10-17``; in older documents the text is
 literal, as AWS does.
 
-Patterns without variables are compiled to a regular expression when the policy is parsed; patterns
-with variables are rendered per request and compiled through a bounded cache.
+Patterns without variables are compiled (:mod:`openkms.auth.policy.glob`) when the policy is parsed;
+patterns with variables are rendered per request and compiled through a bounded cache.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from openkms.auth.policy.context import EvalContext
+from openkms.auth.policy.glob import LITERAL, WILD, ArnGlob, Glob, cached_glob
 
-WILD = 0  # text in which * and ? are wildcards (in patterns)
-LITERAL = 1  # text matched literally
 VARIABLE = 2  # ${key} or ${key, 'default'}
 
-_VAR = re.compile(r"\$\{([^}]*)\}")
 _VAR_BODY = re.compile(r"\s*([^\s,']+)\s*(?:,\s*'((?:[^']|'')*)'\s*)?\Z")
 _SPECIAL = {"*": "*", "?": "?", "$": "$"}
 
@@ -59,10 +56,12 @@ def parse_template(text: str, *, variables: bool) -> Template:
         return Template(((WILD, text, None),), text)
     tokens: list[Token] = []
     pos = 0
-    for match in _VAR.finditer(text):
-        if match.start() > pos:
-            tokens.append((WILD, text[pos : match.start()], None))
-        body = match.group(1)
+    # ``${`` up to the next ``}``, found with str.find: linear (a regex scan for every ``${`` of a
+    # text without ``}`` is quadratic)
+    while (start := text.find("${", pos)) >= 0 and (close := text.find("}", start + 2)) >= 0:
+        if start > pos:
+            tokens.append((WILD, text[pos:start], None))
+        body = text[start + 2 : close]
         special = _SPECIAL.get(body.strip())
         parsed = _VAR_BODY.match(body)
         if special is not None:
@@ -73,8 +72,8 @@ def parse_template(text: str, *, variables: bool) -> Template:
                 (VARIABLE, parsed.group(1).lower(), None if default is None else default.replace("''", "'"))
             )
         else:  # not a well-formed variable: AWS leaves it as text
-            tokens.append((WILD, match.group(0), None))
-        pos = match.end()
+            tokens.append((WILD, text[start : close + 1], None))
+        pos = close + 1
     if pos < len(text):
         tokens.append((WILD, text[pos:], None))
     if all(kind != VARIABLE for kind, _, _ in tokens):
@@ -82,59 +81,24 @@ def parse_template(text: str, *, variables: bool) -> Template:
     return Template(tuple(tokens), None)
 
 
-def glob_regex(tokens: tuple[tuple[int, str], ...], *, arn: bool) -> str:
-    """The regular expression for a wildcard pattern.
-
-    With ``arn=True`` the pattern is matched the way ARN operators and the Resource element match:
-    the six colon-separated components separately, so a wildcard in the first five components never
-    crosses a colon (the sixth, the resource part, may contain colons). A pattern with fewer than six
-    components is matched as a plain string.
-    """
-    if arn:
-        colons = sum(text.count(":") for _, text in tokens)
-        arn = colons >= 5
-    parts: list[str] = []
-    colons = 0
-    for kind, text in tokens:
-        if kind == LITERAL:
-            parts.append(re.escape(text))
-            colons += text.count(":")
-            continue
-        for ch in text:
-            if ch == "*":
-                parts.append("[^:]*" if arn and colons < 5 else ".*")
-            elif ch == "?":
-                parts.append("[^:]" if arn and colons < 5 else ".")
-            else:
-                if ch == ":":
-                    colons += 1
-                parts.append(re.escape(ch))
-    return "".join(parts)
-
-
-@lru_cache(maxsize=4096)
-def compile_regex(source: str, ignore_case: bool = False) -> re.Pattern[str]:
-    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.compile(source, flags)
-
-
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """A wildcard pattern (StringLike, ArnLike, Action, Resource), precompiled when static."""
+    """A wildcard pattern (StringLike, ArnLike, Resource), compiled once when it has no variables."""
 
     template: Template
     arn: bool
-    regex: re.Pattern[str] | None
+    glob: Glob | ArnGlob | None
 
     def matches(self, value: str, ctx: EvalContext) -> bool:
-        regex = self.regex
-        if regex is None:
-            regex = compile_regex(glob_regex(self.template.render_tokens(ctx), arn=self.arn))
-        return regex.fullmatch(value) is not None
+        """Whether ``value`` matches; may raise ``Unresolved``."""
+        glob = self.glob
+        if glob is None:
+            glob = cached_glob(self.template.render_tokens(ctx), self.arn)
+        return glob.match(value, ctx.budget)
 
 
 def make_pattern(template: Template, *, arn: bool) -> Pattern:
-    regex = None
+    glob = None
     if template.static is not None:
-        regex = compile_regex(glob_regex(tuple((k, t) for k, t, _ in template.tokens), arn=arn))
-    return Pattern(template, arn, regex)
+        glob = cached_glob(tuple((k, t) for k, t, _ in template.tokens), arn)
+    return Pattern(template, arn, glob)
