@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -125,7 +126,9 @@ def read(
         piece = pieces.pop(0) if pieces else b""
         return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
 
-    return asyncio.run(read_form(Request(scope, receive)))
+    # On a thread of its own: the browser tests' Playwright keeps an event loop running on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, read_form(Request(scope, receive))).result()
 
 
 MULTIPART = (
