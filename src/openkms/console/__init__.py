@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 
 def mount(kms: KmsApp) -> ConsoleApp:
-    """Serve the console at ``/console`` on the API's port (imports Jinja2 only when used)."""
+    """Serve the console at ``/console`` on the API's port (imports Starlette and Jinja2 only when used:
+    ``openkms`` commands other than ``serve`` start without them)."""
     from openkms.console.app import mount as _mount
 
     return _mount(kms)

@@ -23,6 +23,7 @@ import orjson
 from openkms.audit.events import api_call_record, fast_uuid, storage_row
 from openkms.domain.model import Principal
 from openkms.errors import ServiceError
+from openkms.server.app import Call
 from openkms.service import iam
 from openkms.service.iam import IamContext
 
@@ -112,8 +113,6 @@ class Api:
 
     async def kms(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one KMS operation (PascalCase parameters as the API takes them); the parsed answer."""
-        from openkms.server.app import Call
-
         body = orjson.dumps({k: v for k, v in params.items() if v is not None}, default=_json_default)
         call = Call(
             operation=operation,

@@ -1,166 +1,138 @@
-"""The console's ASGI application, mounted by ``openkms serve`` at ``/console/`` on the API's port.
+"""The console's ASGI application (Starlette), mounted by ``openkms serve`` at ``/console/`` on the
+API's port; only requests under ``/console`` reach it, the KMS API stays on the raw ASGI path.
 
-It routes a request to its view, and enforces what every view relies on: a live session (else the
-sign-in page), the signed-in principal looked up again from its access key (a deleted key ends the
-session), and on every POST the session's CSRF token and a same-origin ``Origin``/``Referer``. Errors
-become pages in plain words; anything unexpected is logged under a request id (never with the form's
-contents) and shown as such, never as a stack trace.
+It routes a request to its view (:data:`openkms.console.views.ROUTES`) and enforces what every view
+relies on: a readable request within the console's limits, on every POST a same-origin ``Origin``/
+``Referer``, for signed-in views a live session (else the sign-in page) whose principal is looked up
+again from its access key (a deleted key ends the session) and on a POST the session's CSRF token.
+Errors become pages in plain words; anything unexpected is logged under a request id (never with the
+form's contents) and shown as such, never as a stack trace. Every answer carries the console's
+security headers; the static files are served from the package.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.staticfiles import StaticFiles
 
 from openkms.audit.events import fast_uuid
-from openkms.console.api import Api, ApiError
+from openkms.console.api import Api
 from openkms.console.http import (
+    PREFIX,
     BadRequest,
-    Receive,
-    Request,
-    Response,
-    Scope,
-    Send,
+    ConsoleRequest,
+    SecurityHeaders,
+    delete_cookie,
     read_request,
-    redirect,
-    send_response,
+    request_path,
 )
-from openkms.console.render import compile_templates, load_static, render
-from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, Session, SessionStore, tokens_equal
+from openkms.console.page import Console, Page
+from openkms.console.render import compile_templates
+from openkms.console.sessions import SESSION_COOKIE, tokens_equal
+from openkms.console.views import ROUTES, View
 from openkms.domain.model import Principal
+from openkms.server.authn import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from openkms.server.app import KmsApp
 
 log = logging.getLogger("openkms.console")
 
-PREFIX = "/console"
-Handler = Callable[..., Awaitable[Response]]
-
-
-@dataclass
-class Page:
-    """What a view gets: the request, and for signed-in views the session, principal and API."""
-
-    console: ConsoleApp
-    request: Request
-    session: Session | None = None
-    principal: Principal | None = None
-    api: Api = field(default=None)  # type: ignore[assignment]
-
-    @property
-    def prefs(self) -> dict[str, Any]:
-        return dict(self.session.row.prefs) if self.session else {}
-
-    def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        context.setdefault("error", None)
-        context.setdefault("errors", {})
-        context.setdefault("flash", None)
-        body = render(
-            template,
-            principal=self.principal,
-            session=self.session,
-            csrf=self.session.csrf if self.session else "",
-            region=self.session.row.region if self.session else "",
-            path=self.request.path,
-            **context,
-        )
-        return Response(status=status, body=body)
-
-    def error_page(self, status: int, title: str, message: str) -> Response:
-        return self.render("message.html", status=status, title=title, message=message)
+#: The answers of the router and the static files for an address without a page or a method the
+#: address does not take.
+ROUTING_ERRORS = {
+    404: ("Page not found", "There is no console page at this address."),
+    405: ("Not allowed", "This address does not accept this kind of request."),
+}
+UNANSWERED = ("The request could not be answered", "The console could not answer this request.")
 
 
 class ConsoleApp:
     def __init__(self, kms: KmsApp) -> None:
-        from openkms.console import views
-
-        self.kms = kms
-        self.runtime = kms.runtime
-        self.sessions = SessionStore(kms.runtime.store)
-        self.static = load_static()
+        self.console = Console(kms)
         compile_templates()
-        self.routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
-        for method, pattern, handler, signed_in in views.ROUTES:
-            self.routes.append((method, re.compile(f"^{PREFIX}{pattern}$"), handler, signed_in))
-
-    async def in_thread(self, fn: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.kms.pool, fn)
+        to_keys = RedirectResponse(f"{PREFIX}/keys", 302)  # an ASGI app: any method
+        routes: list[BaseRoute] = [
+            Route("/", to_keys),
+            Mount("/static", app=StaticFiles(packages=[("openkms.console", "static")])),
+            *(
+                Route(path, self._endpoint(view, signed_in), methods=[method])
+                for method, path, view, signed_in in ROUTES
+            ),
+        ]
+        app = Starlette(
+            routes=[Route(PREFIX, to_keys), Mount(PREFIX, app=Router(routes, redirect_slashes=False))],
+            exception_handlers={HTTPException: self._routing_error},
+        )
+        app.router.redirect_slashes = False  # "/console/keys/" is not "/console/keys"
+        self.app = SecurityHeaders(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        if path in (PREFIX, PREFIX + "/"):
-            await send_response(send, redirect(f"{PREFIX}/keys", 302))
-            return
-        if path.startswith(f"{PREFIX}/static/") and scope["method"] in ("GET", "HEAD"):
-            found = self.static.get(path.rsplit("/", 1)[-1])
-            if found is None:
-                await send_response(send, Response(404, b"Not found", "text/plain; charset=utf-8"))
-            else:
-                await send_response(send, Response(200, found[0], found[1]), static=True)
-            return
-        request_id = fast_uuid()
-        try:
-            request = await read_request(scope, receive)
-            response = await self._dispatch(request)
-        except BadRequest as exc:
-            page = Page(self, Request(scope["method"], path, {}, {}, {}, "", "http"))
-            response = page.error_page(exc.status, "The request could not be read", exc.message)
-        except Exception:
-            log.exception("console request %s (%s %s) failed", request_id, scope["method"], path)
-            page = Page(self, Request(scope["method"], path, {}, {}, {}, "", "http"))
-            response = page.error_page(
-                500,
-                "Something went wrong",
-                f"The console could not complete the request. Request id: {request_id}",
-            )
-        await send_response(send, response)
+        await self.app(scope, receive, send)
 
-    async def _dispatch(self, request: Request) -> Response:
-        allowed: list[str] = []
-        for method, pattern, handler, signed_in in self.routes:
-            match = pattern.match(request.path)
-            if match is None:
-                continue
-            if method != request.method and not (method == "GET" and request.method == "HEAD"):
-                allowed.append(method)
-                continue
-            page = Page(self, request)
-            if request.method == "POST" and not self._same_origin(request):
-                return page.error_page(
-                    403, "The request was refused", "The request did not come from this console."
+    async def _routing_error(self, http: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        title, message = ROUTING_ERRORS.get(status, UNANSWERED)
+        return Page(self.console, ConsoleRequest(http)).error_page(status, title, message)
+
+    def _endpoint(self, view: View, signed_in: bool) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(http: Request) -> Response:
+            try:
+                request = await read_request(http)
+                return await self._dispatch(Page(self.console, request), view, signed_in, http)
+            except BadRequest as exc:
+                page = Page(self.console, ConsoleRequest(http))
+                return page.error_page(exc.status, "The request could not be read", exc.message)
+            except Exception:
+                request_id = fast_uuid()
+                log.exception(
+                    "console request %s (%s %s) failed", request_id, http.method, request_path(http)
                 )
-            if signed_in:
-                refusal = await self._sign_in_page(page)
-                if refusal is not None:
-                    return refusal
-                if request.method == "POST":
-                    assert page.session is not None
-                    if not tokens_equal(request.field("csrf_token"), page.session.csrf):
-                        return page.error_page(
-                            403,
-                            "The request was refused",
-                            "The form's security token is missing or out of date. "
-                            "Reload the page and try again.",
-                        )
-            return await handler(page, **match.groupdict())
-        page = Page(self, request)
-        if allowed:
-            return page.error_page(405, "Not allowed", "This address does not accept this kind of request.")
-        return page.error_page(404, "Page not found", "There is no console page at this address.")
+                return Page(self.console, ConsoleRequest(http)).error_page(
+                    500,
+                    "Something went wrong",
+                    f"The console could not complete the request. Request id: {request_id}",
+                )
 
-    def _same_origin(self, request: Request) -> bool:
+        return endpoint
+
+    async def _dispatch(self, page: Page, view: View, signed_in: bool, http: Request) -> Response:
+        request = page.request
+        if request.method == "POST" and not self._same_origin(request):
+            return page.error_page(
+                403, "The request was refused", "The request did not come from this console."
+            )
+        if signed_in:
+            refusal = await self._sign_in_page(page)
+            if refusal is not None:
+                return refusal
+            session = page.session
+            if request.method == "POST" and not (
+                session is not None and tokens_equal(request.field("csrf_token"), session.csrf)
+            ):
+                return page.error_page(
+                    403,
+                    "The request was refused",
+                    "The form's security token is missing or out of date. Reload the page and try again.",
+                )
+        return await view(page, **http.path_params)
+
+    def _same_origin(self, request: ConsoleRequest) -> bool:
         """A POST must come from a page of this console (when the browser says where it comes from)."""
-        origin = request.headers.get("origin")
+        origin = request.header("origin")
         if origin is not None:
             return origin == request.origin
-        referer = request.headers.get("referer")
+        referer = request.header("referer")
         if referer is not None:
             parts = urllib.parse.urlsplit(referer)
             return f"{parts.scheme}://{parts.netloc}" == request.origin
@@ -168,38 +140,42 @@ class ConsoleApp:
 
     async def _sign_in_page(self, page: Page) -> Response | None:
         """Fill in the page's session, principal and API; or the answer for a request without one."""
+        console = self.console
         request = page.request
         session_id = request.cookies.get(SESSION_COOKIE, "")
         session = (
-            await self.in_thread(functools.partial(self.sessions.load, session_id)) if session_id else None
+            await console.in_thread(functools.partial(console.sessions.load, session_id))
+            if session_id
+            else None
         )
         principal: Principal | None = None
         if session is not None:
-            creds = self.runtime.creds.cached(session.row.access_key_id)
+            creds = console.runtime.creds.cached(session.row.access_key_id)
             if creds is None:
-                creds = await self.in_thread(
-                    functools.partial(self.runtime.creds.load, session.row.access_key_id)
+                creds = await console.in_thread(
+                    functools.partial(console.runtime.creds.load, session.row.access_key_id)
                 )
             if creds is None:  # the access key was deleted or deactivated: the session ends with it
-                await self.in_thread(functools.partial(self.sessions.delete, session.id))
+                await console.in_thread(functools.partial(console.sessions.delete, session.id))
                 session = None
             else:
                 principal = creds.principal
         if session is None or principal is None:
+            response: Response
             if request.method == "POST":
                 response = page.error_page(
                     401, "You are signed out", "Your session has ended. Sign in again to continue."
                 )
             else:
                 reason = "expired" if session_id else ""
-                response = redirect(f"{PREFIX}/signin" + (f"?reason={reason}" if reason else ""))
+                response = RedirectResponse(f"{PREFIX}/signin" + (f"?reason={reason}" if reason else ""), 303)
             if session_id:
-                response.delete_cookie(SESSION_COOKIE, secure=request.secure)
+                delete_cookie(response, SESSION_COOKIE, secure=request.secure)
             return response
         page.session = session
         page.principal = principal
         page.api = Api(
-            self.kms,
+            console.kms,
             principal,
             session.row.region,
             request.client_ip,
@@ -207,14 +183,6 @@ class ConsoleApp:
             session.row.access_key_id,
         )
         return None
-
-    def check_signin_token(self, request: Request) -> bool:
-        cookie = request.cookies.get(SIGNIN_COOKIE, "")
-        return bool(cookie) and tokens_equal(request.field("csrf_token"), cookie)
-
-
-def api_error(exc: ApiError) -> dict[str, str]:
-    return {"title": exc.title, "message": exc.message, "code": exc.code}
 
 
 def mount(kms: KmsApp) -> ConsoleApp:

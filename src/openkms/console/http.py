@@ -1,23 +1,37 @@
-"""The little HTTP layer of the console: a request read from ASGI (bounded body, urlencoded or
-multipart form, cookies) and a response with the console's security headers."""
+"""The console's HTTP layer on Starlette: a request as the views read it, the console's cookies, and
+the security headers on every answer.
+
+A POST's body is read through the shared bounded reader (:func:`openkms.server.authn.read_body`, at
+most :data:`MAX_FORM_BODY` bytes) and parsed by Starlette's form parsers (python-multipart) within
+the console's limits: at most :data:`MAX_FIELDS` fields (urlencoded) or parts (multipart), a
+multipart body complete up to its closing delimiter. A form that cannot be read is answered 400, one
+past a limit 413, before any view runs.
+"""
 
 from __future__ import annotations
 
-import re
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Literal, cast
 
-from openkms.server.authn import BodyTooLarge, read_body
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, Headers, QueryParams
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import Request, cookie_parser
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from openkms.server.authn import BodyTooLarge, Receive, Scope, Send, read_body
+
+PREFIX = "/console"
+STATIC_PREFIX = f"{PREFIX}/static/"
 
 #: Every form body (a key policy is at most 32 KiB, three times that when percent-encoded; wrapped
 #: key material and import tokens are at most 6 KiB each).
 MAX_FORM_BODY = 128 * 1024
+#: Fields of a urlencoded form, parts (fields and files together) of a multipart one.
 MAX_FIELDS = 1000
 MAX_QUERY_FIELDS = 100
 
@@ -33,6 +47,17 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
+#: The static files (stylesheet, script) may be cached for an hour; every other answer never.
+STATIC_HEADERS = [
+    (name, b"public, max-age=3600" if name == b"cache-control" else value) for name, value in SECURITY_HEADERS
+]
+#: RFC 6265's spelling (Starlette's type admits only the lower-case one, and writes what it is given).
+SAME_SITE = cast(Literal["strict"], "Strict")
+#: Every ASCII character: :func:`urllib.parse.quote` with these safe escapes only the others.
+_ASCII = "".join(map(chr, range(128)))
+
+UNREADABLE = "The form could not be read."
+TOO_LARGE = "The form is too large."
 
 
 class BadRequest(Exception):
@@ -46,22 +71,46 @@ class BadRequest(Exception):
 
 @dataclass
 class Upload:
+    """A file of a multipart form, its bytes exactly as sent."""
+
     filename: str
     content_type: str
     data: bytes = field(repr=False)
 
 
 @dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    cookies: dict[str, str]
-    client_ip: str
-    scheme: str
+class ConsoleRequest:
+    """What the views read of a request: its query (the first non-empty value of each parameter), its
+    cookies, where it comes from, and a POST's form fields and files."""
+
+    http: Request = field(repr=False)
     form: dict[str, list[str]] = field(default_factory=dict, repr=False)
     files: dict[str, Upload] = field(default_factory=dict, repr=False)
+
+    @property
+    def method(self) -> str:
+        return str(self.http.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return request_path(self.http)
+
+    @property
+    def query(self) -> QueryParams:
+        return self.http.query_params
+
+    @cached_property
+    def cookies(self) -> dict[str, str]:
+        return parse_cookies(self.header("cookie", "; "))
+
+    @property
+    def client_ip(self) -> str:
+        client = self.http.client
+        return client.host if client else "127.0.0.1"
+
+    @property
+    def scheme(self) -> str:
+        return str(self.http.scope.get("scheme", "http"))
 
     @property
     def secure(self) -> bool:
@@ -69,11 +118,18 @@ class Request:
 
     @property
     def origin(self) -> str:
-        return f"{self.scheme}://{self.headers.get('host', '')}"
+        return f"{self.scheme}://{self.header('host') or ''}"
+
+    def header(self, name: str, separator: str = ", ") -> str | None:
+        """A header's value, the values of a repeated header joined; None if it was not sent."""
+        values = self.http.headers.getlist(name)
+        return separator.join(values) if values else None
 
     def arg(self, name: str, default: str = "") -> str:
-        values = self.query.get(name)
-        return values[0] if values else default
+        for value in self.query.getlist(name):
+            if value:  # a parameter without a value is as if it were not given
+                return value
+        return default
 
     def field(self, name: str, default: str = "") -> str:
         values = self.form.get(name)
@@ -81,6 +137,11 @@ class Request:
 
     def fields(self, name: str) -> list[str]:
         return list(self.form.get(name, []))
+
+
+def request_path(http: Request) -> str:
+    """The request's path as the server decoded it, with the console's prefix."""
+    return str(http.scope["path"])
 
 
 def whole_number(text: str, max_digits: int = 18) -> int | None:
@@ -93,157 +154,146 @@ def whole_number(text: str, max_digits: int = 18) -> int | None:
     return None
 
 
-def parse_cookies(header: str) -> dict[str, str]:
+def parse_cookies(header: str | None) -> dict[str, str]:
+    """The cookies of a ``Cookie`` header as Starlette reads them, except that the first of duplicate
+    names wins (Starlette keeps the last)."""
     cookies: dict[str, str] = {}
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name and name not in cookies:  # the first of duplicate names wins
-            cookies[name] = value.strip().strip('"')
+    for part in (header or "").split(";"):
+        for name, value in cookie_parser(part).items():
+            cookies.setdefault(name, value)
     return cookies
 
 
-async def read_request(scope: Scope, receive: Receive) -> Request:
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in headers:
-            text = headers[key] + ("; " if key == "cookie" else ", ") + text
-        headers[key] = text
-    client = scope.get("client")
-    request = Request(
-        method=scope["method"],
-        path=scope["path"],
-        query=_parse_query(scope.get("query_string", b"")),
-        headers=headers,
-        cookies=parse_cookies(headers.get("cookie", "")),
-        client_ip=client[0] if client else "127.0.0.1",
-        scheme=scope.get("scheme", "http"),
+def set_cookie(
+    response: Response, name: str, value: str, *, secure: bool, max_age: int | None = None
+) -> None:
+    """A console cookie: HttpOnly, SameSite=Strict, for the console's paths, Secure over HTTPS; without
+    ``max_age`` it ends with the browser session."""
+    response.set_cookie(
+        name, value, max_age=max_age, path=PREFIX, secure=secure, httponly=True, samesite=SAME_SITE
     )
+
+
+def delete_cookie(response: Response, name: str, *, secure: bool) -> None:
+    response.delete_cookie(name, path=PREFIX, secure=secure, httponly=True, samesite=SAME_SITE)
+
+
+async def read_request(http: Request) -> ConsoleRequest:
+    """The request with its form read (for a POST); raises BadRequest."""
+    request = ConsoleRequest(http)
+    # As ``urllib.parse.parse_qs(max_num_fields=...)`` counts: one more than the separators.
+    if http.scope.get("query_string", b"").count(b"&") >= MAX_QUERY_FIELDS:
+        raise BadRequest(400, "The address has too many parameters.")
     if request.method == "POST":
-        body = await _read_body(receive, headers)
-        content_type = headers.get("content-type", "")
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            try:
-                request.form = urllib.parse.parse_qs(
-                    body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS
-                )
-            except (UnicodeDecodeError, ValueError):
-                raise BadRequest(400, "The form could not be read.") from None
-        elif content_type.startswith("multipart/form-data"):
-            request.form, request.files = parse_multipart(content_type, body)
-        elif body:
-            raise BadRequest(400, "The form could not be read.")
+        request.form, request.files = await read_form(http)
     return request
 
 
-def _parse_query(query_string: bytes) -> dict[str, list[str]]:
-    try:
-        return urllib.parse.parse_qs(query_string.decode("latin-1"), max_num_fields=MAX_QUERY_FIELDS)
-    except ValueError:  # more parameters than any page takes
-        raise BadRequest(400, "The address has too many parameters.") from None
-
-
-async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
+async def read_form(http: Request) -> tuple[dict[str, list[str]], dict[str, Upload]]:
+    """A POST's form: text fields (each name's values in order) and files (the last of a name)."""
+    headers = http.headers
     declared = whole_number(headers.get("content-length", ""), 30)
     if declared is not None and declared > MAX_FORM_BODY:
-        raise BadRequest(413, "The form is too large.")
+        raise BadRequest(413, TOO_LARGE)
     try:
-        return await read_body(receive, MAX_FORM_BODY)
+        body = await read_body(cast(Receive, http.receive), MAX_FORM_BODY)  # the server's own receive
     except BodyTooLarge:
-        raise BadRequest(413, "The form is too large.") from None
-
-
-_BOUNDARY = re.compile(r'boundary="?([^";]{1,70})"?')
-_DISPOSITION_PARAM = re.compile(r';\s*(name|filename)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, list[str]], dict[str, Upload]]:
-    """A multipart/form-data body (RFC 7578) as text fields and uploaded files, exactly as sent."""
-    match = _BOUNDARY.search(content_type)
-    if match is None:
-        raise BadRequest(400, "The form could not be read.")
-    delimiter = b"--" + match.group(1).encode("latin-1")
+        raise BadRequest(413, TOO_LARGE) from None
+    content_type, _ = parse_options_header(headers.get("content-type"))
+    if content_type == b"application/x-www-form-urlencoded":
+        form = await _urlencoded(headers, body)
+    elif content_type == b"multipart/form-data":
+        form = await _multipart(headers, body)
+    elif body:
+        raise BadRequest(400, UNREADABLE)
+    else:
+        return {}, {}
     fields: dict[str, list[str]] = {}
     files: dict[str, Upload] = {}
-    parts = body.split(b"\r\n" + delimiter)
-    if not parts[0].startswith(delimiter):
-        raise BadRequest(400, "The form could not be read.")
-    parts[0] = parts[0][len(delimiter) :]
-    count = 0
-    for part in parts:
-        if part.startswith(b"--"):
-            break  # the closing delimiter
-        if not part.startswith(b"\r\n"):
-            raise BadRequest(400, "The form could not be read.")
-        head, sep, data = part[2:].partition(b"\r\n\r\n")
-        if not sep:
-            raise BadRequest(400, "The form could not be read.")
-        count += 1
-        if count > MAX_FIELDS:
-            raise BadRequest(413, "The form is too large.")
-        part_headers: dict[str, str] = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            name, _, value = line.partition(":")
-            part_headers[name.strip().lower()] = value.strip()
-        params = {
-            k: v.replace('\\"', '"')
-            for k, v in _DISPOSITION_PARAM.findall(";" + part_headers.get("content-disposition", ""))
-        }
-        field_name = params.get("name")
-        if not field_name:
-            continue
-        if "filename" in params:
-            if params["filename"] or data:
-                files[field_name] = Upload(
-                    params["filename"], part_headers.get("content-type", "application/octet-stream"), data
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
+                continue
+            data = await value.read()
+            if name and (value.filename or data):  # a file input with no file chosen sends neither
+                files[name] = Upload(
+                    value.filename or "", value.headers.get("content-type", "application/octet-stream"), data
                 )
-        else:
-            fields.setdefault(field_name, []).append(data.decode("utf-8", "replace"))
+    finally:
+        await form.close()
     return fields, files
 
 
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "text/html; charset=utf-8"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    def set_cookie(
-        self,
-        name: str,
-        value: str,
-        *,
-        secure: bool,
-        path: str = "/console",
-        max_age: int | None = None,
-    ) -> None:
-        parts = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Strict"]
-        if max_age is not None:
-            parts.append(f"Max-Age={max_age}")
-        if secure:
-            parts.append("Secure")
-        self.headers.append(("set-cookie", "; ".join(parts)))
-
-    def delete_cookie(self, name: str, *, secure: bool, path: str = "/console") -> None:
-        self.set_cookie(name, "", secure=secure, path=path, max_age=0)
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
 
 
-def redirect(location: str, status: int = 303) -> Response:
-    return Response(status=status, headers=[("location", location)])
+async def _urlencoded(headers: Headers, body: bytes) -> FormData:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, UNREADABLE) from None
+    if not text.isascii():  # Starlette reads the body as Latin-1: escape UTF-8 sent unescaped
+        body = urllib.parse.quote(text, safe=_ASCII).encode("ascii")
+    parser = FormParser(headers, _once(body), max_fields=MAX_FIELDS, max_part_size=MAX_FORM_BODY)
+    try:
+        return await parser.parse()
+    except MultiPartException:  # past the number of fields
+        raise BadRequest(400, UNREADABLE) from None
 
 
-async def send_response(send: Send, response: Response, *, static: bool = False) -> None:
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", response.content_type.encode()),
-        (b"content-length", str(len(response.body)).encode()),
-    ]
-    for name, value in SECURITY_HEADERS:
-        if static and name == b"cache-control":
-            headers.append((b"cache-control", b"public, max-age=3600"))
-        else:
-            headers.append((name, value))
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+class _MultiPartParser(MultiPartParser):
+    """Starlette's multipart parser, counting fields and files together and noting whether the body
+    reached its closing delimiter (python-multipart accepts a body cut short as the parts so far)."""
+
+    def __init__(self, headers: Headers, body: bytes) -> None:
+        super().__init__(
+            headers, _once(body), max_files=MAX_FIELDS, max_fields=MAX_FIELDS, max_part_size=MAX_FORM_BODY
+        )
+        self.parts = 0
+        self.complete = False
+
+    def on_headers_finished(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_FIELDS:
+            raise BadRequest(413, TOO_LARGE)
+        super().on_headers_finished()
+
+    def on_end(self) -> None:
+        self.complete = True
+
+
+async def _multipart(headers: Headers, body: bytes) -> FormData:
+    parser = _MultiPartParser(headers, body)
+    try:
+        form = await parser.parse()
+    except MultiPartException:  # no boundary, malformed, a part without a name
+        raise BadRequest(400, UNREADABLE) from None
+    if not parser.complete:
+        await form.close()
+        raise BadRequest(400, UNREADABLE)
+    return form
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the console's security headers to every answer; the console's entry
+    from the server (whose ASGI messages are dicts) into Starlette."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        static = str(scope["path"]).startswith(STATIC_PREFIX)
+
+        async def send_secured(message: Message) -> None:
+            out = dict(message)
+            if out["type"] == "http.response.start":
+                cacheable = static and out["status"] < 400
+                out["headers"] = [
+                    *out.get("headers", ()),
+                    *(STATIC_HEADERS if cacheable else SECURITY_HEADERS),
+                ]
+            await send(out)
+
+        await self.app(scope, receive, send_secured)

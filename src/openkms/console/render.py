@@ -4,7 +4,6 @@ API's values."""
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 from typing import Any
 
 import jinja2
@@ -85,16 +84,3 @@ def compile_templates() -> None:
 
 def render(name: str, **context: Any) -> bytes:
     return ENV.get_template(name).render(**context).encode("utf-8")
-
-
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
-
-
-def load_static() -> dict[str, tuple[bytes, str]]:
-    """The console's static files (name -> (content, content type)), read once from the package."""
-    files: dict[str, tuple[bytes, str]] = {}
-    for entry in resources.files("openkms.console").joinpath("static").iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1]
-        if entry.is_file() and suffix in STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
-    return files

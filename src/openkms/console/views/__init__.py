@@ -1,14 +1,35 @@
-"""The console's pages: (method, path under /console, view, needs a signed-in session)."""
+"""The console's pages: (method, path under /console, view, needs a signed-in session).
+
+Paths are Starlette's; ``{key_id:key_id}`` is a key id or alias name of 1 to 64 letters, digits and
+hyphens (any other address under ``/keys/`` has no page).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from openkms.console.http import Response
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.responses import Response
+
 from openkms.console.views import audit, auth, create, keys, material
 
-K = keys.KEY_ID
-ROUTES: list[tuple[str, str, Callable[..., Awaitable[Response]], bool]] = [
+View = Callable[..., Awaitable[Response]]
+
+
+class KeyIdConvertor(Convertor[str]):
+    regex = "[A-Za-z0-9-]{1,64}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("key_id", KeyIdConvertor())
+
+K = "{key_id:key_id}"
+ROUTES: list[tuple[str, str, View, bool]] = [
     ("GET", "/signin", auth.signin_form, False),
     ("POST", "/signin", auth.signin, False),
     ("POST", "/signout", auth.signout, True),

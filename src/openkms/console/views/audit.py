@@ -16,11 +16,13 @@ import time
 import urllib.parse
 from typing import Any
 
+from starlette.responses import Response
+
 from openkms.auth.policy import Request as PolicyRequest
 from openkms.auth.policy import access_denied_message, authorize
 from openkms.console.api import ApiError, input_error
-from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, whole_number
+from openkms.console.http import PREFIX, whole_number
+from openkms.console.page import Page, api_error
 from openkms.domain.model import Principal
 from openkms.service.iam import parsed_identity_policies, policy_caller
 from openkms.storage.store import Store

@@ -15,11 +15,13 @@ import re
 import secrets
 import time
 
+from starlette.responses import RedirectResponse, Response
+
 from openkms.config import DEFAULT_REGION
 from openkms.console.api import audit_event
-from openkms.console.app import PREFIX, Page
-from openkms.console.http import Response, redirect
-from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE
+from openkms.console.http import PREFIX, ConsoleRequest, delete_cookie, set_cookie
+from openkms.console.page import Page
+from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, tokens_equal
 
 ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 REASONS = {
@@ -48,8 +50,14 @@ def _form(
         notice=REASONS.get(page.request.arg("reason")),
         errors=errors or {},
     )
-    response.set_cookie(SIGNIN_COOKIE, token, secure=page.request.secure, max_age=3600)
+    set_cookie(response, SIGNIN_COOKIE, token, secure=page.request.secure, max_age=3600)
     return response
+
+
+def _signin_token_ok(request: ConsoleRequest) -> bool:
+    """The sign-in form's token matches the short-lived cookie set with the form (login CSRF)."""
+    cookie = request.cookies.get(SIGNIN_COOKIE, "")
+    return bool(cookie) and tokens_equal(request.field("csrf_token"), cookie)
 
 
 async def signin_form(page: Page) -> Response:
@@ -62,7 +70,7 @@ async def signin(page: Page) -> Response:
     access_key_id = request.field("access_key_id").strip()
     secret = request.field("secret_access_key")
     region = request.field("region").strip() or DEFAULT_REGION
-    if not console.check_signin_token(request):
+    if not _signin_token_ok(request):
         return _form(
             page,
             status=403,
@@ -112,15 +120,15 @@ async def signin(page: Page) -> Response:
     session = await console.in_thread(
         functools.partial(console.sessions.create, access_key_id, creds.principal.account_id, region)
     )
-    response = redirect(f"{PREFIX}/keys")
-    response.set_cookie(SESSION_COOKIE, session.id, secure=request.secure)
-    response.delete_cookie(SIGNIN_COOKIE, secure=request.secure)
+    response = RedirectResponse(f"{PREFIX}/keys", 303)
+    set_cookie(response, SESSION_COOKIE, session.id, secure=request.secure)
+    delete_cookie(response, SIGNIN_COOKIE, secure=request.secure)
     return response
 
 
 async def signout(page: Page) -> Response:
     assert page.session is not None
     await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id))
-    response = redirect(f"{PREFIX}/signin?reason=signedout")
-    response.delete_cookie(SESSION_COOKIE, secure=page.request.secure)
+    response = RedirectResponse(f"{PREFIX}/signin?reason=signedout", 303)
+    delete_cookie(response, SESSION_COOKIE, secure=page.request.secure)
     return response

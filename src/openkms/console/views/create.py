@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.responses import RedirectResponse, Response
+
 from openkms.auth.policy import build_console_key_policy
 from openkms.console.api import ApiError
-from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, redirect, whole_number
+from openkms.console.http import PREFIX, whole_number
+from openkms.console.page import Page, api_error
 from openkms.console.policy import console_key_type
+from openkms.console.views.keys import show_key
 
 STEPS = [
     "Configure key",
@@ -337,9 +340,7 @@ async def _finish(page: Page, w: Wizard, policy: str) -> Response:
     try:
         await api.kms("CreateAlias", AliasName="alias/" + w.alias, TargetKeyId=key_id)
     except ApiError as exc:
-        from openkms.console.views.keys import show_key
-
         return await show_key(
             page, key_id, "aliases", status=exc.status, errors={"alias_add": api_error(exc)}
         )
-    return redirect(f"{PREFIX}/keys/{key_id}?flash=created")
+    return RedirectResponse(f"{PREFIX}/keys/{key_id}?flash=created", 303)

@@ -15,10 +15,12 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import RedirectResponse, Response
+
 from openkms.auth.policy import describe_console_key_policy
 from openkms.console.api import Api, ApiError, input_error
-from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, redirect, whole_number
+from openkms.console.http import PREFIX, whole_number
+from openkms.console.page import Page, api_error
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
 
@@ -30,7 +32,6 @@ PAGE_SIZES = (10, 25, 50)
 DEFAULT_PAGE_SIZE = 25
 FILTER_BUDGET = 0.03  # seconds of searching per page when a filter is given (pages stay fast)
 FILTER_BATCH = 25  # keys described per step of a filtered search
-KEY_ID = r"(?P<key_id>[A-Za-z0-9-]{1,64})"
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 FLASH = {
@@ -202,7 +203,7 @@ async def preferences(page: Page) -> Response:
     size = number if number is not None and number in PAGE_SIZES else DEFAULT_PAGE_SIZE
     prefs = {**page.prefs, "show_origin": request.field("show_origin") == "yes", "page_size": size}
     await page.console.in_thread(functools.partial(page.console.sessions.set_prefs, page.session, prefs))
-    return redirect(f"{PREFIX}/keys")
+    return RedirectResponse(f"{PREFIX}/keys", 303)
 
 
 # --- a key's page ------------------------------------------------------------------------------------
@@ -434,7 +435,7 @@ async def key_action(page: Page, key_id: str) -> Response:
             page, key_id, tab, status=exc.status, errors={control: api_error(exc)}, values=values
         )
     query = urllib.parse.urlencode({"tab": tab, "flash": flash, "view": request.field("view")})
-    return redirect(f"{PREFIX}/keys/{key_id}?{query}")
+    return RedirectResponse(f"{PREFIX}/keys/{key_id}?{query}", 303)
 
 
 # --- schedule key deletion -----------------------------------------------------------------------------
@@ -461,7 +462,7 @@ async def delete_submit(page: Page, key_id: str) -> Response:
     if not errors:
         try:
             await page.api.kms("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=waiting)
-            return redirect(f"{PREFIX}/keys/{key_id}?flash=deletion_scheduled")
+            return RedirectResponse(f"{PREFIX}/keys/{key_id}?flash=deletion_scheduled", 303)
         except ApiError as exc:
             errors["schedule"] = api_error(exc)
     try:

@@ -12,10 +12,12 @@ import io
 import zipfile
 from typing import Any
 
+from starlette.responses import RedirectResponse, Response
+
 from openkms.cli.byok import PUBLIC_KEY_FILE, README_FILE, TOKEN_FILE, readme_text
 from openkms.console.api import ApiError, input_error
-from openkms.console.app import PREFIX, Page, api_error
-from openkms.console.http import Response, redirect
+from openkms.console.http import PREFIX
+from openkms.console.page import Page, api_error
 
 WRAPPING_KEY_SPECS = ["RSA_4096", "RSA_3072", "RSA_2048"]
 ALL_ALGORITHMS = [
@@ -105,10 +107,9 @@ async def download_parameters(page: Page, key_id: str) -> Response:
         archive.writestr(TOKEN_FILE, base64.b64decode(params["ImportToken"]))
         archive.writestr(README_FILE, readme_text(key_arn, algorithm, spec, valid_to))
     return Response(
-        200,
         buffer.getvalue(),
-        "application/zip",
-        headers=[("content-disposition", f'attachment; filename="{name}.zip"')],
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{name}.zip"'},
     )
 
 
@@ -163,4 +164,4 @@ async def upload_material(page: Page, key_id: str) -> Response:
         return await _render(
             page, key_id, status=exc.status, errors={"import": api_error(exc)}, values=values
         )
-    return redirect(f"{PREFIX}/keys/{key_id}?tab=material&flash=material_imported")
+    return RedirectResponse(f"{PREFIX}/keys/{key_id}?tab=material&flash=material_imported", 303)
