@@ -71,6 +71,8 @@ def run_server(
     from openkms.server.edge import EdgeConfig, is_loopback
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     try:
         parse_networks(trusted_proxies)
     except ValueError as exc:
