@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.domain.grants import NewGrant
 from openkms.domain.model import Principal
 
 
@@ -32,6 +33,10 @@ class RequestContext:
     destination_encryption_context: dict[str, str] | None = None
     destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
     secure_transport: bool = False
+    # The request's GrantTokens (each already checked), and for CreateGrant the grant it asks for
+    # (a grant's CreateGrant permission allows only grants derivable from it).
+    grant_tokens: list[str] | None = None
+    new_grant: NewGrant | None = None
 
     @property
     def account_id(self) -> str:
@@ -47,6 +52,7 @@ class RequestContext:
         self.destination_encryption_algorithm = (
             params.get("destination_encryption_algorithm") or "SYMMETRIC_DEFAULT"
         )
+        self.grant_tokens = params.get("grant_tokens")
 
     def touch(self, key_arn: str) -> None:
         """Record that the request acted on this key (CloudTrail ``resources``)."""
