@@ -446,3 +446,49 @@ def test_grant_constraint_with_case_colliding_context(
         assert code_message(
             carol.encrypt, KeyId=key["Arn"], Plaintext=b"x", EncryptionContext=context
         ) == denied(carol_arn, "Encrypt", key["Arn"])
+
+
+@pytest.mark.parametrize(
+    "context,allowed", COLLISIONS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c, _ in COLLISIONS]
+)
+def test_policy_condition_with_case_colliding_context(
+    server: Server, kms: Any, iam: Any, context: dict[str, str], allowed: bool
+) -> None:
+    """kms:EncryptionContext:<key> names are matched without regard to case: a context giving the key in
+    two spellings satisfies no Allow condition on it (and every Deny condition), in either order."""
+    carol_arn, carol = new_user(server, iam, server.account_id)
+    root = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{server.account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    allow = {
+        "Effect": "Allow",
+        "Principal": {"AWS": carol_arn},
+        "Action": "kms:Encrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:EncryptionContext:a": "2"}},
+    }
+    deny = {
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "kms:Encrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:EncryptionContext:a": "9"}},
+    }
+    key = kms.create_key(Policy=policy(root, allow))["KeyMetadata"]
+    guarded = kms.create_key(Policy=policy(root, deny))["KeyMetadata"]
+    if allowed:
+        carol.encrypt(KeyId=key["Arn"], Plaintext=b"x", EncryptionContext=context)
+        kms.encrypt(KeyId=guarded["Arn"], Plaintext=b"x", EncryptionContext=context)
+    else:
+        assert code_message(
+            carol.encrypt, KeyId=key["Arn"], Plaintext=b"x", EncryptionContext=context
+        ) == denied(carol_arn, "Encrypt", key["Arn"])
+        admin_arn = server.client("sts").get_caller_identity()["Arn"]
+        assert code_message(kms.encrypt, KeyId=guarded["Arn"], Plaintext=b"x", EncryptionContext=context) == (
+            "AccessDeniedException",
+            f"User: {admin_arn} is not authorized to perform: kms:Encrypt on resource: {guarded['Arn']} "
+            "with an explicit deny in a resource-based policy",
+        )

@@ -14,6 +14,7 @@ from typing import Any
 
 from openkms.arns import account_root_arn, parse_arn
 from openkms.auth.policy import (
+    AMBIGUOUS,
     REASON_DENY_IDENTITY,
     REASON_NO_RESOURCE,
     Caller,
@@ -57,8 +58,21 @@ def caller_of(principal: Principal) -> Caller:
 
 
 def encryption_context_conditions(context: Mapping[str, str] | None) -> dict[str, Any]:
-    """kms:EncryptionContext:<key> and kms:EncryptionContextKeys for a request's encryption context."""
-    conditions: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in (context or {}).items()}
+    """kms:EncryptionContext:<key> and kms:EncryptionContextKeys for a request's encryption context.
+
+    Condition key names are matched without regard to case, so keys of the context that differ only
+    in case (``{"A": "1", "a": "2"}``) make ``kms:EncryptionContext:a`` ambiguous: every spelling of
+    it is AMBIGUOUS, which no Allow statement's condition accepts and every Deny statement's does,
+    whatever the order of the pairs."""
+    conditions: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for key, value in (context or {}).items():
+        spelling = first.setdefault(key.lower(), key)
+        if spelling != key:
+            conditions[f"kms:EncryptionContext:{spelling}"] = AMBIGUOUS
+            conditions[f"kms:EncryptionContext:{key}"] = AMBIGUOUS
+        else:
+            conditions[f"kms:EncryptionContext:{key}"] = value
     conditions["kms:EncryptionContextKeys"] = list(context or {})
     return conditions
 
@@ -233,7 +247,9 @@ class KmsAuthorizer:
             context["kms:RequestAlias"] = ctx.request_alias
         if ctx.conditions:
             context.update(ctx.conditions)
-        if action == "ReEncryptTo":
+        if action == "ReEncryptTo":  # the destination's context, none of the source's
+            for name in [n for n in context if n.startswith("kms:EncryptionContext")]:
+                del context[name]
             context.update(encryption_context_conditions(ctx.destination_encryption_context))
             context["kms:EncryptionAlgorithm"] = ctx.destination_encryption_algorithm
         if conditions:

@@ -20,7 +20,15 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from openkms.auth.policy.context import AWS_SERVICE, ROOT, Caller, EvalContext, Request, Unresolved
+from openkms.auth.policy.context import (
+    AWS_SERVICE,
+    ROOT,
+    Ambiguous,
+    Caller,
+    EvalContext,
+    Request,
+    Unresolved,
+)
 from openkms.auth.policy.document import PolicyDocument, Statement
 from openkms.auth.policy.matching import DIRECT, NO_MATCH
 
@@ -63,10 +71,16 @@ def _statement_match(statement: Statement, ctx: EvalContext, resource_policy: bo
         if statement.resources is None or statement.resources.matches(ctx) == statement.not_resource:
             return NO_MATCH
         for condition in statement.conditions:
-            if not condition.evaluate(ctx):
+            try:
+                holds = condition.evaluate(ctx)
+            except Ambiguous:  # a key the request spells twice: never allows, always denies
+                holds = statement.deny
+            if not holds:
                 return NO_MATCH
     except Unresolved:  # a policy variable without a value voids the statement
         return NO_MATCH
+    except Ambiguous:  # a policy variable naming an ambiguous key (in Resource)
+        return how if statement.deny else NO_MATCH
     return how
 
 
