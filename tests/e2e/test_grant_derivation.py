@@ -259,6 +259,27 @@ def test_grant_tokens(server: Server, kms: Any, iam: Any) -> None:
     )
 
 
+def test_grant_token_works_at_once_on_another_node(server: Server, kms: Any, iam: Any) -> None:
+    """A grant created on one node is usable with its token on another at once, before the other
+    node's cache has heard of it (SQLite's change feed polls every 200 ms): the token names the
+    grant, and the node reads it."""
+    twin = Server(data_dir=server.data_dir, database_url=server.database_url)
+    twin.start()
+    twin.access_key, twin.secret_key = server.access_key, server.secret_key
+    try:
+        carol_arn, _ = new_user(server, iam, server.account_id)
+        access = iam.create_access_key(UserName=carol_arn.rsplit("/", 1)[1])["AccessKey"]
+        carol_there = twin.client(access_key=access["AccessKeyId"], secret_key=access["SecretAccessKey"])
+        key = kms.create_key()["KeyMetadata"]
+        twin.client().describe_key(KeyId=key["KeyId"])  # the key is in the twin's cache
+        for _ in range(5):
+            grant = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=carol_arn, Operations=["Encrypt"])
+            carol_there.encrypt(KeyId=key["Arn"], Plaintext=b"x", GrantTokens=[grant["GrantToken"]])
+            kms.revoke_grant(KeyId=key["KeyId"], GrantId=grant["GrantId"])
+    finally:
+        twin.stop()
+
+
 # --- retiring and revoking -----------------------------------------------------------------------------
 
 
