@@ -273,7 +273,7 @@ class KmsAuthorizer:
         request = self._request(ctx, action, key, conditions, loaded, now)
         caller = caller_of(ctx.principal)
         grants_ok = False
-        if key is not None and loaded is not None:
+        if key is not None and loaded is not None and (loaded.grants or ctx.grant_tokens):
             encryption_context = (
                 ctx.destination_encryption_context if action == "ReEncryptTo" else ctx.encryption_context
             )
