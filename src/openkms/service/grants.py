@@ -4,6 +4,10 @@ allow a request (used by the authorizer).
 A grant allows (never denies) one grantee principal to call the listed operations on one key, within
 its encryption-context constraints. Grants take effect at once here (no eventual consistency), and
 grant tokens are validated (a token this service did not issue is InvalidGrantTokenException).
+CreateGrant permission that comes from a grant creates only grants derivable from it (the rule is in
+``domain/grants.py``, applied by ``service/authz.py``); RetireGrant is decided by the grant
+(``KmsAuthorizer.check_retire``); ListRetirableGrants answers only for principals of the caller's
+account.
 """
 
 from __future__ import annotations
