@@ -18,9 +18,30 @@ EQ = "EncryptionContextEquals"
 SUB = "EncryptionContextSubset"
 
 
+_OWNER_ACCOUNTS: dict[int, dict[str, str]] = {}
+
+
 @pytest.fixture
-def iam(server: Server) -> Any:
-    return server.client("iam")
+def owner(server: Server) -> dict[str, str]:
+    """The key owner's account: one of this module's own (made once per server), so the many users
+    these tests create do not crowd the shared account's listings."""
+    if id(server) not in _OWNER_ACCOUNTS:
+        _OWNER_ACCOUNTS[id(server)] = server.new_account()
+    return _OWNER_ACCOUNTS[id(server)]
+
+
+def creds(account: dict[str, str]) -> dict[str, str]:
+    return {"access_key": account["AccessKeyId"], "secret_key": account["SecretAccessKey"]}
+
+
+@pytest.fixture
+def kms(server: Server, owner: dict[str, str]) -> Any:
+    return server.client(**creds(owner))
+
+
+@pytest.fixture
+def iam(server: Server, owner: dict[str, str]) -> Any:
+    return server.client("iam", **creds(owner))
 
 
 def denied(arn: str, action: str, resource: str, reason: str = "identity") -> tuple[str, str]:
@@ -104,8 +125,10 @@ DERIVATIONS = [
 
 
 @pytest.mark.parametrize("case", DERIVATIONS, ids=[c.name for c in DERIVATIONS])
-def test_grant_derived_create_grant(server: Server, kms: Any, iam: Any, case: Derivation) -> None:
-    holder_arn, holder = new_user(server, iam, server.account_id)
+def test_grant_derived_create_grant(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str], case: Derivation
+) -> None:
+    holder_arn, holder = new_user(server, iam, owner["AccountId"])
     key = kms.create_key()["KeyMetadata"]
     parent: dict[str, Any] = {
         "KeyId": key["KeyId"],
@@ -131,10 +154,12 @@ def test_grant_derived_create_grant(server: Server, kms: Any, iam: Any, case: De
         assert len(kms.list_grants(KeyId=key["KeyId"])["Grants"]) == 1
 
 
-def test_policy_given_create_grant_is_not_limited(server: Server, kms: Any, iam: Any) -> None:
+def test_policy_given_create_grant_is_not_limited(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
+) -> None:
     """The limits apply to CreateGrant permission that comes from a grant, not from a policy."""
     admin_arn, admin = new_user(
-        server, iam, server.account_id, Effect="Allow", Action="kms:CreateGrant", Resource="*"
+        server, iam, owner["AccountId"], Effect="Allow", Action="kms:CreateGrant", Resource="*"
     )
     key = kms.create_key()["KeyMetadata"]
     kms.create_grant(
@@ -146,13 +171,15 @@ def test_policy_given_create_grant_is_not_limited(server: Server, kms: Any, iam:
     assert len(made["GrantId"]) == 64
 
 
-def test_key_policy_deny_beats_a_parent_grant(server: Server, kms: Any, iam: Any) -> None:
-    holder_arn, holder = new_user(server, iam, server.account_id)
+def test_key_policy_deny_beats_a_parent_grant(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
+) -> None:
+    holder_arn, holder = new_user(server, iam, owner["AccountId"])
     key = kms.create_key(
         Policy=policy(
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{server.account_id}:root"},
+                "Principal": {"AWS": f"arn:aws:iam::{owner['AccountId']}:root"},
                 "Action": "kms:*",
                 "Resource": "*",
             },
@@ -174,9 +201,11 @@ def test_key_policy_deny_beats_a_parent_grant(server: Server, kms: Any, iam: Any
     )
 
 
-def test_review_attack_create_grant_only_grant_gives_no_crypto(server: Server, kms: Any, iam: Any) -> None:
+def test_review_attack_create_grant_only_grant_gives_no_crypto(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
+) -> None:
     """A user holding only a grant for CreateGrant cannot grant himself Encrypt/Decrypt/ReEncrypt."""
-    mallory_arn, mallory = new_user(server, iam, server.account_id)
+    mallory_arn, mallory = new_user(server, iam, owner["AccountId"])
     key = kms.create_key()["KeyMetadata"]
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"A's data")["CiphertextBlob"]
     kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=mallory_arn, Operations=["CreateGrant"])
@@ -192,11 +221,11 @@ def test_review_attack_create_grant_only_grant_gives_no_crypto(server: Server, k
 
 
 def test_review_attack_constrained_parent_spawns_no_unconstrained_child(
-    server: Server, kms: Any, iam: Any
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
 ) -> None:
     """Under {Decrypt, CreateGrant} with EncryptionContextEquals {dept: hr}, no unconstrained child,
     and no finance data."""
-    mallory_arn, mallory = new_user(server, iam, server.account_id)
+    mallory_arn, mallory = new_user(server, iam, owner["AccountId"])
     key = kms.create_key()["KeyMetadata"]
     hr = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hr", EncryptionContext=HR)["CiphertextBlob"]
     finance = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"fin", EncryptionContext={"dept": "finance"})[
@@ -223,8 +252,8 @@ def test_review_attack_constrained_parent_spawns_no_unconstrained_child(
 # --- grant tokens --------------------------------------------------------------------------------------
 
 
-def test_grant_tokens(server: Server, kms: Any, iam: Any) -> None:
-    carol_arn, carol = new_user(server, iam, server.account_id)
+def test_grant_tokens(server: Server, kms: Any, iam: Any, owner: dict[str, str]) -> None:
+    carol_arn, carol = new_user(server, iam, owner["AccountId"])
     key = kms.create_key()["KeyMetadata"]
     other = kms.create_key()["KeyMetadata"]
     grant = kms.create_grant(
@@ -259,15 +288,17 @@ def test_grant_tokens(server: Server, kms: Any, iam: Any) -> None:
     )
 
 
-def test_grant_token_works_at_once_on_another_node(server: Server, kms: Any, iam: Any) -> None:
+def test_grant_token_works_at_once_on_another_node(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
+) -> None:
     """A grant created on one node is usable with its token on another at once, before the other
     node's cache has heard of it (SQLite's change feed polls every 200 ms): the token names the
     grant, and the node reads it."""
     twin = Server(data_dir=server.data_dir, database_url=server.database_url)
     twin.start()
-    twin.access_key, twin.secret_key = server.access_key, server.secret_key
+    twin.access_key, twin.secret_key = owner["AccessKeyId"], owner["SecretAccessKey"]
     try:
-        carol_arn, _ = new_user(server, iam, server.account_id)
+        carol_arn, _ = new_user(server, iam, owner["AccountId"])
         access = iam.create_access_key(UserName=carol_arn.rsplit("/", 1)[1])["AccessKey"]
         carol_there = twin.client(access_key=access["AccessKeyId"], secret_key=access["SecretAccessKey"])
         key = kms.create_key()["KeyMetadata"]
@@ -316,7 +347,9 @@ RETIRES = [
 
 @pytest.mark.parametrize("by_token", [True, False], ids=["token", "key-and-id"])
 @pytest.mark.parametrize("case", RETIRES, ids=[c.name for c in RETIRES])
-def test_retire_grant(server: Server, kms: Any, iam: Any, case: Retire, by_token: bool) -> None:
+def test_retire_grant(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str], case: Retire, by_token: bool
+) -> None:
     other = other_account(server)
     other_iam = server.client("iam", access_key=other["AccessKeyId"], secret_key=other["SecretAccessKey"])
     statement: dict[str, Any] = {}
@@ -324,12 +357,12 @@ def test_retire_grant(server: Server, kms: Any, iam: Any, case: Retire, by_token
         statement = {"Effect": case.iam.capitalize(), "Action": "kms:RetireGrant", "Resource": "*"}
     users = {}
     for role in ("grantee", "retirer", "owner-user"):
-        users[role] = new_user(server, iam, server.account_id, **(statement if role == case.caller else {}))
+        users[role] = new_user(server, iam, owner["AccountId"], **(statement if role == case.caller else {}))
     users["other-user"] = new_user(
         server, other_iam, other["AccountId"], **(statement if case.caller == "other-user" else {})
     )
     other_creds = {"access_key": other["AccessKeyId"], "secret_key": other["SecretAccessKey"]}
-    users["owner-admin"] = (server.client("sts").get_caller_identity()["Arn"], kms)
+    users["owner-admin"] = (server.client("sts", **creds(owner)).get_caller_identity()["Arn"], kms)
     users["other-admin"] = (
         server.client("sts", **other_creds).get_caller_identity()["Arn"],
         server.client(**other_creds),
@@ -362,11 +395,13 @@ def test_retire_grant(server: Server, kms: Any, iam: Any, case: Retire, by_token
         assert [g["GrantId"] for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]] == [grant["GrantId"]]
 
 
-def test_retire_by_key_id_of_another_key_is_not_found(server: Server, kms: Any) -> None:
+def test_retire_by_key_id_of_another_key_is_not_found(
+    server: Server, kms: Any, owner: dict[str, str]
+) -> None:
     key = kms.create_key()["KeyMetadata"]
     other = kms.create_key()["KeyMetadata"]
     grant = kms.create_grant(
-        KeyId=key["KeyId"], GranteePrincipal=f"arn:aws:iam::{server.account_id}:root", Operations=["Decrypt"]
+        KeyId=key["KeyId"], GranteePrincipal=f"arn:aws:iam::{owner['AccountId']}:root", Operations=["Decrypt"]
     )
     assert code_message(kms.retire_grant, KeyId=other["Arn"], GrantId=grant["GrantId"]) == (
         "NotFoundException",
@@ -374,12 +409,14 @@ def test_retire_by_key_id_of_another_key_is_not_found(server: Server, kms: Any) 
     )
 
 
-def test_revoke_grant_needs_policy_permission(server: Server, kms: Any, iam: Any) -> None:
+def test_revoke_grant_needs_policy_permission(
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
+) -> None:
     """RevokeGrant is authorized by the key policy and IAM only: a grant (even one with RetireGrant and
     CreateGrant) does not allow it."""
-    carol_arn, carol = new_user(server, iam, server.account_id)
+    carol_arn, carol = new_user(server, iam, owner["AccountId"])
     _, admin = new_user(
-        server, iam, server.account_id, Effect="Allow", Action="kms:RevokeGrant", Resource="*"
+        server, iam, owner["AccountId"], Effect="Allow", Action="kms:RevokeGrant", Resource="*"
     )
     key = kms.create_key()["KeyMetadata"]
     grant = kms.create_grant(
@@ -399,12 +436,12 @@ def test_revoke_grant_needs_policy_permission(server: Server, kms: Any, iam: Any
 
 
 def test_list_retirable_grants_only_for_principals_of_the_callers_account(
-    server: Server, kms: Any, iam: Any
+    server: Server, kms: Any, iam: Any, owner: dict[str, str]
 ) -> None:
     other = other_account(server)
     other_iam = server.client("iam", access_key=other["AccessKeyId"], secret_key=other["SecretAccessKey"])
     lister = {"Effect": "Allow", "Action": "kms:ListRetirableGrants", "Resource": "*"}
-    a_admin_arn, a_admin = new_user(server, iam, server.account_id, **lister)
+    a_admin_arn, a_admin = new_user(server, iam, owner["AccountId"], **lister)
     b_user_arn, b_user = new_user(server, other_iam, other["AccountId"], **lister)
     _, b_nobody = new_user(server, other_iam, other["AccountId"])
     key = kms.create_key()["KeyMetadata"]
@@ -419,7 +456,7 @@ def test_list_retirable_grants_only_for_principals_of_the_callers_account(
         KeyId=key["KeyId"], GranteePrincipal=a_admin_arn, RetiringPrincipal=b_user_arn, Operations=["Encrypt"]
     )
     # B may not list grants whose retiring principal is of A's account (nor of A's account itself).
-    for principal in (a_admin_arn, f"arn:aws:iam::{server.account_id}:root", server.account_id):
+    for principal in (a_admin_arn, f"arn:aws:iam::{owner['AccountId']}:root", owner["AccountId"]):
         assert code_message(b_user.list_retirable_grants, RetiringPrincipal=principal) == denied(
             b_user_arn, "ListRetirableGrants", principal, "resource"
         )
@@ -454,9 +491,15 @@ COLLISIONS = [
     "context,allowed", COLLISIONS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c, _ in COLLISIONS]
 )
 def test_grant_constraint_with_case_colliding_context(
-    server: Server, kms: Any, iam: Any, kind: str, context: dict[str, str], allowed: bool
+    server: Server,
+    kms: Any,
+    iam: Any,
+    owner: dict[str, str],
+    kind: str,
+    context: dict[str, str],
+    allowed: bool,
 ) -> None:
-    carol_arn, carol = new_user(server, iam, server.account_id)
+    carol_arn, carol = new_user(server, iam, owner["AccountId"])
     key = kms.create_key()["KeyMetadata"]
     kms.create_grant(
         KeyId=key["KeyId"], GranteePrincipal=carol_arn, Operations=["Encrypt"], Constraints={kind: {"a": "2"}}
@@ -473,14 +516,14 @@ def test_grant_constraint_with_case_colliding_context(
     "context,allowed", COLLISIONS, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c, _ in COLLISIONS]
 )
 def test_policy_condition_with_case_colliding_context(
-    server: Server, kms: Any, iam: Any, context: dict[str, str], allowed: bool
+    server: Server, kms: Any, iam: Any, owner: dict[str, str], context: dict[str, str], allowed: bool
 ) -> None:
     """kms:EncryptionContext:<key> names are matched without regard to case: a context giving the key in
     two spellings satisfies no Allow condition on it (and every Deny condition), in either order."""
-    carol_arn, carol = new_user(server, iam, server.account_id)
+    carol_arn, carol = new_user(server, iam, owner["AccountId"])
     root = {
         "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{server.account_id}:root"},
+        "Principal": {"AWS": f"arn:aws:iam::{owner['AccountId']}:root"},
         "Action": "kms:*",
         "Resource": "*",
     }
@@ -507,7 +550,7 @@ def test_policy_condition_with_case_colliding_context(
         assert code_message(
             carol.encrypt, KeyId=key["Arn"], Plaintext=b"x", EncryptionContext=context
         ) == denied(carol_arn, "Encrypt", key["Arn"])
-        admin_arn = server.client("sts").get_caller_identity()["Arn"]
+        admin_arn = server.client("sts", **creds(owner)).get_caller_identity()["Arn"]
         assert code_message(kms.encrypt, KeyId=guarded["Arn"], Plaintext=b"x", EncryptionContext=context) == (
             "AccessDeniedException",
             f"User: {admin_arn} is not authorized to perform: kms:Encrypt on resource: {guarded['Arn']} "
