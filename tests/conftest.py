@@ -86,10 +86,12 @@ class Server:
     access_key: str = ""
     secret_key: str = ""
     log_path: Path | None = None
+    # Set for a server started with TLS: the CA clients verify it with (boto3 verify=, AWS_CA_BUNDLE).
+    ca_bundle: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_bundle else 'http'}://127.0.0.1:{self.port}"
 
     def data_args(self) -> list[str]:
         args = ["--data-dir", str(self.data_dir)]
@@ -162,7 +164,8 @@ class Server:
             region_name=region,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(**{"retries": {"max_attempts": 1}, **config}),
+            verify=self.ca_bundle if self.ca_bundle else None,
         )
 
     def cli_env(self) -> dict[str, str]:
@@ -174,6 +177,7 @@ class Server:
             "AWS_ENDPOINT_URL_KMS": self.endpoint,
             "AWS_CONFIG_FILE": "/dev/null",
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            **({"AWS_CA_BUNDLE": self.ca_bundle} if self.ca_bundle else {}),
         }
 
     def aws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -21,6 +21,11 @@ class Settings:
     regions: list[str] = field(default_factory=list)  # empty: answer every well-formed region
     account_id: str | None = None
     scheduler_interval: float = 1.0
+    # The network edge (server/edge.py): trusted proxies' networks and the quotas document
+    # ("aws-default" or a file's path) with the number of processes sharing the budgets.
+    trusted_proxies: list[str] = field(default_factory=list)
+    request_quotas: str | None = None
+    quota_processes: int = 1
 
     @property
     def root_key_path(self) -> Path:

@@ -1,13 +1,118 @@
-"""The service's error vocabulary: one exception class per AWS error code.
+"""The service's error vocabulary: one exception class per AWS error code, in two families.
 
-Every error that can reach a client is a :class:`ServiceError` subclass carrying the AWS error code
-(the ``__type`` on the wire), its HTTP status and a message in AWS's wording. Messages never contain
-plaintext, ciphertext, key material, signatures or secret keys.
+Every error that can reach a client is a :class:`ServiceError` subclass carrying the AWS error code, its
+HTTP status and a message in AWS's wording. Messages never contain plaintext, ciphertext, key material,
+signatures, secret access keys or session tokens. The class name is the wire code. This module is a leaf:
+it imports nothing of the project.
+
+* The KMS family answers the JSON protocol, ``{"__type": code, "message": message}``: every error shape
+  of botocore's ``kms`` model (HTTP 500 for the shapes the model marks ``fault``, 400 for the others),
+  then the common AWS errors KMS answers that the model does not declare.
+* The IAM/STS family (:class:`QueryError`) answers the Query protocol,
+  ``<ErrorResponse><Error><Type>Sender|Receiver</Type><Code>…``: the errors of botocore's ``iam`` and
+  ``sts`` models that the service raises (codes, statuses and sender fault as the models give them), then
+  the common Query API errors. The Query API answers the KMS family's authentication errors under their
+  Query names (``server/query_app.py``).
+
+The hierarchy (HTTP status 400 unless given)::
+
+    ServiceError
+    |
+    |   KMS family: error shapes of botocore's kms model
+    +-- AlreadyExistsException
+    +-- CloudHsmClusterInUseException
+    +-- CloudHsmClusterInvalidConfigurationException
+    +-- CloudHsmClusterNotActiveException
+    +-- CloudHsmClusterNotFoundException
+    +-- CloudHsmClusterNotRelatedException
+    +-- ConflictException
+    +-- CustomKeyStoreHasCMKsException
+    +-- CustomKeyStoreInvalidStateException
+    +-- CustomKeyStoreNameInUseException
+    +-- CustomKeyStoreNotFoundException
+    +-- DependencyTimeoutException                                  500
+    +-- DisabledException
+    +-- DryRunOperationException
+    +-- ExpiredImportTokenException
+    +-- IncorrectKeyException
+    +-- IncorrectKeyMaterialException
+    +-- IncorrectTrustAnchorException
+    +-- InvalidAliasNameException
+    +-- InvalidArnException
+    +-- InvalidCiphertextException
+    +-- InvalidGrantIdException
+    +-- InvalidGrantTokenException
+    +-- InvalidImportTokenException
+    +-- InvalidKeyUsageException
+    +-- InvalidMarkerException
+    +-- KMSInternalException                                        500
+    +-- KMSInvalidMacException
+    +-- KMSInvalidSignatureException
+    +-- KMSInvalidStateException
+    +-- KeyUnavailableException                                     500
+    +-- LimitExceededException
+    +-- MalformedPolicyDocumentException
+    +-- NotFoundException
+    +-- TagException
+    +-- UnsupportedOperationException
+    +-- XksKeyAlreadyInUseException
+    +-- XksKeyInvalidConfigurationException
+    +-- XksKeyNotFoundException
+    +-- XksProxyIncorrectAuthenticationCredentialException
+    +-- XksProxyInvalidConfigurationException
+    +-- XksProxyInvalidResponseException
+    +-- XksProxyUriEndpointInUseException
+    +-- XksProxyUriInUseException
+    +-- XksProxyUriUnreachableException
+    +-- XksProxyVpcEndpointServiceInUseException
+    +-- XksProxyVpcEndpointServiceInvalidConfigurationException
+    +-- XksProxyVpcEndpointServiceNotFoundException
+    |
+    |   KMS family: common AWS errors (not in the model)
+    +-- AccessDeniedException
+    +-- ExpiredTokenException
+    +-- IncompleteSignatureException
+    +-- InvalidSignatureException
+    +-- MissingAuthenticationTokenException
+    +-- NotAuthorizedException
+    +-- RequestEntityTooLargeException                              413
+    +-- SerializationException
+    +-- ThrottlingException
+    +-- UnknownOperationException                                   404
+    +-- UnrecognizedClientException
+    +-- ValidationException
+    |
+    +-- QueryError
+        |
+        |   IAM/STS family: error shapes of botocore's iam and sts models
+        +-- DeleteConflict                                          409
+        +-- EntityAlreadyExists                                     409
+        +-- InvalidInput
+        +-- LimitExceeded                                           409
+        +-- MalformedPolicyDocument
+        +-- NoSuchEntity                                            404
+        +-- ServiceFailure                                          500 Receiver
+        |
+        |   IAM/STS family: common Query API errors (not in the models)
+        +-- AccessDenied                                            403
+        +-- ExpiredToken                                            403
+        +-- IncompleteSignature
+        +-- InternalFailure                                         500 Receiver
+        +-- InvalidAction
+        +-- InvalidClientTokenId                                    403
+        +-- MissingAction
+        +-- MissingAuthenticationToken                              403
+        +-- RequestEntityTooLarge                                   413
+        +-- SignatureDoesNotMatch                                   403
+        +-- ValidationError
+
+``tests/unit/test_errors.py`` checks this tree, and every class's code, status and sender fault against
+botocore's models.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 
 class ServiceError(Exception):
@@ -24,17 +129,51 @@ class ServiceError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
 
-def _client(code: str, status: int = 400) -> type[ServiceError]:
-    return type(code, (ServiceError,), {"code": code, "status": status, "__module__": __name__})
-
-
-# --- Modeled KMS exceptions (botocore's kms service model). -------------------------------------------
+# --- KMS family: the error shapes of botocore's kms model. --------------------------------------------
+# Custom key store and XKS errors are modeled but this service has no custom key stores; they are
+# defined so that every modeled code has a class.
 class AlreadyExistsException(ServiceError):
     code = "AlreadyExistsException"
 
 
+class CloudHsmClusterInUseException(ServiceError):
+    code = "CloudHsmClusterInUseException"
+
+
+class CloudHsmClusterInvalidConfigurationException(ServiceError):
+    code = "CloudHsmClusterInvalidConfigurationException"
+
+
+class CloudHsmClusterNotActiveException(ServiceError):
+    code = "CloudHsmClusterNotActiveException"
+
+
+class CloudHsmClusterNotFoundException(ServiceError):
+    code = "CloudHsmClusterNotFoundException"
+
+
+class CloudHsmClusterNotRelatedException(ServiceError):
+    code = "CloudHsmClusterNotRelatedException"
+
+
 class ConflictException(ServiceError):
     code = "ConflictException"
+
+
+class CustomKeyStoreHasCMKsException(ServiceError):
+    code = "CustomKeyStoreHasCMKsException"
+
+
+class CustomKeyStoreInvalidStateException(ServiceError):
+    code = "CustomKeyStoreInvalidStateException"
+
+
+class CustomKeyStoreNameInUseException(ServiceError):
+    code = "CustomKeyStoreNameInUseException"
+
+
+class CustomKeyStoreNotFoundException(ServiceError):
+    code = "CustomKeyStoreNotFoundException"
 
 
 class DependencyTimeoutException(ServiceError):
@@ -65,6 +204,10 @@ class IncorrectKeyException(ServiceError):
 
 class IncorrectKeyMaterialException(ServiceError):
     code = "IncorrectKeyMaterialException"
+
+
+class IncorrectTrustAnchorException(ServiceError):
+    code = "IncorrectTrustAnchorException"
 
 
 class InvalidAliasNameException(ServiceError):
@@ -141,47 +284,57 @@ class UnsupportedOperationException(ServiceError):
     code = "UnsupportedOperationException"
 
 
-class CustomKeyStoreNotFoundException(ServiceError):
-    code = "CustomKeyStoreNotFoundException"
+class XksKeyAlreadyInUseException(ServiceError):
+    code = "XksKeyAlreadyInUseException"
 
 
-# --- Common (unmodeled) errors every AWS JSON service answers. ---------------------------------------
-class ValidationException(ServiceError):
-    code = "ValidationException"
+class XksKeyInvalidConfigurationException(ServiceError):
+    code = "XksKeyInvalidConfigurationException"
 
 
-class SerializationException(ServiceError):
-    code = "SerializationException"
+class XksKeyNotFoundException(ServiceError):
+    code = "XksKeyNotFoundException"
 
 
+class XksProxyIncorrectAuthenticationCredentialException(ServiceError):
+    code = "XksProxyIncorrectAuthenticationCredentialException"
+
+
+class XksProxyInvalidConfigurationException(ServiceError):
+    code = "XksProxyInvalidConfigurationException"
+
+
+class XksProxyInvalidResponseException(ServiceError):
+    code = "XksProxyInvalidResponseException"
+
+
+class XksProxyUriEndpointInUseException(ServiceError):
+    code = "XksProxyUriEndpointInUseException"
+
+
+class XksProxyUriInUseException(ServiceError):
+    code = "XksProxyUriInUseException"
+
+
+class XksProxyUriUnreachableException(ServiceError):
+    code = "XksProxyUriUnreachableException"
+
+
+class XksProxyVpcEndpointServiceInUseException(ServiceError):
+    code = "XksProxyVpcEndpointServiceInUseException"
+
+
+class XksProxyVpcEndpointServiceInvalidConfigurationException(ServiceError):
+    code = "XksProxyVpcEndpointServiceInvalidConfigurationException"
+
+
+class XksProxyVpcEndpointServiceNotFoundException(ServiceError):
+    code = "XksProxyVpcEndpointServiceNotFoundException"
+
+
+# --- KMS family: common (unmodeled) errors every AWS JSON service answers. ----------------------------
 class AccessDeniedException(ServiceError):
     code = "AccessDeniedException"
-
-
-class NotAuthorizedException(ServiceError):
-    code = "NotAuthorizedException"
-
-
-class UnrecognizedClientException(ServiceError):
-    code = "UnrecognizedClientException"
-
-    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
-        super().__init__(message)
-
-
-class InvalidSignatureException(ServiceError):
-    code = "InvalidSignatureException"
-
-
-class IncompleteSignatureException(ServiceError):
-    code = "IncompleteSignatureException"
-
-
-class MissingAuthenticationTokenException(ServiceError):
-    code = "MissingAuthenticationTokenException"
-
-    def __init__(self, message: str = "Missing Authentication Token") -> None:
-        super().__init__(message)
 
 
 class ExpiredTokenException(ServiceError):
@@ -191,9 +344,23 @@ class ExpiredTokenException(ServiceError):
         super().__init__(message)
 
 
-class UnknownOperationException(ServiceError):
-    code = "UnknownOperationException"
-    status = 404
+class IncompleteSignatureException(ServiceError):
+    code = "IncompleteSignatureException"
+
+
+class InvalidSignatureException(ServiceError):
+    code = "InvalidSignatureException"
+
+
+class MissingAuthenticationTokenException(ServiceError):
+    code = "MissingAuthenticationTokenException"
+
+    def __init__(self, message: str = "Missing Authentication Token") -> None:
+        super().__init__(message)
+
+
+class NotAuthorizedException(ServiceError):
+    code = "NotAuthorizedException"
 
 
 class RequestEntityTooLargeException(ServiceError):
@@ -201,50 +368,157 @@ class RequestEntityTooLargeException(ServiceError):
     status = 413
 
 
+class SerializationException(ServiceError):
+    code = "SerializationException"
+
+
 class ThrottlingException(ServiceError):
     code = "ThrottlingException"
 
 
-class InternalFailure(ServiceError):
+class UnknownOperationException(ServiceError):
+    code = "UnknownOperationException"
+    status = 404
+
+
+class UnrecognizedClientException(ServiceError):
+    code = "UnrecognizedClientException"
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
+
+
+class ValidationException(ServiceError):
+    code = "ValidationException"
+
+
+# --- IAM/STS family: errors of the Query APIs. ----------------------------------------------------------
+class QueryError(ServiceError):
+    """An error answered in the Query protocol's XML; ``sender`` gives ``<Type>Sender|Receiver</Type>``."""
+
+    sender: ClassVar[bool] = True
+
+
+# The error shapes of botocore's iam and sts models that the service raises.
+class DeleteConflict(QueryError):
+    code = "DeleteConflict"
+    status = 409
+
+
+class EntityAlreadyExists(QueryError):
+    code = "EntityAlreadyExists"
+    status = 409
+
+
+class InvalidInput(QueryError):
+    code = "InvalidInput"
+    status = 400
+
+
+class LimitExceeded(QueryError):
+    code = "LimitExceeded"
+    status = 409
+
+
+class MalformedPolicyDocument(QueryError):
+    code = "MalformedPolicyDocument"
+    status = 400
+
+
+class NoSuchEntity(QueryError):
+    code = "NoSuchEntity"
+    status = 404
+
+
+class ServiceFailure(QueryError):
+    code = "ServiceFailure"
+    status = 500
+    sender = False
+
+
+# Common Query API errors (not in the models).
+class AccessDenied(QueryError):
+    code = "AccessDenied"
+    status = 403
+
+
+class ExpiredToken(QueryError):
+    code = "ExpiredToken"
+    status = 403
+
+    def __init__(self, message: str = "The security token included in the request is expired") -> None:
+        super().__init__(message)
+
+
+class IncompleteSignature(QueryError):
+    code = "IncompleteSignature"
+    status = 400
+
+
+class InternalFailure(QueryError):
     code = "InternalFailure"
     status = 500
+    sender = False
 
 
-def all_error_classes() -> dict[str, type[ServiceError]]:
-    """Every error class by its wire code (used by the contract test against the model)."""
-    found: dict[str, type[ServiceError]] = {}
-    stack: list[type[ServiceError]] = [ServiceError]
+class InvalidAction(QueryError):
+    code = "InvalidAction"
+    status = 400
+
+
+class InvalidClientTokenId(QueryError):
+    code = "InvalidClientTokenId"
+    status = 403
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
+
+
+class MissingAction(QueryError):
+    code = "MissingAction"
+    status = 400
+
+
+class MissingAuthenticationToken(QueryError):
+    code = "MissingAuthenticationToken"
+    status = 403
+
+
+class RequestEntityTooLarge(QueryError):
+    code = "RequestEntityTooLarge"
+    status = 413
+
+
+class SignatureDoesNotMatch(QueryError):
+    code = "SignatureDoesNotMatch"
+    status = 403
+
+
+class ValidationError(QueryError):
+    code = "ValidationError"
+    status = 400
+
+
+_E = TypeVar("_E", bound=ServiceError)
+
+
+def _family(root: type[_E], skip: type[ServiceError] | None = None) -> dict[str, type[_E]]:
+    found: dict[str, type[_E]] = {}
+    stack = [root]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
-            found[sub.code] = sub
-            stack.append(sub)
+            if sub is not skip:
+                found[sub.code] = sub
+                stack.append(sub)
     return found
 
 
-# Custom key store and XKS errors are modeled but this service has no custom key stores; they are
-# defined so that every modeled code has a class (the contract test checks this).
-for _name in (
-    "CloudHsmClusterInUseException",
-    "CloudHsmClusterInvalidConfigurationException",
-    "CloudHsmClusterNotActiveException",
-    "CloudHsmClusterNotFoundException",
-    "CloudHsmClusterNotRelatedException",
-    "CustomKeyStoreHasCMKsException",
-    "CustomKeyStoreInvalidStateException",
-    "CustomKeyStoreNameInUseException",
-    "IncorrectTrustAnchorException",
-    "XksKeyAlreadyInUseException",
-    "XksKeyInvalidConfigurationException",
-    "XksKeyNotFoundException",
-    "XksProxyIncorrectAuthenticationCredentialException",
-    "XksProxyInvalidConfigurationException",
-    "XksProxyInvalidResponseException",
-    "XksProxyUriEndpointInUseException",
-    "XksProxyUriInUseException",
-    "XksProxyUriUnreachableException",
-    "XksProxyVpcEndpointServiceInUseException",
-    "XksProxyVpcEndpointServiceInvalidConfigurationException",
-    "XksProxyVpcEndpointServiceNotFoundException",
-):
-    globals()[_name] = _client(_name)
+def all_error_classes() -> dict[str, type[ServiceError]]:
+    """Every class of the KMS family by its wire code (``__type``)."""
+    return _family(ServiceError, skip=QueryError)
+
+
+def query_error_classes() -> dict[str, type[QueryError]]:
+    """Every class of the IAM/STS family by its wire code (``<Code>``)."""
+    return _family(QueryError)

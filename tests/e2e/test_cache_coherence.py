@@ -503,11 +503,12 @@ def test_role_session_permissions(nodes: Nodes) -> None:
     iam.detach_role_policy(RoleName=role.name, PolicyArn=arn)
     seen(nodes, encrypt_denied(s, key))
 
-    # A role deleted and made again under the same name is another role: the old role's sessions get
-    # nothing of the new one's permissions (the cached policies are the new role's).
+    # A role deleted and made again under the same name is another role (another unique id): the old
+    # role's sessions ended with it and stay refused; the new role's sessions have its permissions.
     iam.delete_role(RoleName=role.name)
     again = new_role(nodes, user.arn, allow, name=role.name)
-    seen(nodes, all_of(encrypt_denied(s, key), encrypt(session(nodes, user, again), key)))
+    gone = fails("UnrecognizedClientException", s.encrypt, KeyId=key, Plaintext=b"coherent")
+    seen(nodes, all_of(gone, encrypt(session(nodes, user, again), key)))
 
 
 def test_role_trust_and_assume_role_permission(nodes: Nodes) -> None:

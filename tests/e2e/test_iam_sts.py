@@ -1,6 +1,7 @@
 """IAM and STS on the service's endpoint: users, access keys, roles, trust and identity policies through
 ``aws iam``/``aws sts`` and boto3, temporary credentials used against KMS, their expiry, the audit
-trail, and ``openkms admin`` on the same data while the server runs."""
+trail, ``openkms admin`` on the same data while the server runs, sessions of deleted roles, and unknown
+access key ids (refused from a short-lived negative cache that never hides a new key)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -468,3 +470,140 @@ def test_inline_policies_and_tags_of_users_and_roles(server: Server, kind: str) 
     tag(**who, Tags=[{"Key": "team", "Value": "blue"}])
     untag(**who, TagKeys=["env"])
     assert tags(**who)["Tags"] == [{"Key": "team", "Value": "blue"}]
+
+
+# --- sessions of a deleted role; unknown access key ids ----------------------------------------------
+
+INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105 - a message
+PROPAGATION = 1.0  # the README: changes reach every process's caches within a second
+
+
+@pytest.fixture(scope="module")
+def twin(server: Server) -> Iterator[Server]:
+    """A second ``openkms serve`` process on the shared server's database and root key."""
+    other = Server(data_dir=server.data_dir, database_url=server.database_url)
+    other.start()
+    other.account_id, other.access_key, other.secret_key = (
+        server.account_id,
+        server.access_key,
+        server.secret_key,
+    )
+    yield other
+    other.stop()
+
+
+@pytest.fixture(params=["same", "other"])
+def reader(request: pytest.FixtureRequest, server: Server) -> Server:
+    """Where the effect of a change made on ``server`` is checked: the same process, or another one."""
+    return server if request.param == "same" else request.getfixturevalue("twin")
+
+
+def within(seconds: float, check: Callable[[], object]) -> float:
+    """Run ``check`` until it passes (at most ``seconds``); the time it took."""
+    started = time.monotonic()
+    while True:
+        try:
+            check()
+            return time.monotonic() - started
+        except (AssertionError, ClientError):
+            if time.monotonic() - started >= seconds:
+                raise
+            time.sleep(0.01)
+
+
+def refused(client: Any, method: str, code: str, status: int) -> Callable[[], None]:
+    def check() -> None:
+        error = aws_error(getattr(client, method))
+        assert (error.code, error.message, error.status) == (code, INVALID_TOKEN, status), error
+
+    return check
+
+
+def test_deleted_role_ends_its_sessions(server: Server, reader: Server) -> None:
+    """DeleteRole: the role's sessions lose everything (GetCallerIdentity, a key whose policy names the
+    role) on this process at once and on another within the propagation time; a role made again under
+    the same name (another unique id) does not bring them back; a new session of it works."""
+    acct = server.account_id
+    user, creds = new_user(server)
+    iam = server.client("iam")
+    role = _name("doomed")
+    role_arn = f"arn:aws:iam::{acct}:role/{role}"
+    first_id = iam.create_role(
+        RoleName=role, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{acct}:user/{user}")
+    )["Role"]["RoleId"]
+    key_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{acct}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {"Effect": "Allow", "Principal": {"AWS": role_arn}, "Action": "kms:DescribeKey", "Resource": "*"},
+        ],
+    }
+    key_id = server.client().create_key(Policy=json.dumps(key_policy))["KeyMetadata"]["KeyId"]
+    old = client_as(server, "sts", creds).assume_role(RoleArn=role_arn, RoleSessionName="old")["Credentials"]
+    old_kms, old_sts = client_as(reader, "kms", old), client_as(reader, "sts", old)
+    assert old_sts.get_caller_identity()["UserId"] == f"{first_id}:old"
+    assert old_kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id  # cached on the reader
+
+    iam.delete_role(RoleName=role)
+    gone = [
+        refused(old_sts, "get_caller_identity", "InvalidClientTokenId", 403),
+        refused(old_kms, "list_keys", "UnrecognizedClientException", 400),
+    ]
+    for check in gone:
+        took = within(0.0 if reader is server else PROPAGATION, check)
+        assert took < PROPAGATION
+    error = aws_error(old_kms.describe_key, KeyId=key_id)
+    assert (error.code, error.message) == ("UnrecognizedClientException", INVALID_TOKEN)
+
+    # Made again under the same name: another role (another unique id); the old session stays refused.
+    second_id = iam.create_role(
+        RoleName=role, AssumeRolePolicyDocument=_trust(f"arn:aws:iam::{acct}:user/{user}")
+    )["Role"]["RoleId"]
+    assert second_id != first_id
+    time.sleep(0.3)  # past the SQLite feed's poll: the reader has heard of the new role
+    for check in gone:
+        check()
+    new = client_as(server, "sts", creds).assume_role(RoleArn=role_arn, RoleSessionName="new")["Credentials"]
+    assert client_as(reader, "sts", new).get_caller_identity()["UserId"] == f"{second_id}:new"
+    for check in gone:
+        check()
+    # and the same through the AWS CLI
+    out = aws_as(reader, old, "sts", "get-caller-identity", check=False)
+    assert out.returncode != 0 and "InvalidClientTokenId" in out.stderr, out.stderr
+
+
+def test_unknown_access_key_ids_and_new_keys(server: Server, reader: Server) -> None:
+    """An unknown access key id is refused (again and again, from a short-lived negative cache); a key
+    created through the IAM API or ``openkms admin`` is usable at once on every process; a key refused
+    while inactive works again as soon as it is reactivated (the change removes the negative entry: at
+    once on this process, within the propagation time on another)."""
+    random_id = "AKIA" + uuid.uuid4().hex[:16].upper()
+    stranger = client_as(reader, "kms", {"AccessKeyId": random_id, "SecretAccessKey": "s" * 40})
+    for _ in range(3):
+        refused(stranger, "list_keys", "UnrecognizedClientException", 400)()
+    refused(client_as(reader, "sts", {"AccessKeyId": random_id, "SecretAccessKey": "s" * 40}),
+            "get_caller_identity", "InvalidClientTokenId", 403)()  # fmt: skip
+
+    user, creds = new_user(server, _policy("kms:ListKeys"))  # through the IAM API, on the writer
+    client_as(reader, "kms", creds).list_keys()
+    made = server.admin("create-access-key", "--account-id", server.account_id, "--user-name", user)
+    by_admin = {"AccessKeyId": made["AccessKeyId"], "SecretAccessKey": made["SecretAccessKey"]}
+    client_as(reader, "kms", by_admin).list_keys()
+    client_as(server, "kms", by_admin).list_keys()
+
+    iam = server.client("iam")
+    iam.update_access_key(UserName=user, AccessKeyId=creds["AccessKeyId"], Status="Inactive")
+    kms = client_as(reader, "kms", creds)
+    within(
+        0.0 if reader is server else PROPAGATION,
+        refused(kms, "list_keys", "UnrecognizedClientException", 400),
+    )
+    refused(kms, "list_keys", "UnrecognizedClientException", 400)()  # now from the negative cache
+    iam.update_access_key(UserName=user, AccessKeyId=creds["AccessKeyId"], Status="Active")
+    took = within(0.0 if reader is server else PROPAGATION, kms.list_keys)
+    assert took < PROPAGATION

@@ -1,24 +1,33 @@
 """The wire protocol and authentication, checked with raw HTTP requests signed by botocore's SigV4
 signer (so that each part can be broken on purpose): AWS's errors for bad signatures, unknown access
-keys, missing authentication, expired dates, wrong service and unanswered regions; unknown and
+keys, missing authentication, expired dates, wrong service and unanswered regions; headers that must be
+signed (host, the date, every x-amz-* header) and those that need not be; unknown and
 unimplemented operations; validation errors with their exact ``__type``, status and message; the
 shape of error and empty responses; and regions as separate namespaces of keys and aliases."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import http.client
 import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from openkms.service.registry import OPERATIONS
 from openkms.wire import model
-from tests.conftest import Server, _new_server, drop_pg_database
+from tests.conftest import BIN, REGION, Server, _new_server, drop_pg_database
 from tests.e2e.util import JSON_CT, RawResponse, aws_error, raw_call
 
 SIGNATURE_MISMATCH = (
@@ -154,6 +163,267 @@ def test_region_not_answered(us_east_only: Server) -> None:
     assert_error(resp, "InvalidSignatureException", "Credential should be scoped to a valid region. ")
     err = aws_error(us_east_only.client(region="eu-west-1").list_keys)
     assert (err.code, err.status) == ("InvalidSignatureException", 400)
+
+
+# --- headers that must be signed ------------------------------------------------------------------------
+
+FORM_CT = "application/x-www-form-urlencoded; charset=utf-8"
+FAKE_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEunsignedTOKEN=="  # noqa: S105 - refused before any lookup
+
+
+def _not_signed(name: str) -> str:
+    return f"'{name}' must be a 'SignedHeader' in the AWS Authorization."
+
+
+class PartialSigV4Auth(SigV4Auth):
+    """botocore's signer, signing every header it would except ``unsigned`` (lowercased names)."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str, unsigned: frozenset[str]) -> None:
+        super().__init__(credentials, service, region)
+        self._unsigned = unsigned
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        headers = super().headers_to_sign(request)
+        for name in self._unsigned:
+            del headers[name]
+        return headers
+
+
+def signed_request(
+    server: Server,
+    service: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    unsigned: frozenset[str] = frozenset(),
+    after: dict[str, str | None] | None = None,
+    credentials: Credentials | None = None,
+) -> RawResponse:
+    """POST ``body`` signed by botocore for ``service`` with ``headers`` sent but the ``unsigned`` ones
+    left out of the signature; then the headers of ``after`` are set (None: removed) and it is sent."""
+    creds = credentials or Credentials(server.access_key, server.secret_key)
+    request = AWSRequest(method="POST", url=server.endpoint + "/", data=body, headers=dict(headers))
+    PartialSigV4Auth(creds, service, REGION, unsigned).add_auth(request)
+    sent = dict(request.headers.items())
+    for name, value in (after or {}).items():
+        for existing in [k for k in sent if k.lower() == name.lower()]:
+            del sent[existing]
+        if value is not None:
+            sent[name] = value
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/", body=body, headers=sent)
+        resp = conn.getresponse()
+        return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+def _kms(operation: str, **extra: str) -> dict[str, str]:
+    return {"Content-Type": JSON_CT, "X-Amz-Target": f"TrentService.{operation}", **extra}
+
+
+_LIST_USERS = b"Action=ListUsers&Version=2010-05-08"
+_WHO_AM_I = b"Action=GetCallerIdentity&Version=2011-06-15"
+_DATE = {"Date": "Mon, 01 Jan 2001 00:00:00 GMT"}  # botocore sets it to the signing time
+_SHA = {"X-Amz-Content-SHA256": hashlib.sha256(b"{}").hexdigest()}
+
+
+@dataclass(frozen=True)
+class Unsigned:
+    service: str
+    body: bytes
+    headers: dict[str, str]
+    unsigned: frozenset[str] = frozenset()
+    after: dict[str, str | None] = field(default_factory=dict)
+
+
+# label -> the request; the header AWS's message names (Host: its own message)
+UNSIGNED_CASES: dict[str, tuple[Unsigned, str]] = {
+    "kms: X-Amz-Target": (
+        Unsigned("kms", b"{}", _kms("ListKeys"), frozenset({"x-amz-target"})),
+        "X-Amz-Target",
+    ),
+    "kms: X-Amz-Date": (Unsigned("kms", b"{}", _kms("ListKeys"), frozenset({"x-amz-date"})), "X-Amz-Date"),
+    "kms: Date as the request time": (
+        Unsigned("kms", b"{}", _kms("ListKeys", **_DATE), frozenset({"date"})),
+        "Date",
+    ),
+    "kms: X-Amz-Security-Token": (
+        Unsigned("kms", b"{}", _kms("ListKeys"), after={"X-Amz-Security-Token": FAKE_TOKEN}),
+        "X-Amz-Security-Token",
+    ),
+    "kms: X-Amz-Content-SHA256": (
+        Unsigned("kms", b"{}", _kms("ListKeys", **_SHA), frozenset({"x-amz-content-sha256"})),
+        "X-Amz-Content-Sha256",
+    ),
+    "kms: a custom x-amz-foo": (
+        Unsigned("kms", b"{}", _kms("ListKeys", **{"X-Amz-Foo": "bar"}), frozenset({"x-amz-foo"})),
+        "X-Amz-Foo",
+    ),
+    "kms: host": (Unsigned("kms", b"{}", _kms("ListKeys"), frozenset({"host"})), "Host"),
+    "iam: X-Amz-Date": (
+        Unsigned("iam", _LIST_USERS, {"Content-Type": FORM_CT}, frozenset({"x-amz-date"})),
+        "X-Amz-Date",
+    ),
+    "iam: an X-Amz-Target added": (
+        Unsigned(
+            "iam", _LIST_USERS, {"Content-Type": FORM_CT}, after={"X-Amz-Target": "TrentService.ListKeys"}
+        ),
+        "X-Amz-Target",
+    ),
+    "sts: X-Amz-Security-Token": (
+        Unsigned("sts", _WHO_AM_I, {"Content-Type": FORM_CT}, after={"X-Amz-Security-Token": FAKE_TOKEN}),
+        "X-Amz-Security-Token",
+    ),
+    "sts: host": (Unsigned("sts", _WHO_AM_I, {"Content-Type": FORM_CT}, frozenset({"host"})), "Host"),
+}
+
+
+@pytest.mark.parametrize("case", UNSIGNED_CASES)
+def test_headers_that_must_be_signed(server: Server, case: str) -> None:
+    """AWS: "You must include the host header and any x-amz-* headers in the signature." Refused with
+    InvalidSignatureException (JSON) / SignatureDoesNotMatch (Query), naming the header."""
+    request, name = UNSIGNED_CASES[case]
+    resp = signed_request(
+        server, request.service, request.body, request.headers, unsigned=request.unsigned, after=request.after
+    )
+    message = MSG_HOST if name == "Host" else _not_signed(name)
+    if request.service == "kms":
+        assert_error(resp, "InvalidSignatureException", message)
+    else:
+        assert resp.status == 403, (resp.status, resp.body)
+        text = resp.body.decode()
+        assert "<Code>SignatureDoesNotMatch</Code>" in text and f"<Message>{message}</Message>" in text, text
+
+
+MSG_HOST = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+
+
+def test_unsigned_target_cannot_turn_describe_into_disable(server: Server) -> None:
+    """The review's case: signed over host;x-amz-date only, the target changed from DescribeKey to
+    DisableKey after signing. Refused before anything is looked up; the key stays enabled."""
+    key_id = server.client().create_key()["KeyMetadata"]["KeyId"]
+    body = json.dumps({"KeyId": key_id}).encode()
+    only_host_and_date = frozenset({"content-type", "x-amz-target"})
+    for target in ("TrentService.DescribeKey", "TrentService.DisableKey"):
+        resp = signed_request(
+            server,
+            "kms",
+            body,
+            _kms("DescribeKey"),
+            unsigned=only_host_and_date,
+            after={"X-Amz-Target": target},
+        )
+        assert_error(resp, "InvalidSignatureException", _not_signed("X-Amz-Target"))
+    assert server.client().describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    # signed, the same change is a signature mismatch
+    resp = signed_request(
+        server, "kms", body, _kms("DescribeKey"), after={"X-Amz-Target": "TrentService.DisableKey"}
+    )
+    assert_error(resp, "InvalidSignatureException", SIGNATURE_MISMATCH)
+    assert server.client().describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_unsigned_content_type_changes_nothing(server: Server) -> None:
+    """Content-Type may be left unsigned (AWS lists it as optional). Changing it cannot change how a
+    signed request is read: the credential scope chooses the API, the signed X-Amz-Target (or Action
+    in the signed body) the operation, and the body is parsed by the API's own protocol."""
+    for content_type in (None, FORM_CT, "application/x-amz-json-1.0", "text/plain"):
+        resp = signed_request(
+            server,
+            "kms",
+            b"{}",
+            _kms("ListKeys"),
+            unsigned=frozenset({"content-type"}),
+            after={"Content-Type": content_type},
+        )
+        assert resp.status == 200 and "Keys" in resp.json(), (content_type, resp.body)
+        assert resp.headers["content-type"] == JSON_CT
+        resp = signed_request(
+            server,
+            "iam",
+            _LIST_USERS,
+            {"Content-Type": FORM_CT},
+            unsigned=frozenset({"content-type"}),
+            after={"Content-Type": content_type or JSON_CT},
+        )
+        assert resp.status == 200 and resp.body.startswith(b"<ListUsersResponse"), (content_type, resp.body)
+    # signed, a changed Content-Type is a signature mismatch like any signed header
+    resp = signed_request(server, "kms", b"{}", _kms("ListKeys"), after={"Content-Type": FORM_CT})
+    assert_error(resp, "InvalidSignatureException", SIGNATURE_MISMATCH)
+
+
+def test_clients_that_sign_every_header_still_work(server: Server) -> None:
+    """botocore's signer (all headers but user-agent, expect, x-amzn-trace-id …), boto3 and the AWS
+    CLI, with long-term and session credentials, on the KMS and the IAM/STS APIs."""
+    assert signed_request(server, "kms", b"{}", _kms("ListKeys", **_SHA, **{"X-Amz-Foo": "1"})).status == 200
+    assert signed_request(server, "kms", b"{}", _kms("ListKeys", **_DATE)).status == 200
+    assert signed_request(server, "iam", _LIST_USERS, {"Content-Type": FORM_CT}).status == 200
+    iam = server.client("iam")
+    role = f"wire-{uuid.uuid4().hex[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{server.account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=role,
+        PolicyName="kms",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+        ),
+    )
+    session = server.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{server.account_id}:role/{role}", RoleSessionName="wire"
+    )["Credentials"]
+    creds = Credentials(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"])
+    assert signed_request(server, "kms", b"{}", _kms("ListKeys"), credentials=creds).status == 200
+    assert (
+        signed_request(server, "sts", _WHO_AM_I, {"Content-Type": FORM_CT}, credentials=creds).status == 200
+    )
+    # the session's own token left unsigned
+    resp = signed_request(
+        server,
+        "kms",
+        b"{}",
+        _kms("ListKeys"),
+        credentials=creds,
+        unsigned=frozenset({"x-amz-security-token"}),
+    )
+    assert_error(resp, "InvalidSignatureException", _not_signed("X-Amz-Security-Token"))
+    as_session = {
+        "aws_access_key_id": session["AccessKeyId"],
+        "aws_secret_access_key": session["SecretAccessKey"],
+        "aws_session_token": session["SessionToken"],
+    }
+    kms = boto3.client("kms", endpoint_url=server.endpoint, region_name=REGION, **as_session)
+    kms.list_keys()
+    who = boto3.client("sts", endpoint_url=server.endpoint, region_name=REGION, **as_session)
+    assert who.get_caller_identity()["Arn"].endswith(f":assumed-role/{role}/wire")
+    env = {
+        **server.cli_env(),
+        "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": session["SessionToken"],
+    }
+    for args in (["kms", "list-keys"], ["sts", "get-caller-identity"]):
+        out = subprocess.run(
+            [str(BIN / "aws"), *args, "--endpoint-url", server.endpoint, "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+    assert server.aws("iam", "list-users").returncode == 0
+    assert server.aws("kms", "list-keys").returncode == 0
 
 
 # --- operations ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from botocore.parsers import QueryParser
 from botocore.serialize import QuerySerializer
 
-from openkms.service.iam_errors import InvalidAction, ValidationError
+from openkms.errors import InvalidAction, ValidationError
 from openkms.wire import query
 
 

@@ -83,8 +83,10 @@ def sign(
     region: str = REGION,
     service: str = "kms",
     secret: str = SECRET,
+    unsigned: frozenset[str] = frozenset(),
 ) -> Raw:
-    """Sign with botocore as boto3 does and return the request as it arrives on the wire."""
+    """Sign with botocore as boto3 does and return the request as it arrives on the wire; the headers
+    named in ``unsigned`` (lowercased) are sent but left out of the signature."""
     request = AWSRequest(
         method=method,
         url=url,
@@ -92,7 +94,8 @@ def sign(
         headers=dict(KMS_HEADERS if headers is None else headers),
         params=params,
     )
-    SigV4Auth(Credentials(AKID, secret, token), service, region).add_auth(request)
+    signer = SigV4Auth if not unsigned else _leaving_out(unsigned)
+    signer(Credentials(AKID, secret, token), service, region).add_auth(request)
     prepared = request.prepare()
     split = urlsplit(prepared.url)
     wire = [(b"host", split.netloc.encode())]
@@ -102,6 +105,19 @@ def sign(
         )
     wire.append((b"user-agent", b"Boto3/1.43.11 md/Botocore#1.43.11 (not signed)"))
     return Raw(method, split.path.encode(), split.query.encode(), wire, prepared.body or b"")
+
+
+def _leaving_out(names: frozenset[str]) -> type[SigV4Auth]:
+    """botocore's signer, signing every header it would except ``names``."""
+
+    class Partial(SigV4Auth):
+        def headers_to_sign(self, request: AWSRequest) -> Any:
+            headers = super().headers_to_sign(request)
+            for name in names:
+                del headers[name]
+            return headers
+
+    return Partial
 
 
 def epoch(amz_date: str) -> float:
@@ -315,14 +331,111 @@ def test_wrong_secret_is_a_signature_mismatch() -> None:
 def test_body_changed_under_a_signed_content_sha256_is_a_signature_mismatch() -> None:
     raw = sign(headers=dict(KMS_HEADERS, **{"X-Amz-Content-SHA256": hashlib.sha256(KMS_BODY).hexdigest()}))
     raises(InvalidSignatureException, MSG_SIGNATURE_MISMATCH, lambda: authenticate(_flip_body(raw)))
-    # an unsigned claim about the body changes nothing: the body's own hash is what is checked
+    # an unsigned claim about the body is refused (every x-amz-* header must be signed)
     claim = hashlib.sha256(b"other").hexdigest().encode()
-    authenticate(sign().with_header(b"x-amz-content-sha256", claim))
+    raises(
+        InvalidSignatureException,
+        "'X-Amz-Content-Sha256' must be a 'SignedHeader' in the AWS Authorization.",
+        lambda: authenticate(sign().with_header(b"x-amz-content-sha256", claim)),
+    )
 
 
 def test_unsigned_payload_is_not_accepted() -> None:
     raw = sign(headers=dict(KMS_HEADERS, **{"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}))
     raises(InvalidSignatureException, MSG_SIGNATURE_MISMATCH, lambda: authenticate(raw))
+
+
+# --- Headers that must be signed ------------------------------------------------------------------
+
+TOKEN = "FQoGZXIvYXdzEXAMPLETOKEN//////////wEaDPv5GPAhRW8pw6/oaSKmAbHnWRLXHaCLCAlEXAMPLE"  # noqa: S105
+
+
+def _not_signed(name: str) -> str:
+    return f"'{name}' must be a 'SignedHeader' in the AWS Authorization."
+
+
+def _date_only() -> dict[str, str]:
+    return dict(KMS_HEADERS, Date="Mon, 01 Jan 2001 00:00:00 GMT")  # botocore rewrites it to now
+
+
+# (label, how the request is made) -> the header AWS's message names
+MUST_BE_SIGNED: dict[str, tuple[Callable[[], Raw], str]] = {
+    "X-Amz-Target": (lambda: sign(unsigned=frozenset({"x-amz-target"})), "X-Amz-Target"),
+    "X-Amz-Date": (lambda: sign(unsigned=frozenset({"x-amz-date"})), "X-Amz-Date"),
+    "X-Amz-Security-Token": (
+        lambda: sign(token=TOKEN, unsigned=frozenset({"x-amz-security-token"})),
+        "X-Amz-Security-Token",
+    ),
+    "X-Amz-Content-SHA256": (
+        lambda: sign(
+            headers=dict(KMS_HEADERS, **{"X-Amz-Content-SHA256": hashlib.sha256(KMS_BODY).hexdigest()}),
+            unsigned=frozenset({"x-amz-content-sha256"}),
+        ),
+        "X-Amz-Content-Sha256",
+    ),
+    "a custom x-amz-foo": (
+        lambda: sign(headers=dict(KMS_HEADERS, **{"X-Amz-Foo": "1"}), unsigned=frozenset({"x-amz-foo"})),
+        "X-Amz-Foo",
+    ),
+    "an x-amz-* header added after signing": (lambda: sign().with_header(b"x-amz-foo", b"1"), "X-Amz-Foo"),
+    "an empty x-amz-* header added after signing": (lambda: sign().with_header(b"x-amz-x", b""), "X-Amz-X"),
+    "Date, when it gives the request time": (
+        lambda: sign(headers=_date_only(), unsigned=frozenset({"date"})),
+        "Date",
+    ),
+    "several: the first by name": (
+        lambda: sign(
+            headers=dict(KMS_HEADERS, **{"X-Amz-Foo": "1"}),
+            unsigned=frozenset({"x-amz-target", "x-amz-foo", "x-amz-date"}),
+        ),
+        "X-Amz-Date",
+    ),
+    "Date before any x-amz-*": (
+        lambda: sign(headers=_date_only(), unsigned=frozenset({"date", "x-amz-target"})),
+        "Date",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MUST_BE_SIGNED)
+def test_a_header_that_must_be_signed_but_is_not(case: str) -> None:
+    make, name = MUST_BE_SIGNED[case]
+    raises(InvalidSignatureException, _not_signed(name), lambda: authenticate(make()))
+
+
+def test_host_is_reported_before_the_other_unsigned_headers() -> None:
+    raw = sign(unsigned=frozenset({"host", "x-amz-target"}))
+    raises(InvalidSignatureException, MSG_HOST_NOT_SIGNED, lambda: authenticate(raw))
+
+
+def test_unsigned_target_cannot_be_changed() -> None:
+    """The review's case: signed over host;x-amz-date only, then DescribeKey turned into DisableKey."""
+    raw = sign(
+        headers=dict(KMS_HEADERS, **{"X-Amz-Target": "TrentService.DescribeKey"}),
+        unsigned=frozenset({"content-type", "x-amz-target"}),
+    )
+    for target in (b"TrentService.DescribeKey", b"TrentService.DisableKey"):
+        tampered = raw.with_header(b"x-amz-target", target)
+        raises(InvalidSignatureException, _not_signed("X-Amz-Target"), lambda r=tampered: authenticate(r))
+
+
+# headers AWS lets a client leave unsigned; changing them changes nothing this service reads
+MAY_BE_UNSIGNED: dict[str, Callable[[], Raw]] = {
+    "Content-Type": lambda: sign(unsigned=frozenset({"content-type"})),
+    "Content-Type changed after signing": lambda: sign(unsigned=frozenset({"content-type"})).with_header(
+        b"content-type", b"application/x-www-form-urlencoded"
+    ),
+    "User-Agent": lambda: sign().with_header(b"user-agent", b"other"),
+    "X-Amzn-Trace-Id": lambda: sign().with_header(
+        b"x-amzn-trace-id", b"Root=1-5759e988-bd862e3fe1be46a994272793"
+    ),
+    "Date beside a signed X-Amz-Date": lambda: sign().with_header(b"date", b"Mon, 01 Jan 2001 00:00:00 GMT"),
+}
+
+
+@pytest.mark.parametrize("case", MAY_BE_UNSIGNED)
+def test_a_header_that_may_be_unsigned(case: str) -> None:
+    authenticate(MAY_BE_UNSIGNED[case]())
 
 
 # --- Scope and time --------------------------------------------------------------------------------
@@ -548,11 +661,11 @@ def test_malformed_authorization(
 
 
 def test_credential_trailing_slashes_are_ignored_and_rfc1123_date_is_converted() -> None:
-    auth = GOOD_AUTH.replace("/kms/aws4_request", "/kms/aws4_request//")
+    auth = GOOD_AUTH.replace("/kms/aws4_request", "/kms/aws4_request//").replace("x-amz-date", "date")
     cred = parse_authorization({"authorization": auth, "date": "Sun, 30 Aug 2015 12:36:00 GMT"})
     assert (cred.access_key_id, cred.date, cred.region, cred.service) == (AKID, "20150830", REGION, "kms")
     assert cred.amz_date == "20150830T123600Z"
-    assert cred.signed_headers == ("content-type", "host", "x-amz-date")
+    assert cred.signed_headers == ("content-type", "host", "date")
     assert cred.signature == "abcdef0123"
 
 

@@ -12,6 +12,8 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 from openkms.domain.model import Principal
 
 EVENT_VERSION = "1.11"
@@ -195,10 +197,10 @@ _COLUMN_WIDTHS = {
 }
 
 
-def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -> dict[str, Any]:
-    """The indexed columns stored beside a record."""
-    import orjson
-
+def storage_row(
+    record: dict[str, Any], event_time: float, key_id: str | None, text: str | None = None
+) -> dict[str, Any]:
+    """The indexed columns stored beside a record (``text``: the record already serialised)."""
     identity = record.get("userIdentity") or {}
     row: dict[str, Any] = {
         "event_id": record["eventID"],
@@ -209,7 +211,7 @@ def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -
         "key_id": key_id,
         "principal_arn": identity.get("arn"),
         "error_code": record.get("errorCode"),
-        "record": orjson.dumps(record).decode(),
+        "record": orjson.dumps(record).decode() if text is None else text,
     }
     for column, width in _COLUMN_WIDTHS.items():
         value = row[column]
@@ -218,3 +220,54 @@ def storage_row(record: dict[str, Any], event_time: float, key_id: str | None) -
                 value = value.replace("\x00", "")
             row[column] = value[:width]
     return row
+
+
+# The error of a call refused by authorization: CloudTrail records it only in the caller's account.
+_DENIED = "AccessDeniedException"
+
+
+def trail_rows(record: dict[str, Any], event_time: float, key_id: str | None) -> list[dict[str, Any]]:
+    """The rows an API call's record is stored as: the caller's copy, and one copy for each other
+    account whose key the call acted on (CloudTrail delivers a cross-account call to the caller's and
+    to the key owner's account; a call refused with AccessDenied only to the caller's).
+
+    Each copy has its own ``eventID`` and its ``recipientAccountId`` (the account receiving it, the
+    ``account_id`` column every reader filters on) and all carry the same ``sharedEventID``; a
+    same-account call has none. A key owner's copy is indexed under the first of its keys in
+    ``resources``. The fields up to ``requestID`` (identity, parameters…) are serialised once for all
+    copies: only the short tail from ``eventID`` on differs.
+
+    ``resources`` only ever lists keys the caller was authorized to use (the service adds a key after
+    authorizing it), so a call refused before reaching a key of another account has no owner copy.
+    """
+    caller = record.get("recipientAccountId")
+    owners: dict[str, str] | None = None
+    if caller is not None and record.get("errorCode") != _DENIED:
+        for resource in record["resources"]:
+            account = resource["accountId"]
+            if account != caller:  # the one test on the path of every call
+                if owners is None:
+                    owners = {}
+                owners.setdefault(account, resource["ARN"])
+    if owners is None:
+        return [storage_row(record, event_time, key_id)]
+    record["sharedEventID"] = fast_uuid()
+    record["eventCategory"] = record.pop("eventCategory")  # CloudTrail's order: …sharedEventID, eventCategory
+    items = list(record.items())
+    split = next(index for index, (name, _) in enumerate(items) if name == "eventID")
+    head = orjson.dumps(dict(items[:split]))[:-1] + b","
+    tail = dict(items[split:])
+    rows = [storage_row(record, event_time, key_id, (head + orjson.dumps(tail)[1:]).decode())]
+    for account, arn in owners.items():
+        tail["eventID"] = fast_uuid()
+        tail["recipientAccountId"] = account
+        rows.append(
+            {
+                **rows[0],
+                "event_id": tail["eventID"],
+                "account_id": account[: _COLUMN_WIDTHS["account_id"]],
+                "key_id": arn.rsplit("/", 1)[-1][: _COLUMN_WIDTHS["key_id"]],
+                "record": (head + orjson.dumps(tail)[1:]).decode(),
+            }
+        )
+    return rows

@@ -4,7 +4,10 @@ Records of calls that change something are *durable* before the call is answered
 the flush); records of read-only calls (Encrypt, Decrypt, DescribeKey…) are acknowledged without
 waiting and written within ``interval`` seconds. A clean shutdown flushes everything; a crash
 (``kill -9``) can lose at most the read-only records of the last ``interval`` seconds. A batch the
-database refuses is written record by record: one bad record cannot block the trail.
+database refuses is written entry by entry: one bad record cannot block the trail.
+
+An entry is the rows of one call (a cross-account call has a copy for the caller's and one for each
+key owner's account): they are always written in the same transaction, never one without the other.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,13 +23,16 @@ from openkms.storage.store import Store
 
 log = logging.getLogger("openkms.audit")
 
+Row = dict[str, Any]
+Entry = tuple[list[Row], Future[None] | None]
+
 
 class AuditWriter:
     def __init__(self, store: Store, interval: float = 0.05, max_batch: int = 2000) -> None:
         self._store = store
         self._interval = interval
         self._max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], Future[None] | None]] = []
+        self._pending: list[Entry] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -35,16 +41,18 @@ class AuditWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, row: dict[str, Any], durable: bool) -> Future[None] | None:
+    def submit(self, rows: Row | Sequence[Row], durable: bool) -> Future[None] | None:
+        """Queue the row(s) of one call; ``durable``: a future resolved once they are stored."""
+        entry = [rows] if isinstance(rows, dict) else list(rows)
         fut: Future[None] | None = Future() if durable else None
         with self._lock:
-            self._pending.append((row, fut))
+            self._pending.append((entry, fut))
             if durable or len(self._pending) >= self._max_batch:
                 self._wake.set()
         return fut
 
-    async def submit_async(self, row: dict[str, Any], durable: bool) -> None:
-        fut = self.submit(row, durable)
+    async def submit_async(self, rows: Row | Sequence[Row], durable: bool) -> None:
+        fut = self.submit(rows, durable)
         if fut is not None:
             await asyncio.wrap_future(fut)
 
@@ -73,17 +81,17 @@ class AuditWriter:
             return
         _resolve(batch, lambda f: f.set_result(None))
 
-    def _write(self, batch: list[tuple[dict[str, Any], Future[None] | None]]) -> None:
+    def _write(self, batch: list[Entry]) -> None:
         with self._store.write() as tx:
-            tx.append_audit([row for row, _ in batch])
+            tx.append_audit([row for rows, _ in batch for row in rows])
 
-    def _flush_singly(self, batch: list[tuple[dict[str, Any], Future[None] | None]]) -> None:
-        """Write a refused batch record by record, so that one record the database refuses cannot hold
-        back the others. A record refused alone while others are written is dropped, with its event id
-        logged (never its content). When nothing can be written the database is unavailable: the
+    def _flush_singly(self, batch: list[Entry]) -> None:
+        """Write a refused batch entry by entry, so that one record the database refuses cannot hold
+        back the others. An entry refused alone while others are written is dropped, with its event ids
+        logged (never their content). When nothing can be written the database is unavailable: the
         records go back in the queue for the next try, and waiting callers learn of the failure."""
         written = 0
-        refused: list[tuple[dict[str, Any], Future[None] | None]] = []
+        refused: list[Entry] = []
         for index, entry in enumerate(batch):
             try:
                 self._write([entry])
@@ -100,21 +108,20 @@ class AuditWriter:
         if written == 0:
             self._retry_later(refused, RuntimeError("audit records not stored"))
             return
-        for row, fut in refused:
-            log.error("audit record %s refused by the database; dropped", row.get("event_id"))
+        for rows, fut in refused:
+            ids = ", ".join(str(row.get("event_id")) for row in rows)
+            log.error("audit record %s refused by the database; dropped", ids)
             if fut is not None and not fut.done():
                 fut.set_exception(RuntimeError("audit record refused by the database"))
 
-    def _retry_later(self, entries: list[tuple[dict[str, Any], Future[None] | None]], exc: Exception) -> None:
+    def _retry_later(self, entries: list[Entry], exc: Exception) -> None:
         log.error("audit write failed for %d records (%s); retrying", len(entries), type(exc).__name__)
         _resolve(entries, lambda f: f.set_exception(exc))
         with self._lock:
-            self._pending[:0] = [(row, None) for row, _ in entries][: self._max_batch * 50]
+            self._pending[:0] = [(rows, None) for rows, _ in entries][: self._max_batch * 50]
 
 
-def _resolve(
-    batch: list[tuple[dict[str, Any], Future[None] | None]], action: Callable[[Future[None]], None]
-) -> None:
+def _resolve(batch: list[Entry], action: Callable[[Future[None]], None]) -> None:
     for _, fut in batch:
         if fut is not None and not fut.done():
             action(fut)

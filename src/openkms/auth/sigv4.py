@@ -16,7 +16,8 @@ The caller runs the steps in this order, which is the order in which AWS reports
 AWS (Coral) checks, in order: the key=value syntax and the presence of Credential, Signature,
 SignedHeaders and a date header (IncompleteSignatureException); the date format (Incomplete...); the
 request time against the clock (InvalidSignatureException); ``host`` among the signed headers
-(Invalid...); the algorithm and the five-part Credential (Incomplete...); the scope's region, service,
+(Invalid...); every other header that must be signed (Invalid..., see :func:`unsigned_required_header`);
+the algorithm and the five-part Credential (Incomplete...); the scope's region, service,
 terminator and date, reported together (Invalid...); the access key; the signature. The one
 departure here: the request-time check needs the clock, so it runs in :func:`check_scope`, after the
 host, algorithm and Credential-shape checks of :func:`parse_authorization`; only a request with
@@ -55,6 +56,7 @@ MSG_SIGNATURE_MISMATCH = (
     "Secret Access Key and signing method. Consult the service documentation for details."
 )
 MSG_HOST_NOT_SIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+MSG_NOT_SIGNED = "'{}' must be a 'SignedHeader' in the AWS Authorization."
 MSG_MISSING_CREDENTIAL = "Authorization header requires 'Credential' parameter."
 MSG_MISSING_SIGNATURE = "Authorization header requires 'Signature' parameter."
 MSG_MISSING_SIGNED_HEADERS = "Authorization header requires 'SignedHeaders' parameter."
@@ -91,7 +93,8 @@ def parse_authorization(headers: Mapping[str, str]) -> Credential:
     IncompleteSignatureException for a malformed one (a parameter without ``=``; missing Credential,
     Signature or SignedHeaders, or no X-Amz-Date/Date header; a date not in ISO-8601 basic format; an
     algorithm other than AWS4-HMAC-SHA256; a Credential without five slash-delimited elements);
-    InvalidSignatureException when ``host`` is not signed or the scope terminator is not aws4_request.
+    InvalidSignatureException when ``host`` or another header that must be signed is not signed
+    (:func:`unsigned_required_header`) or the scope terminator is not aws4_request.
     """
     auth = headers.get("authorization")
     if not auth or auth.isspace():
@@ -133,6 +136,9 @@ def parse_authorization(headers: Mapping[str, str]) -> Credential:
     signed_headers = tuple(signed.lower().split(";"))
     if "host" not in signed_headers and ":authority" not in signed_headers:
         raise InvalidSignatureException(MSG_HOST_NOT_SIGNED)
+    unsigned = unsigned_required_header(headers, signed_headers)
+    if unsigned is not None:
+        raise InvalidSignatureException(MSG_NOT_SIGNED.format(unsigned))
 
     if tokens[0] != ALGORITHM:
         raise IncompleteSignatureException(
@@ -156,6 +162,32 @@ def parse_authorization(headers: Mapping[str, str]) -> Credential:
     return Credential(
         access_key_id, scope_date, region, service, signed_headers, signature, amz_date, security_token
     )
+
+
+def unsigned_required_header(headers: Mapping[str, str], signed_headers: tuple[str, ...]) -> str | None:
+    """The first header (by lowercased name) the request sends but does not sign although it must, as
+    AWS spells it in its message (``X-Amz-Target``), or None.
+
+    AWS's rule ("You must include the host header and any x-amz-* headers in the signature", IAM User
+    Guide, *Create a signed AWS API request*): every ``x-amz-*`` header sent — ``X-Amz-Target`` (the
+    operation), ``X-Amz-Date``, ``X-Amz-Security-Token``, ``X-Amz-Content-Sha256``, any other — and, when
+    the request time comes from ``Date`` (no ``X-Amz-Date``), ``Date``. ``host`` is checked before, with
+    its own message. Other headers (``Content-Type`` included, which AWS lists as optional) may be left
+    unsigned: nothing else in a request changes how this service reads it.
+    """
+    signed = _signed_set(signed_headers)
+    if not headers.get("x-amz-date") and "date" in headers and "date" not in signed:
+        return "Date"  # also first by name: "date" < "x-amz-…"
+    first: str | None = None
+    for name in headers:
+        if name.startswith("x-amz-") and name not in signed and (first is None or name < first):
+            first = name
+    return None if first is None else "-".join(part.capitalize() for part in first.split("-"))
+
+
+@lru_cache(maxsize=256)
+def _signed_set(signed_headers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(signed_headers)
 
 
 def _bad_date(value: str) -> IncompleteSignatureException:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +11,121 @@ from openkms.cli import admin_iam  # noqa: F401 - registers the IAM commands of 
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
-from openkms.cli.options import data_options, settings_from
-from openkms.config import DEFAULT_PORT, DEFAULT_REGION
+from openkms.cli.options import data_options
+from openkms.config import DEFAULT_PORT
 
 
 @click.group()
 @click.version_option(package_name="openkms")
 def cli() -> None:
     """openkms: a key management service that speaks the AWS KMS API."""
+
+
+def _edge_options(fn: Any) -> Any:
+    """The network edge's options of ``openkms serve`` (TLS, proxies, limits, quotas)."""
+    options = [
+        click.option(
+            "--tls-cert",
+            type=click.Path(path_type=Path, dir_okay=False),
+            envvar="OPENKMS_TLS_CERT",
+            help="Serve HTTPS with this PEM certificate chain (with --tls-key).",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(path_type=Path, dir_okay=False),
+            envvar="OPENKMS_TLS_KEY",
+            help="The PEM private key of --tls-cert.",
+        ),
+        click.option(
+            "--tls-self-signed",
+            is_flag=True,
+            envvar="OPENKMS_TLS_SELF_SIGNED",
+            help="Serve HTTPS with a private CA and server certificate made in <data-dir>/tls/.",
+        ),
+        click.option(
+            "--tls-san",
+            "tls_sans",
+            multiple=True,
+            envvar="OPENKMS_TLS_SANS",
+            help="An extra DNS name or IP address of the self-signed certificate (repeatable).",
+        ),
+        click.option(
+            "--tls-client-ca",
+            type=click.Path(path_type=Path, dir_okay=False),
+            envvar="OPENKMS_TLS_CLIENT_CA",
+            help="Require client certificates signed by this CA (mutual TLS, besides SigV4).",
+        ),
+        click.option(
+            "--insecure-http",
+            is_flag=True,
+            envvar="OPENKMS_INSECURE_HTTP",
+            help="Allow plain HTTP on a non-loopback address.",
+        ),
+        click.option(
+            "--trusted-proxies",
+            "trusted_proxies",
+            multiple=True,
+            envvar="OPENKMS_TRUSTED_PROXIES",
+            help="CIDR[,CIDR...] of proxies whose X-Forwarded-For/-Proto and Forwarded headers "
+            "are believed (default: none).",
+        ),
+        click.option(
+            "--max-header-bytes",
+            type=click.IntRange(1024, 1 << 20),
+            default=16 * 1024,
+            show_default=True,
+            envvar="OPENKMS_MAX_HEADER_BYTES",
+            help="Largest request line and header fields of a request (431 past it).",
+        ),
+        click.option(
+            "--max-headers",
+            type=click.IntRange(8, 10_000),
+            default=100,
+            show_default=True,
+            envvar="OPENKMS_MAX_HEADERS",
+            help="Most header fields in a request (431 past it).",
+        ),
+        click.option(
+            "--header-timeout",
+            type=click.FloatRange(0.1, 3600),
+            default=10.0,
+            show_default=True,
+            envvar="OPENKMS_HEADER_TIMEOUT",
+            help="Seconds to receive a request's header (408).",
+        ),
+        click.option(
+            "--body-timeout",
+            type=click.FloatRange(0.1, 3600),
+            default=30.0,
+            show_default=True,
+            envvar="OPENKMS_BODY_TIMEOUT",
+            help="Seconds to receive a request's body (408).",
+        ),
+        click.option(
+            "--keep-alive-timeout",
+            type=click.IntRange(1, 3600),
+            default=5,
+            show_default=True,
+            envvar="OPENKMS_KEEP_ALIVE_TIMEOUT",
+            help="Idle seconds before a kept-aliveconnection closes.",
+        ),
+        click.option(
+            "--max-connections",
+            type=click.IntRange(1, 1_000_000),
+            default=1024,
+            show_default=True,
+            envvar="OPENKMS_MAX_CONNECTIONS",
+            help="Open connections per process; past it new ones are answered 503 and closed.",
+        ),
+        click.option(
+            "--request-quotas",
+            envvar="OPENKMS_REQUEST_QUOTAS",
+            help="Request quotas (ThrottlingException): a TOML/JSON file, or aws-default. Off by default.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @cli.command()
@@ -45,6 +150,7 @@ def cli() -> None:
     envvar="OPENKMS_WORKERS",
     help="Server processes on this port (one per core; they share the database like separate servers).",
 )
+@_edge_options
 @data_options
 def serve(
     host: str,
@@ -56,63 +162,23 @@ def serve(
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
+    **edge: Any,
 ) -> None:
     """Start the service."""
-    import uvicorn
+    from openkms.cli.serve import run_server
 
-    from openkms.server.app import KmsApp
-    from openkms.server.runtime import bootstrap, build_runtime, export_lines, write_credentials_file
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = settings_from(
-        data_dir,
-        database_url,
-        root_key_file,
+    run_server(
         host=host,
         port=port,
-        regions=list(regions),
+        regions=regions,
         account_id=account_id,
+        log_level=log_level,
+        workers=workers,
+        data_dir=data_dir,
+        database_url=database_url,
+        root_key_file=root_key_file,
+        **edge,
     )
-    runtime = build_runtime(settings)
-    endpoint = f"http://{host}:{port}"
-    region = regions[0] if regions else DEFAULT_REGION
-    new = bootstrap(runtime)
-    click.echo(f"openkms listening on {endpoint} ({runtime.store.backend})")
-    if new is not None:
-        lines = export_lines(new, endpoint, region)
-        if database_url is None:
-            path = write_credentials_file(data_dir, lines)
-            click.echo(f"Created account {new.account_id} and its administrator key (also saved in {path}):")
-        else:
-            click.echo(f"Created account {new.account_id} and its administrator key:")
-        for line in lines:
-            click.echo(line)
-    elif database_url is None and (data_dir / "admin-credentials.env").exists():
-        click.echo(f"Credentials of the first account: source {data_dir / 'admin-credentials.env'}")
-    sys.stdout.flush()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "lifespan": "on",
-        "access_log": False,
-        "log_level": log_level,
-        "server_header": False,
-        "date_header": False,
-    }
-    if workers > 1:
-        from openkms.server.factory import export_settings
-
-        runtime.store.close()  # each worker opens its own
-        export_settings(settings)
-        uvicorn.run("openkms.server.factory:create_app", factory=True, workers=workers, **options)
-        return
-    app = KmsApp(runtime)
-    from openkms.console import mount
-
-    mount(app)  # the web console at /console/ on the same port
-    uvicorn.Server(uvicorn.Config(app, **options)).run()
 
 
 cli.add_command(admin)

@@ -19,10 +19,11 @@ from typing import Any
 
 import orjson
 
-from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, storage_row
+from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, trail_rows
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
-from openkms.domain.model import Principal
+from openkms.domain.model import KeyRecord, Principal
+from openkms.domain.quotas import crypto_group, operation_group
 from openkms.errors import (
     KMSInternalException,
     RequestEntityTooLargeException,
@@ -41,7 +42,8 @@ from openkms.server.authn import (
     read_body,
     respond,
 )
-from openkms.server.runtime import Runtime
+from openkms.server.quotas import RequestLimiter
+from openkms.server.runtime import Runtime, load_quotas
 from openkms.service.context import NeedsIO, RequestContext
 from openkms.service.grants import check_grant_tokens
 from openkms.service.registry import HOT, OPERATIONS
@@ -101,6 +103,8 @@ class KmsApp:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="openkms-worker")
         self.authn = Authenticator(runtime, self._in_thread)
         self.known_ops = operation_names()
+        quotas = load_quotas(self.settings)
+        self.limiter = RequestLimiter(quotas) if quotas is not None else None
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         from openkms.server.query_app import QueryApp
@@ -219,8 +223,10 @@ class KmsApp:
                 raise UnsupportedOperationException(f"{operation} is not supported by this service.")
             if decoded.params.get("grant_tokens"):
                 check_grant_tokens(self.core, decoded.params["grant_tokens"])
+            charge = self._quota_charge(call, principal, operation, decoded.params)
             ctx = call.context(principal)
             ctx.set_request(operation, decoded.params)
+            ctx.charge_key = charge
             if operation in HOT:
                 ctx.allow_io = False
                 try:
@@ -228,6 +234,7 @@ class KmsApp:
                 except NeedsIO:
                     ctx = call.context(principal)
                     ctx.set_request(operation, decoded.params)
+                    ctx.charge_key = charge
                     result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
             else:
                 result = await self._in_thread(functools.partial(fn, self.core, ctx, **decoded.params))
@@ -262,6 +269,29 @@ class KmsApp:
         if error is not None:
             return error.status, error_body(error)
         return 200, body_out
+
+    def _quota_charge(
+        self, call: Call, principal: Principal, operation: str, params: dict[str, Any]
+    ) -> Callable[[KeyRecord], None] | None:
+        """Charge the call to its request quota (ThrottlingException when spent): now for operations
+        whose budget is known from the request, or — returned — once per key for the cryptographic
+        operations whose budget is their key's type."""
+        limiter = self.limiter
+        if limiter is None:
+            return None
+        account = principal.account_id
+        group = operation_group(operation, params)
+        if group is not None:
+            limiter.charge(account, call.region, group)
+            return None
+        charged: set[str] = set()
+
+        def charge(key: KeyRecord) -> None:
+            if key.key_id not in charged:  # once per key, also when the call is re-run off the loop
+                limiter.charge(account, call.region, crypto_group(str(key.key_spec)))
+                charged.add(key.key_id)
+
+        return charge
 
     async def _audit(
         self,
@@ -309,4 +339,6 @@ class KmsApp:
         )
         key_id = ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None
         durable = error is None and operation not in READ_ONLY
-        await self.runtime.audit.submit_async(storage_row(record, started, key_id), durable)
+        # A call on another account's key is recorded in that account's trail too (both copies in one
+        # write: a change waits for both).
+        await self.runtime.audit.submit_async(trail_rows(record, started, key_id), durable)

@@ -48,7 +48,10 @@ async def respond(send: Send, status: int, body: bytes, headers: list[tuple[byte
 
 
 class Authenticator:
-    """SigV4 verification: scope and clock skew, the access key (and session token), the signature."""
+    """SigV4 verification, the one path of every signed request (the KMS JSON API and the IAM/STS Query
+    API): the Authorization header and the headers that must be signed, scope and clock skew, the access
+    key (and session token; an id refused a moment ago is refused again without a database read), the
+    signature."""
 
     def __init__(self, runtime: Runtime, in_thread: InThread) -> None:
         self.runtime = runtime
@@ -69,9 +72,12 @@ class Authenticator:
         if on_credential is not None:
             on_credential(cred)
         check_scope(cred, service=service, region_ok=region_ok, now=time.time())
-        creds = self.runtime.creds.cached(cred.access_key_id)
+        cache = self.runtime.creds
+        creds = cache.cached(cred.access_key_id)
         if creds is None:
-            creds = await self._in_thread(functools.partial(self.runtime.creds.load, cred.access_key_id))
+            if cache.known_unknown(cred.access_key_id):  # refused a moment ago: no database read
+                raise UnrecognizedClientException()
+            creds = await self._in_thread(functools.partial(cache.load, cred.access_key_id))
         if creds is None:
             raise UnrecognizedClientException()
         if creds.token_sha256 is not None or cred.security_token is not None:

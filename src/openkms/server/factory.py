@@ -11,6 +11,7 @@ from pathlib import Path
 
 from openkms.config import Settings
 from openkms.server.app import KmsApp
+from openkms.server.edge import ASGIApp, behind_proxies
 from openkms.server.runtime import build_runtime
 
 SETTINGS_ENV = "OPENKMS_WORKER_SETTINGS"
@@ -24,7 +25,7 @@ def export_settings(settings: Settings) -> None:
     os.environ[SETTINGS_ENV] = json.dumps(values)
 
 
-def create_app() -> KmsApp:
+def create_app() -> ASGIApp:
     values = json.loads(os.environ[SETTINGS_ENV])
     values["data_dir"] = Path(values["data_dir"])
     if values.get("root_key_file"):
@@ -33,4 +34,4 @@ def create_app() -> KmsApp:
     from openkms.console import mount
 
     mount(app)
-    return app
+    return behind_proxies(app, app.settings.trusted_proxies)

@@ -18,15 +18,14 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from openkms import errors as kms_errors
+from openkms import errors
 from openkms.audit.events import api_call_record, storage_row
 from openkms.domain.model import Principal
-from openkms.errors import ServiceError
+from openkms.errors import InvalidAction, QueryError, ServiceError
 from openkms.server.authn import Authenticator, BodyTooLarge, read_body
 from openkms.server.runtime import Runtime
-from openkms.service import iam, iam_errors, sts
+from openkms.service import iam, sts
 from openkms.service.iam import IamContext
-from openkms.service.iam_errors import InvalidAction, QueryError
 from openkms.wire import query
 
 log = logging.getLogger("openkms.server.query")
@@ -43,12 +42,12 @@ _READ_ONLY = {"iam": iam.READ_ONLY, "sts": sts.READ_ONLY}
 
 # The authentication errors of the JSON protocol, as the Query protocol names them.
 _AUTH_ERRORS: dict[type[ServiceError], Callable[[str], QueryError]] = {
-    kms_errors.UnrecognizedClientException: iam_errors.InvalidClientTokenId,
-    kms_errors.ExpiredTokenException: iam_errors.ExpiredToken,
-    kms_errors.InvalidSignatureException: iam_errors.SignatureDoesNotMatch,
-    kms_errors.IncompleteSignatureException: iam_errors.IncompleteSignature,
-    kms_errors.MissingAuthenticationTokenException: iam_errors.MissingAuthenticationToken,
-    kms_errors.RequestEntityTooLargeException: iam_errors.RequestEntityTooLarge,
+    errors.UnrecognizedClientException: errors.InvalidClientTokenId,
+    errors.ExpiredTokenException: errors.ExpiredToken,
+    errors.InvalidSignatureException: errors.SignatureDoesNotMatch,
+    errors.IncompleteSignatureException: errors.IncompleteSignature,
+    errors.MissingAuthenticationTokenException: errors.MissingAuthenticationToken,
+    errors.RequestEntityTooLargeException: errors.RequestEntityTooLarge,
 }
 
 
@@ -112,7 +111,7 @@ class QueryApp:
             try:
                 body = await read_body(receive)
             except BodyTooLarge:
-                raise iam_errors.RequestEntityTooLarge("Request entity too large") from None
+                raise errors.RequestEntityTooLarge("Request entity too large") from None
             # Parameters may come in the query string too (GET, as AWS's Query APIs take them).
             query_string: bytes = scope.get("query_string", b"")
             form = query_string + b"&" + body if query_string else body
@@ -147,7 +146,7 @@ class QueryApp:
             error = as_query_error(exc)
         except Exception:  # the outermost catch-all: never a raw 500
             log.exception("request %s (%s %s) failed", request_id, service, operation)
-            error = iam_errors.InternalFailure("An internal error occurred. Request id: " + request_id)
+            error = errors.InternalFailure("An internal error occurred. Request id: " + request_id)
         await self._audit(
             service,
             operation,

@@ -3,7 +3,9 @@ and bootstraps the default account on first start."""
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
 from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
+from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
 from openkms.service import importing, keys, paging, principals, rotation
 from openkms.service.core import KmsCore
@@ -21,7 +24,10 @@ from openkms.service.keycache import KeyCache
 from openkms.service.principals import CredentialCache, NewAccessKey
 from openkms.storage.store import ChangeFeed, Store
 
+log = logging.getLogger("openkms.runtime")
+
 CREDENTIALS_FILE = "admin-credentials.env"
+DB_FILE = "openkms.db"
 SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a day, then are forgotten
 
 
@@ -56,9 +62,42 @@ class Runtime:
         self.started = False
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """Every file this process creates (database, WAL, keys, certificates) is private to its user,
+    whatever the umask; a new data directory is made 0700, an existing one open to others is
+    warned about (and the database files in it are made 0600)."""
+    os.umask(0o077)
+    if settings.database_url is not None:
+        return
+    directory = settings.data_dir
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)
+        return
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o077:
+        log.warning("data directory %s is open to other users (mode %s); chmod 700 it", directory, oct(mode))
+    for name in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal"):
+        path = directory / name
+        if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, 0o600)
+
+
+def load_quotas(settings: Settings) -> QuotaTable | None:
+    """The request quotas of ``--request-quotas`` (a file, or ``aws-default``); None when off."""
+    value = settings.request_quotas
+    if not value:
+        return None
+    if value == "aws-default":
+        return aws_default(settings.quota_processes)
+    table = parse_quotas(Path(value).read_text(encoding="utf-8"))
+    if table.processes == 1 and settings.quota_processes > 1:
+        table = QuotaTable(table.rates, table.by_region, settings.quota_processes)
+    return table
+
+
 def open_store(settings: Settings) -> tuple[Store, RootKey]:
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     root = load_or_create_root_key(settings.root_key_path)
     return Store(settings.db_url), root
 

@@ -3,11 +3,12 @@ the audit record should say about it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from openkms.domain.grants import NewGrant
-from openkms.domain.model import Principal
+from openkms.domain.model import KeyRecord, Principal
 
 
 @dataclass(slots=True)
@@ -33,6 +34,11 @@ class RequestContext:
     destination_encryption_context: dict[str, str] | None = None
     destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
     secure_transport: bool = False
+    # Charges the request quota of a key's type (cryptographic operations; None when quotas are off).
+    charge_key: Callable[[KeyRecord], None] | None = None
+    # The KMS operation being served (set with the request's parameters by the dispatcher); the key
+    # lookup reads it to apply the cross-account rule. Empty: no operation, so no key of another account.
+    operation: str = ""
     # The request's GrantTokens (each already checked), and for CreateGrant the grant it asks for
     # (a grant's CreateGrant permission allows only grants derivable from it).
     grant_tokens: list[str] | None = None
@@ -46,6 +52,7 @@ class RequestContext:
         """Record what authorization needs to know of the request's parameters."""
         from openkms.service.authz import request_conditions
 
+        self.operation = operation
         self.conditions = request_conditions(operation, params)
         self.encryption_context = params.get("encryption_context") or params.get("source_encryption_context")
         self.destination_encryption_context = params.get("destination_encryption_context")

@@ -12,6 +12,7 @@ from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import KeyMaterial, KeyRecord
+from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
 from openkms.service.authz import KmsAuthorizer, caller_identities
 from openkms.service.context import NeedsIO, RequestContext
@@ -25,6 +26,22 @@ MAX_KEY_ALIASES = 100  # aliases of a key kept with it (the condition key kms:Re
 
 def material_ident(region: str, key_id: str, material_id: str) -> str:
     return f"{region}/{key_id}/{material_id}"
+
+
+def _not_in_callers_account(
+    region: str, account: str, value: str, resource: str, allow_alias: bool
+) -> NotFoundException:
+    """The answer to an ARN naming another account's key or alias, for an operation that does not
+    accept one: what the caller's own ``account`` answers for that key id (or alias name), without
+    looking at the other account — so the answer is the same whether or not its key exists."""
+    if resource.startswith("key/"):
+        key_id = resource[4:]
+        if not is_key_id(key_id):
+            return NotFoundException(f"Invalid keyId '{key_id}'")
+        return NotFoundException(f"Key '{key_arn(region, account, key_id)}' does not exist")
+    if resource.startswith("alias/") and allow_alias:
+        return NotFoundException(f"Alias {alias_arn(region, account, resource)} is not found.")
+    return NotFoundException(f"Invalid arn {value}")
 
 
 @dataclass
@@ -129,7 +146,13 @@ class KmsCore:
 
     # -- KeyId parameters ----------------------------------------------------------------------------
     def locate(self, ctx: RequestContext, key_id_param: str, allow_alias: bool) -> tuple[str, str, str]:
-        """(region, account, key id) named by a KeyId parameter, with AWS's NotFound messages."""
+        """(region, account, key id) named by a KeyId parameter, with AWS's NotFound messages.
+
+        The cross-account rule is applied here, the one lookup every KeyId parameter goes through,
+        before anything is read or any policy evaluated: an ARN naming another account is accepted
+        only by the operations whose cross-account use is Yes (``domain/operations.py``); for every
+        other operation the answer is the one the caller's own account gives (the key not found).
+        A bare key id or alias name always names the caller's own account."""
         region, account = ctx.region, ctx.account_id
         value = key_id_param
         if value.startswith("arn:"):
@@ -142,6 +165,8 @@ class KmsCore:
                 )
             if arn.region != region:
                 raise NotFoundException(f"Invalid arn {arn.region}")
+            if arn.account != account and not accepts_other_accounts_key(ctx.operation):
+                raise _not_in_callers_account(region, account, value, arn.resource, allow_alias)
             account = arn.account
             if arn.resource.startswith("key/"):
                 value = arn.resource[4:]
@@ -227,5 +252,8 @@ class KmsCore:
         loaded: LoadedKey | None = None,
     ) -> None:
         """Raise AccessDeniedException unless the caller may perform ``kms:<action>`` on ``key``
-        (``None`` for actions without a key: identity policies alone decide)."""
+        (``None`` for actions without a key: identity policies alone decide). A cryptographic call is
+        charged to its key type's request quota first."""
+        if key is not None and ctx.charge_key is not None:
+            ctx.charge_key(key)
         self.authorizer.check(ctx, action, key, conditions, loaded, self.clock.now())

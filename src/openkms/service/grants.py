@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from openkms.arns import account_root_arn, parse_arn
+from openkms.arns import account_root_arn, key_arn, parse_arn
 from openkms.crypto import tokens
 from openkms.domain.grants import NewGrant, allowed_operations
 from openkms.domain.keystate import check_key_state
@@ -257,8 +257,10 @@ def retire_grant(
     if grant is None or key is None:
         raise NotFoundException(f"Grant ID {grant_id} not found")
     if key_id is not None:
-        named = core.locate(ctx, key_id, allow_alias=False)
-        if named != (key.region, key.account_id, key.key_id):
+        region, account, named = core.locate(ctx, key_id, allow_alias=False)
+        if account != key.account_id:  # a bare key id names a key of the caller's own account
+            raise NotFoundException(f"Key '{key_arn(region, account, named)}' does not exist")
+        if (region, named) != (key.region, key.key_id):
             raise NotFoundException(f"Grant ID {grant_id} not found")
     ctx.touch(key.arn)
     core.authorizer.check_retire(ctx, grant, key, core.clock.now())

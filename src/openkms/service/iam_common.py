@@ -18,11 +18,12 @@ from openkms.auth.policy import (
 )
 from openkms.crypto.envelope import RootKey
 from openkms.domain.model import Principal
-from openkms.errors import LimitExceededException, ServiceError
-from openkms.service.iam_errors import (
+from openkms.errors import (
     AccessDenied,
     LimitExceeded,
+    LimitExceededException,
     MalformedPolicyDocument,
+    ServiceError,
 )
 from openkms.service.identity_policies import identity_policies
 from openkms.storage.store import (

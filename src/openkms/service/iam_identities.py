@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from openkms.errors import LimitExceeded, NoSuchEntity
 from openkms.service.iam_common import (
     IamContext,
     authorize_iam,
@@ -19,7 +20,6 @@ from openkms.service.iam_common import (
     tags_in,
     tags_out,
 )
-from openkms.service.iam_errors import LimitExceeded, NoSuchEntity
 from openkms.service.identity_policies import policy_text
 from openkms.storage.store import Tx
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    LimitExceeded,
+    NoSuchEntity,
+    ValidationError,
+)
 from openkms.service.iam_common import (
     MANAGED_POLICY_LIMIT,
     PARTITION,
@@ -14,13 +21,6 @@ from openkms.service.iam_common import (
     paginate,
     policy_arn,
     policy_size,
-)
-from openkms.service.iam_errors import (
-    DeleteConflict,
-    EntityAlreadyExists,
-    LimitExceeded,
-    NoSuchEntity,
-    ValidationError,
 )
 from openkms.service.iam_roles import role_resource, role_row
 from openkms.service.iam_users import user_resource, user_row

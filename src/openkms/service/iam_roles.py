@@ -5,6 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from openkms.errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NoSuchEntity,
+)
 from openkms.service import iam_identities as identities
 from openkms.service.iam_common import (
     DEFAULT_MAX_SESSION,
@@ -21,13 +28,6 @@ from openkms.service.iam_common import (
     role_arn,
     tags_in,
     tags_out,
-)
-from openkms.service.iam_errors import (
-    DeleteConflict,
-    EntityAlreadyExists,
-    InvalidInput,
-    LimitExceeded,
-    NoSuchEntity,
 )
 from openkms.service.iam_identities import Kind
 from openkms.service.principals import new_id

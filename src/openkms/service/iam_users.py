@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NoSuchEntity,
+    ValidationError,
+)
 from openkms.service import iam_identities as identities
 from openkms.service.iam_common import (
     MAX_ACCESS_KEYS,
@@ -17,14 +25,6 @@ from openkms.service.iam_common import (
     tags_in,
     tags_out,
     user_arn,
-)
-from openkms.service.iam_errors import (
-    DeleteConflict,
-    EntityAlreadyExists,
-    InvalidInput,
-    LimitExceeded,
-    NoSuchEntity,
-    ValidationError,
 )
 from openkms.service.iam_identities import Kind
 from openkms.service.principals import add_access_key, new_id

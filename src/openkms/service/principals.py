@@ -13,7 +13,9 @@ import os
 import secrets
 import string
 import threading
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openkms.arns import is_account_id, user_arn
@@ -140,28 +142,84 @@ class Credentials:
 
 
 class CredentialCache:
-    """Access key id -> (principal, secret). A miss always asks the database, so that a key created
-    a moment ago by ``openkms admin`` on the same database is usable at once."""
+    """Access key id -> credentials (principal and secret), and a short-lived, bounded memory of the ids
+    that have none.
 
-    def __init__(self, store: Store, root: RootKey) -> None:
+    Positive entries live until the change feed drops them: ``access_key`` (the key or session itself),
+    ``user`` and ``role`` (its owner). A miss asks the database, so a key created a moment ago by
+    ``openkms admin`` on the same database is usable at once.
+
+    Negative entries (an id with no usable credentials: unknown, inactive, its user gone, its role gone
+    or re-created) spare the database a read per request for an id that keeps coming back, such as a
+    client with a deleted key or an attacker trying random ids. Each lives at most
+    ``negative_ttl`` seconds and there are at most ``negative_max`` of them (the oldest go first), so
+    random ids cannot grow memory. The change feed drops them like positive ones: creating an access
+    key or an STS session marks ``access_key`` of its id, which removes a negative entry for it on this
+    process at commit and on the others when they hear of the change (within the feed's propagation
+    time); any ``user`` or ``role`` change clears all of them (rare, and only a re-read is lost).
+
+    A session's credentials are bound to its role's unique id (``AROA…``): they are usable only while a
+    role of that name *and that id* exists, so DeleteRole ends every session of the role, and a new role
+    of the same name does not bring them back.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        root: RootKey,
+        *,
+        negative_ttl: float = 1.0,
+        negative_max: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._root = root
         self._cache: dict[str, Credentials] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # access key id -> expiry (monotonic)
+        self._negative_ttl = negative_ttl
+        self._negative_max = negative_max
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self.epoch = 0
 
     def cached(self, access_key_id: str) -> Credentials | None:
         return self._cache.get(access_key_id)
 
+    def known_unknown(self, access_key_id: str) -> bool:
+        """True if ``access_key_id`` was found to have no credentials less than ``negative_ttl`` ago and
+        nothing has changed about it since (cheap: no I/O)."""
+        expiry = self._unknown.get(access_key_id)
+        return expiry is not None and self._monotonic() < expiry
+
+    def negative_entries(self) -> int:
+        return len(self._unknown)
+
     def load(self, access_key_id: str) -> Credentials | None:
+        """The credentials of ``access_key_id`` from the database (None if it has none), cached unless a
+        change arrived while they were read."""
+        if self.known_unknown(access_key_id):
+            return None
         epoch = self.epoch
         if access_key_id.startswith("ASIA"):
-            session = self._load_session(access_key_id)
-            if session is not None:
-                with self._lock:
-                    if epoch == self.epoch:
-                        self._cache[access_key_id] = session
-            return session
+            creds = self._load_session(access_key_id)
+        else:
+            creds = self._load_access_key(access_key_id)
+        with self._lock:
+            if epoch == self.epoch:
+                if creds is not None:
+                    self._cache[access_key_id] = creds
+                else:
+                    self._remember_unknown(access_key_id)
+        return creds
+
+    def _remember_unknown(self, access_key_id: str) -> None:
+        unknown = self._unknown
+        unknown.pop(access_key_id, None)
+        unknown[access_key_id] = self._monotonic() + self._negative_ttl
+        while len(unknown) > self._negative_max:
+            unknown.popitem(last=False)
+
+    def _load_access_key(self, access_key_id: str) -> Credentials | None:
         with self._store.read() as tx:
             row = tx.get_access_key(access_key_id)
             user = tx.get_user(row.account_id, row.user_name) if row is not None else None
@@ -180,18 +238,16 @@ class CredentialCache:
             access_key_id=access_key_id,
             tags=tuple(sorted(user.tags.items())),
         )
-        creds = Credentials(principal, secret)
-        with self._lock:
-            if epoch == self.epoch:
-                self._cache[access_key_id] = creds
-        return creds
+        return Credentials(principal, secret)
 
     def _load_session(self, access_key_id: str) -> Credentials | None:
         from openkms.service.sts import SESSION_PURPOSE, session_principal
 
         with self._store.read() as tx:
             row = tx.get_session(access_key_id)
-        if row is None:
+            role = tx.get_role(row.account_id, row.role_name) if row is not None else None
+        # Bound to the role's unique id: a deleted role, or another role of the same name, ends it.
+        if row is None or role is None or role.role_id != row.role_id:
             return None
         try:
             secret = self._root.unseal(SESSION_PURPOSE, access_key_id, row.secret_sealed).decode()
@@ -205,19 +261,18 @@ class CredentialCache:
             for kind, ident in changes:
                 if kind == "access_key":
                     self._cache.pop(ident, None)
-                elif kind == "role":
+                    self._unknown.pop(ident, None)
+                elif kind in ("role", "user"):
+                    self._unknown.clear()
                     account, _, name = ident.partition("/")
                     for akid, creds in list(self._cache.items()):
                         p = creds.principal
-                        if p.account_id == account and p.role_name == name:
-                            self._cache.pop(akid, None)
-                elif kind == "user":
-                    account, _, name = ident.partition("/")
-                    for akid, creds in list(self._cache.items()):
-                        if creds.principal.account_id == account and creds.principal.user_name == name:
+                        owner = p.role_name if kind == "role" else p.user_name
+                        if p.account_id == account and owner == name:
                             self._cache.pop(akid, None)
 
     def clear(self) -> None:
         with self._lock:
             self.epoch += 1
             self._cache.clear()
+            self._unknown.clear()

@@ -24,7 +24,7 @@ from typing import Any
 
 from openkms.auth.policy import Request, authorize, parse_policy
 from openkms.domain.model import Principal
-from openkms.errors import ServiceError
+from openkms.errors import AccessDenied, ServiceError, ValidationError
 from openkms.service.iam import Operation
 from openkms.service.iam_common import (
     IamContext,
@@ -32,7 +32,6 @@ from openkms.service.iam_common import (
     policy_caller,
     role_arn,
 )
-from openkms.service.iam_errors import AccessDenied, ValidationError
 from openkms.service.principals import new_secret
 from openkms.storage.store import RoleRow, SessionRow
 

@@ -33,7 +33,9 @@ def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> di
     record = core.resolve(ctx, key_id, action="GetKeyLastUsage").record
     check_key_state("GetKeyLastUsage", record)
     with core.store.read() as tx:
-        found = tx.last_successful_event(record.key_id, TRACKED)
+        # The key owner's copy of the record (another account's use is in the owner's trail too, with
+        # its own event id): never an event id of another account's trail.
+        found = tx.last_successful_event(record.account_id, record.key_id, TRACKED)
     result: dict[str, Any] = {
         "key_id": record.arn,
         "tracking_start_date": record.creation_date,

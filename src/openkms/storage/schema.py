@@ -247,9 +247,9 @@ def _v1(conn: Connection) -> None:
 
 def _v2(conn: Connection) -> None:
     import_parameters.create(conn)
-    sa.Index("ix_key_materials_expiry", key_materials.c.expiration_model, key_materials.c.valid_to).create(
-        conn
-    )
+    # Frozen DDL: an sa.Index on the shared table object would attach itself to it, and every later
+    # fresh install in the process would create it twice (once with the table, once here).
+    conn.exec_driver_sql("CREATE INDEX ix_key_materials_expiry ON key_materials (expiration_model, valid_to)")
 
 
 def _v4(conn: Connection) -> None:

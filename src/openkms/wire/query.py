@@ -33,8 +33,7 @@ from xml.sax.saxutils import escape
 import botocore.loaders
 import botocore.model
 
-from openkms.errors import ServiceError
-from openkms.service.iam_errors import InvalidAction, MissingAction, ValidationError
+from openkms.errors import InvalidAction, MissingAction, ServiceError, ValidationError
 from openkms.wire.audit import _Compiler
 from openkms.wire.messages import constraint_failure, java_text, not_null_failure, validation_message
 from openkms.wire.naming import lower_first, to_snake

@@ -31,9 +31,10 @@ SHOTS = ARTIFACTS / "console"
 @pytest.fixture(scope="session")
 def console_server(workdir: Path) -> Iterator[Server]:
     """The server of the browser tests (SQLite; the console has nothing backend-specific but its
-    session table, which test_sessions.py checks on both backends)."""
+    session table, which test_sessions.py checks on both backends). The test client on loopback plays
+    a TLS-terminating proxy too, so loopback is a trusted proxy here."""
     data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="console-"))
-    server = launch(data_dir, None)
+    server = launch(data_dir, None, extra_args=["--trusted-proxies", "127.0.0.1/32"])
     yield server
     server.stop()
 

@@ -1,6 +1,7 @@
 """Event history: the signed-in account's audit trail (CloudTrail records, including the events the
-service initiates itself, such as DeleteExpiredKeyMaterial and DeleteKey), filtered by key, event
-name, principal, time and read-only, newest first, each record's JSON viewable.
+service initiates itself, such as DeleteExpiredKeyMaterial and DeleteKey, and other accounts' calls on
+the account's keys), filtered by key, event name, principal, time and read-only, newest first, each
+record's JSON viewable.
 
 Reading it is authorized as ``cloudtrail:LookupEvents`` by the principal's IAM policies (what AWS's
 CloudTrail console requires) and is itself recorded as a read-only LookupEvents event.
@@ -56,10 +57,13 @@ def _who(record: dict[str, Any]) -> str:
 
 
 def _key_of(record: dict[str, Any]) -> str:
+    """The key an event is listed under: the first of the viewing account's keys in ``resources``
+    (another account's call on one of them lists that key, not the caller's), else the first."""
     resources = record.get("resources") or []
-    if resources:
-        return str(resources[0].get("ARN", "")).rsplit("/", 1)[-1]
-    return ""
+    if not resources:
+        return ""
+    own = [r for r in resources if r.get("accountId") == record.get("recipientAccountId")]
+    return str((own or resources)[0].get("ARN", "")).rsplit("/", 1)[-1]
 
 
 async def audit_page(page: Page) -> Response:

@@ -1,0 +1,185 @@
+"""``openkms serve``: settings from the command line, the first start's credentials, TLS material,
+and the uvicorn server (one process, or ``--workers N`` sharing the port) behind openkms's edge."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from openkms.cli.options import settings_from
+from openkms.config import DEFAULT_REGION
+from openkms.domain.quotas import QuotaDocumentError
+from openkms.server.limits import EdgeLimits
+from openkms.server.proxies import parse_networks
+from openkms.server.tls import TlsConfig
+
+
+def _tls_config(
+    data_dir: Path,
+    cert: Path | None,
+    key: Path | None,
+    self_signed: bool,
+    sans: tuple[str, ...],
+    client_ca: Path | None,
+) -> TlsConfig | None:
+    if self_signed and (cert or key):
+        raise click.UsageError("--tls-self-signed makes its own certificate: give it or --tls-cert, not both")
+    if bool(cert) != bool(key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if self_signed:
+        from openkms.crypto.certificates import ensure_self_signed
+
+        files = ensure_self_signed(data_dir / "tls", [n for value in sans for n in value.split(",")])
+        return TlsConfig(files.server_cert, files.server_key, client_ca, files.ca_cert)
+    if cert and key:
+        return TlsConfig(cert, key, client_ca)
+    if client_ca:
+        raise click.UsageError("--tls-client-ca needs TLS (--tls-cert/--tls-key or --tls-self-signed)")
+    return None
+
+
+def run_server(
+    *,
+    host: str,
+    port: int,
+    regions: tuple[str, ...],
+    account_id: str | None,
+    log_level: str,
+    workers: int,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_self_signed: bool,
+    tls_sans: tuple[str, ...],
+    tls_client_ca: Path | None,
+    insecure_http: bool,
+    trusted_proxies: tuple[str, ...],
+    max_header_bytes: int,
+    max_headers: int,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: int,
+    max_connections: int,
+    request_quotas: str | None,
+) -> None:
+    from openkms.server.edge import EdgeConfig, is_loopback
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        parse_networks(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
+    settings = settings_from(
+        data_dir,
+        database_url,
+        root_key_file,
+        host=host,
+        port=port,
+        regions=list(regions),
+        account_id=account_id,
+        trusted_proxies=list(trusted_proxies),
+        request_quotas=request_quotas,
+        quota_processes=workers,
+    )
+    from openkms.server.app import KmsApp
+    from openkms.server.runtime import (
+        bootstrap,
+        build_runtime,
+        export_lines,
+        load_quotas,
+        prepare_data_dir,
+        write_credentials_file,
+    )
+
+    prepare_data_dir(settings)
+    tls = _tls_config(data_dir, tls_cert, tls_key, tls_self_signed, tls_sans, tls_client_ca)
+    if tls is None and not is_loopback(host) and not insecure_http:
+        raise click.UsageError(
+            f"refusing to serve plain HTTP on {host}: responses carry plaintext data keys and anyone on the "
+            "network could read them. Serve TLS (--tls-cert/--tls-key or --tls-self-signed), or pass "
+            "--insecure-http if a TLS proxy in front of openkms is the only way in."
+        )
+    try:
+        load_quotas(settings)
+    except (OSError, QuotaDocumentError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--request-quotas") from None
+    limits = EdgeLimits(
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        max_connections=max_connections,
+    )
+    runtime = build_runtime(settings)
+    scheme = "https" if tls else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    listening = f"{scheme}://{shown_host}:{port}"
+    # Clients on this machine reach a wildcard address at the loopback one, which the self-signed
+    # certificate names (other machines use a --tls-san name).
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown_host  # noqa: S104
+    endpoint = f"{scheme}://{client_host}:{port}"
+    region = regions[0] if regions else DEFAULT_REGION
+    new = bootstrap(runtime)
+    click.echo(f"openkms listening on {listening} ({runtime.store.backend})")
+    extra = [f"export AWS_CA_BUNDLE={tls.ca_bundle.resolve()}"] if tls and tls.ca_bundle else []
+    if new is not None:
+        lines = export_lines(new, endpoint, region) + extra
+        if database_url is None:
+            path = write_credentials_file(data_dir, lines)
+            click.echo(f"Created account {new.account_id} and its administrator key (also saved in {path}):")
+        else:
+            click.echo(f"Created account {new.account_id} and its administrator key:")
+        for line in lines:
+            click.echo(line)
+    else:
+        if database_url is None and (data_dir / "admin-credentials.env").exists():
+            click.echo(f"Credentials of the first account: source {data_dir / 'admin-credentials.env'}")
+        for line in [f"export AWS_ENDPOINT_URL_KMS={endpoint}", *extra] if extra else []:
+            click.echo(line)
+    sys.stdout.flush()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": log_level,
+        "server_header": False,
+        "date_header": False,
+    }
+    import uvicorn
+
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        from openkms.server.factory import export_settings
+
+        runtime.store.close()  # each worker opens its own
+        export_settings(settings)
+        config = EdgeConfig(
+            "openkms.server.factory:create_app",
+            factory=True,
+            workers=workers,
+            tls=tls,
+            limits=limits,
+            **options,
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    from openkms.console import mount
+    from openkms.server.edge import behind_proxies
+
+    app = KmsApp(runtime)
+    mount(app)  # the web console at /console/ on the same port
+    served = behind_proxies(app, settings.trusted_proxies)
+    server = uvicorn.Server(EdgeConfig(served, tls=tls, limits=limits, **options))
+    server.run()
+    if not server.started:
+        sys.exit(3)

@@ -1,0 +1,123 @@
+"""Which accounts receive a call's record (audit.events.trail_rows), table-driven, and the audit writer
+keeping the copies of one call together (a real SQLite store)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from openkms.audit.events import api_call_record, storage_row, trail_rows
+from openkms.audit.writer import AuditWriter
+from openkms.domain.model import Principal
+from openkms.storage.store import Store
+
+A, B, C = "111111111111", "222222222222", "333333333333"
+
+
+def key(account: str, name: str) -> str:
+    return f"arn:aws:kms:us-east-1:{account}:key/{name}"
+
+
+def record(resources: list[str], error: str | None = None, caller: str | None = B) -> dict[str, Any]:
+    principal = None
+    if caller is not None:
+        principal = Principal(
+            account_id=caller,
+            arn=f"arn:aws:iam::{caller}:user/bob",
+            principal_id="AIDABOB",
+            identity_type="IAMUser",
+            user_name="bob",
+            access_key_id="AKIABOB",
+        )
+    return api_call_record(
+        event_name="ReEncrypt",
+        event_time=1700000000.0,
+        region="us-east-1",
+        principal=principal,
+        access_key_id="AKIABOB",
+        source_ip="127.0.0.1",
+        user_agent="test",
+        request_id=str(uuid.uuid4()),
+        # A parameter that looks like the fields the copies differ in changes nothing.
+        request_parameters={"sourceEncryptionContext": {"eventID": '","recipientAccountId":"x'}},
+        response_elements=None,
+        resources=resources,
+        additional_event_data=None,
+        error_code=error,
+        error_message="no" if error else None,
+        recipient_account_id=caller,
+    )
+
+
+# (resources, error, caller) -> [(recipient account, key id of its row)], the caller's copy first.
+CASES = [
+    ([key(B, "b1")], None, B, [(B, "b1")]),
+    ([], None, B, [(B, None)]),
+    ([key(A, "a1")], None, B, [(B, "a1"), (A, "a1")]),
+    ([key(B, "b1"), key(A, "a1")], None, B, [(B, "b1"), (A, "a1")]),
+    ([key(A, "a1"), key(A, "a2")], None, B, [(B, "a1"), (A, "a1")]),
+    ([key(C, "c1"), key(A, "a1")], None, B, [(B, "c1"), (C, "c1"), (A, "a1")]),
+    ([key(A, "a1")], "AccessDeniedException", B, [(B, "a1")]),
+    ([key(A, "a1")], "IncorrectKeyException", B, [(B, "a1"), (A, "a1")]),
+    ([key(A, "a1")], "DisabledException", B, [(B, "a1"), (A, "a1")]),
+    ([key(A, "a1")], "UnrecognizedClientException", None, [(None, "a1")]),
+]
+
+
+@pytest.mark.parametrize(("resources", "error", "caller", "expected"), CASES)
+def test_trail_rows(
+    resources: list[str], error: str | None, caller: str | None, expected: list[tuple[str | None, str | None]]
+) -> None:
+    built = record(resources, error, caller)
+    first_key = resources[0].rsplit("/", 1)[-1] if resources else None
+    rows = trail_rows(built, 1700000000.0, first_key)
+    assert [(row["account_id"], row["key_id"]) for row in rows] == expected
+    records = [orjson.loads(row["record"]) for row in rows]
+    for row, parsed in zip(rows, records, strict=True):
+        assert row["event_id"] == parsed["eventID"]
+        assert row["account_id"] == parsed["recipientAccountId"]
+        # The row is the one storage_row makes of that record.
+        assert {
+            k: v for k, v in storage_row(parsed, 1700000000.0, row["key_id"]).items() if k != "record"
+        } == {k: v for k, v in row.items() if k != "record"}
+    assert len({row["event_id"] for row in rows}) == len(rows)
+    if len(rows) == 1:
+        assert "sharedEventID" not in records[0]
+        return
+    shared = records[0]["sharedEventID"]
+    assert str(uuid.UUID(shared)) == shared
+    for parsed in records:
+        assert parsed["sharedEventID"] == shared
+        assert list(parsed)[-3:] == ["recipientAccountId", "sharedEventID", "eventCategory"]
+        assert {k: v for k, v in parsed.items() if k not in ("eventID", "recipientAccountId")} == {
+            k: v for k, v in records[0].items() if k not in ("eventID", "recipientAccountId")
+        }
+
+
+def test_copies_of_one_call_are_stored_together(tmp_path: Path) -> None:
+    """A batch the database refuses is retried call by call: both copies of a call, or neither."""
+    store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
+    writer = AuditWriter(store, interval=0.01)
+    writer.start()
+    try:
+        earlier = trail_rows(record([key(B, "b1")]), 1700000000.0, "b1")
+        writer.submit(earlier, durable=True).result(timeout=10)  # type: ignore[union-attr]
+        good = trail_rows(record([key(A, "a1")]), 1700000000.0, "a1")
+        clash = trail_rows(record([key(A, "a2")]), 1700000000.0, "a2")
+        clash[1]["event_id"] = earlier[0]["event_id"]  # the owner's copy cannot be stored
+        refused = writer.submit(clash, durable=True)
+        stored = writer.submit(good, durable=True)
+        assert refused is not None and stored is not None
+        stored.result(timeout=10)
+        with pytest.raises(RuntimeError):
+            refused.result(timeout=10)
+    finally:
+        writer.close()
+    with store.read() as tx:
+        kept = {row[1] for row in tx.query_audit()}
+    store.close()
+    assert {row["record"] for row in earlier + good} == kept
