@@ -278,7 +278,10 @@ def _retire(w: World, c: Caller, ref: str, k: Key) -> dict[str, Any]:
 
 
 def _retire_denied(w: World, k: Key) -> str:
-    return f"User: {w.b.arn} is not authorized to perform: kms:RetireGrant on resource: {k.arn}"
+    return (
+        f"User: {w.b.arn} is not authorized to perform: kms:RetireGrant on resource: {k.arn} "
+        "because no resource-based policy allows the kms:RetireGrant action"
+    )
 
 
 def _restore_state(w: World, k: Key) -> None:

@@ -12,9 +12,13 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from openkms.arns import parse_arn
+from openkms.arns import account_root_arn, parse_arn
 from openkms.auth.policy import (
+    AMBIGUOUS,
+    REASON_DENY_IDENTITY,
+    REASON_NO_RESOURCE,
     Caller,
+    Decision,
     PolicyDocument,
     Request,
     access_denied_message,
@@ -22,7 +26,8 @@ from openkms.auth.policy import (
     check_principals,
     parse_policy,
 )
-from openkms.domain.grants import CONSTRAINED
+from openkms.crypto import tokens
+from openkms.domain.grants import CONSTRAINED, NewGrant, context_satisfies, derivable
 from openkms.domain.model import KeyRecord, Principal
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
 from openkms.service.context import NeedsIO, RequestContext
@@ -53,8 +58,21 @@ def caller_of(principal: Principal) -> Caller:
 
 
 def encryption_context_conditions(context: Mapping[str, str] | None) -> dict[str, Any]:
-    """kms:EncryptionContext:<key> and kms:EncryptionContextKeys for a request's encryption context."""
-    conditions: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in (context or {}).items()}
+    """kms:EncryptionContext:<key> and kms:EncryptionContextKeys for a request's encryption context.
+
+    Condition key names are matched without regard to case, so keys of the context that differ only
+    in case (``{"A": "1", "a": "2"}``) make ``kms:EncryptionContext:a`` ambiguous: every spelling of
+    it is AMBIGUOUS, which no Allow statement's condition accepts and every Deny statement's does,
+    whatever the order of the pairs."""
+    conditions: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for key, value in (context or {}).items():
+        spelling = first.setdefault(key.lower(), key)
+        if spelling != key:
+            conditions[f"kms:EncryptionContext:{spelling}"] = AMBIGUOUS
+            conditions[f"kms:EncryptionContext:{key}"] = AMBIGUOUS
+        else:
+            conditions[f"kms:EncryptionContext:{key}"] = value
     conditions["kms:EncryptionContextKeys"] = list(context or {})
     return conditions
 
@@ -157,31 +175,41 @@ def key_context(key: KeyRecord, loaded: LoadedKey | None) -> dict[str, Any]:
     return context
 
 
-def _constraints_hold(grant: GrantRow, operation: str, context: Mapping[str, str] | None) -> bool:
+def _constraints_hold(
+    grant: GrantRow, operation: str, context: Mapping[str, str] | None, new_grant: NewGrant | None
+) -> bool:
+    """Whether the grant's constraints allow this request. For the crypto operations the request's
+    encryption context must satisfy them; for CreateGrant the grant to create must be derivable from
+    this one (some or all of its operations, constraints at least as strict: the parent grant's
+    constraints apply to the CreateGrant call); other operations (DescribeKey, RetireGrant) are not
+    constrained."""
+    if operation == "CreateGrant":
+        return new_grant is not None and derivable(grant.operations, grant.constraints, new_grant)
     if not grant.constraints or operation not in CONSTRAINED:
         return True
-    given = {k.lower(): v for k, v in (context or {}).items()}
-    equals = grant.constraints.get("encryption_context_equals")
-    if equals is not None and {k.lower(): v for k, v in equals.items()} != given:
-        return False
-    subset = grant.constraints.get("encryption_context_subset")
-    return subset is None or all(given.get(k.lower()) == v for k, v in subset.items())
+    return context_satisfies(grant.constraints, context)
 
 
 def grant_allows(
-    grants: Iterable[GrantRow], caller_arns: Iterable[str], operation: str, context: Mapping[str, str] | None
+    grants: Iterable[GrantRow],
+    caller_arns: Iterable[str],
+    operation: str,
+    context: Mapping[str, str] | None,
+    new_grant: NewGrant | None = None,
 ) -> bool:
-    """Whether a grant lets one of the caller's identities (its ARN, or its role's ARN) do ``operation``."""
+    """Whether a grant lets one of the caller's identities (its ARN, or its role's ARN) do ``operation``
+    (``new_grant``: what a CreateGrant request asks for)."""
     names = set(caller_arns)
     return any(
         g.grantee_principal in names
         and operation in g.operations
-        and _constraints_hold(g, operation, context)
+        and _constraints_hold(g, operation, context, new_grant)
         for g in grants
     )
 
 
 def caller_identities(principal: Principal) -> set[str]:
+    """The ARNs a grant may name for the caller (its own, and its role's for sessions)."""
     names = {principal.arn}
     if principal.role_arn:
         names.add(principal.role_arn)
@@ -189,13 +217,14 @@ def caller_identities(principal: Principal) -> set[str]:
 
 
 class KmsAuthorizer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, token_key: bytes | None = None) -> None:
         self._store = store
+        self._token_key = token_key
 
     def identity_documents(self, principal: Principal) -> list[PolicyDocument]:
         return [parse_policy(text, kind="identity") for text in identity_policies(self._store, principal)]
 
-    def check(
+    def _request(
         self,
         ctx: RequestContext,
         action: str,
@@ -203,7 +232,7 @@ class KmsAuthorizer:
         conditions: Mapping[str, Any] | None,
         loaded: LoadedKey | None,
         now: float,
-    ) -> None:
+    ) -> Request:
         if not ctx.allow_io and not policy_cache(self._store).is_warm(ctx.principal):
             raise NeedsIO()
         context = base_context(ctx, now)
@@ -218,25 +247,45 @@ class KmsAuthorizer:
             context["kms:RequestAlias"] = ctx.request_alias
         if ctx.conditions:
             context.update(ctx.conditions)
-        encryption_context = ctx.encryption_context
-        if action == "ReEncryptTo":
-            encryption_context = ctx.destination_encryption_context
-            context.update(encryption_context_conditions(encryption_context))
+        if action == "ReEncryptTo":  # the destination's context, none of the source's
+            for name in [n for n in context if n.startswith("kms:EncryptionContext")]:
+                del context[name]
+            context.update(encryption_context_conditions(ctx.destination_encryption_context))
             context["kms:EncryptionAlgorithm"] = ctx.destination_encryption_algorithm
         if conditions:
             context.update(conditions)
-        caller = caller_of(ctx.principal)
-        request = Request(
+        return Request(
             action=f"kms:{action}",
             resource=key.arn if key is not None else "*",
             resource_account=key.account_id if key is not None else None,
             context=context,
         )
+
+    def check(
+        self,
+        ctx: RequestContext,
+        action: str,
+        key: KeyRecord | None,
+        conditions: Mapping[str, Any] | None,
+        loaded: LoadedKey | None,
+        now: float,
+    ) -> None:
+        request = self._request(ctx, action, key, conditions, loaded, now)
+        caller = caller_of(ctx.principal)
         grants_ok = False
-        if loaded is not None and loaded.grants:
-            grants_ok = grant_allows(
-                loaded.grants, caller_identities(ctx.principal), action, encryption_context
+        if key is not None and loaded is not None and (loaded.grants or ctx.grant_tokens):
+            encryption_context = (
+                ctx.destination_encryption_context if action == "ReEncryptTo" else ctx.encryption_context
             )
+            identities = caller_identities(ctx.principal)
+            grants_ok = bool(loaded.grants) and grant_allows(
+                loaded.grants, identities, action, encryption_context, ctx.new_grant
+            )
+            if not grants_ok and ctx.grant_tokens:
+                presented = self._token_grants(ctx, key, loaded.grants)
+                grants_ok = bool(presented) and grant_allows(
+                    presented, identities, action, encryption_context, ctx.new_grant
+                )
         decision = authorize(
             caller,
             request,
@@ -246,6 +295,60 @@ class KmsAuthorizer:
         )
         if not decision.allowed:
             raise AccessDeniedException(access_denied_message(caller, request, decision))
+
+    def _token_grants(self, ctx: RequestContext, key: KeyRecord, known: Iterable[GrantRow]) -> list[GrantRow]:
+        """The grants of this key named by the request's grant tokens that the cached key does not hold
+        yet (created a moment ago, possibly on another node): a grant token makes its grant usable at
+        once. A token of a grant on another key, or of a grant retired or revoked since, gives nothing;
+        a token this service did not issue was refused before the operation ran."""
+        if self._token_key is None:
+            return []
+        cached = {g.grant_id for g in known}
+        wanted: list[str] = []
+        for token in ctx.grant_tokens or ():
+            try:
+                grant_id = tokens.open_grant_token(self._token_key, token)
+            except tokens.TokenError:
+                continue
+            if grant_id not in cached and grant_id not in wanted:
+                wanted.append(grant_id)
+        if not wanted:
+            return []
+        if not ctx.allow_io:
+            raise NeedsIO()
+        found: list[GrantRow] = []
+        with self._store.read() as tx:
+            for grant_id in wanted:
+                grant = tx.get_grant(grant_id)
+                if grant is not None and (grant.region, grant.key_id) == (key.region, key.key_id):
+                    found.append(grant)
+        return found
+
+    def check_retire(self, ctx: RequestContext, grant: GrantRow, key: KeyRecord, now: float) -> None:
+        """RetireGrant, as AWS authorizes it ("Retiring and revoking grants"): the grant decides. Its
+        retiring principal, and its grantee when the grant includes RetireGrant, may retire it; so may
+        principals of the account the grant was created in (the key's account), or of the account the
+        grant names as retiring principal, whose IAM policies allow kms:RetireGrant (kms:RetireGrant is
+        not effective in a key policy). An explicit Deny of kms:RetireGrant in the caller's IAM
+        policies refuses every one of them. Anyone else is refused."""
+        request = self._request(ctx, "RetireGrant", key, None, None, now)
+        caller = caller_of(ctx.principal)
+        decision = authorize(
+            caller, request, key_policy=None, identity_policies=self.identity_documents(ctx.principal)
+        )
+        if decision.reason == REASON_DENY_IDENTITY:
+            raise AccessDeniedException(access_denied_message(caller, request, decision))
+        identities = caller_identities(ctx.principal)
+        if grant.retiring_principal in identities or (
+            "RetireGrant" in grant.operations and grant.grantee_principal in identities
+        ):
+            return
+        if ctx.account_id == grant.account_id or grant.retiring_principal == account_root_arn(ctx.account_id):
+            if decision.allowed:
+                return
+        else:
+            decision = Decision(False, REASON_NO_RESOURCE.format(action=request.action))
+        raise AccessDeniedException(access_denied_message(caller, request, decision))
 
     def check_new_policy(
         self, ctx: RequestContext, policy: str, key_arn: str, key_account: str, now: float, bypass: bool

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.domain.grants import NewGrant
 from openkms.domain.model import KeyRecord, Principal
 
 
@@ -38,6 +39,10 @@ class RequestContext:
     # The KMS operation being served (set with the request's parameters by the dispatcher); the key
     # lookup reads it to apply the cross-account rule. Empty: no operation, so no key of another account.
     operation: str = ""
+    # The request's GrantTokens (each already checked), and for CreateGrant the grant it asks for
+    # (a grant's CreateGrant permission allows only grants derivable from it).
+    grant_tokens: list[str] | None = None
+    new_grant: NewGrant | None = None
 
     @property
     def account_id(self) -> str:
@@ -54,6 +59,7 @@ class RequestContext:
         self.destination_encryption_algorithm = (
             params.get("destination_encryption_algorithm") or "SYMMETRIC_DEFAULT"
         )
+        self.grant_tokens = params.get("grant_tokens")
 
     def touch(self, key_arn: str) -> None:
         """Record that the request acted on this key (CloudTrail ``resources``)."""

@@ -53,7 +53,7 @@ class KmsCore:
     authorizer: KmsAuthorizer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.authorizer = KmsAuthorizer(self.store)
+        self.authorizer = KmsAuthorizer(self.store, self.root.token_key())
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:

@@ -4,6 +4,10 @@ allow a request (used by the authorizer).
 A grant allows (never denies) one grantee principal to call the listed operations on one key, within
 its encryption-context constraints. Grants take effect at once here (no eventual consistency), and
 grant tokens are validated (a token this service did not issue is InvalidGrantTokenException).
+CreateGrant permission that comes from a grant creates only grants derivable from it (the rule is in
+``domain/grants.py``, applied by ``service/authz.py``); RetireGrant is decided by the grant
+(``KmsAuthorizer.check_retire``); ListRetirableGrants answers only for principals of the caller's
+account.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from openkms.arns import account_root_arn, key_arn
+from openkms.arns import account_root_arn, key_arn, parse_arn
 from openkms.crypto import tokens
-from openkms.domain.grants import allowed_operations
+from openkms.domain.grants import NewGrant, allowed_operations
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyRecord
 from openkms.errors import (
@@ -40,6 +44,16 @@ def check_grant_tokens(core: KmsCore, grant_tokens: Iterable[str] | None) -> Non
             tokens.open_grant_token(core.root.token_key(), token)
         except tokens.TokenError:
             raise InvalidGrantTokenException("The grant token is invalid.") from None
+
+
+def principal_account(principal: str) -> str | None:
+    """The account of a principal as a grant names it: an IAM or STS ARN, or a bare account id."""
+    if principal.isdigit() and len(principal) == 12:
+        return principal
+    arn = parse_arn(principal)
+    if arn is None or arn.service not in ("iam", "sts"):
+        return None
+    return arn.account
 
 
 def _entry(key: KeyRecord, g: GrantRow) -> dict[str, Any]:
@@ -90,6 +104,8 @@ def create_grant(
             "EncryptionContextEquals" if k == "encryption_context_equals" else "EncryptionContextSubset"
             for k in constraints
         ]
+    clean = {k: v for k, v in (constraints or {}).items() if v is not None} or None
+    ctx.new_grant = NewGrant(frozenset(operations), clean)
     loaded = core.resolve(ctx, key_id, action="CreateGrant", conditions=conditions)
     key = loaded.record
     check_key_state("CreateGrant", key)
@@ -101,7 +117,6 @@ def create_grant(
         )
     if dry_run:
         raise DryRunOperationException()
-    clean = {k: v for k, v in (constraints or {}).items() if v is not None} or None
     with core.store.write() as tx:
         # The key row locked: concurrent CreateGrant calls on one key are serialised, so a named grant
         # is created once and the count below is exact; the key's state is checked again under the lock.
@@ -184,6 +199,14 @@ def list_retirable_grants(
     marker: str | None = None,
 ) -> dict[str, Any]:
     core.authorize(ctx, "ListRetirableGrants", None)
+    if principal_account(retiring_principal) != ctx.account_id:
+        # AWS: "You must specify a principal in your AWS account." Grants naming another account's
+        # principal are that account's business (its key ARNs, grantees, operations, names).
+        raise AccessDeniedException(
+            f"User: {ctx.principal.arn} is not authorized to perform: kms:ListRetirableGrants "
+            f"on resource: {retiring_principal} because no resource-based policy allows the "
+            "kms:ListRetirableGrants action"
+        )
     n = limit or 50
     after = read_marker("retirable", marker)
     with core.store.read() as tx:
@@ -240,17 +263,7 @@ def retire_grant(
         if (region, named) != (key.region, key.key_id):
             raise NotFoundException(f"Grant ID {grant_id} not found")
     ctx.touch(key.arn)
-    identities = core.caller_identities(ctx)
-    may_retire = grant.retiring_principal in identities or (
-        "RetireGrant" in grant.operations and grant.grantee_principal in identities
-    )
-    if not may_retire:
-        if ctx.account_id != grant.account_id:
-            raise AccessDeniedException(
-                f"User: {ctx.principal.arn} is not authorized to perform: kms:RetireGrant "
-                f"on resource: {key.arn}"
-            )
-        core.authorize(ctx, "RetireGrant", key)
+    core.authorizer.check_retire(ctx, grant, key, core.clock.now())
     check_key_state("RetireGrant", key)
     if dry_run:
         raise DryRunOperationException()

@@ -15,6 +15,7 @@ from openkms.auth.policy.console import (
     pretty_json,
 )
 from openkms.auth.policy.context import (
+    AMBIGUOUS,
     ASSUMED_ROLE,
     AWS_SERVICE,
     IAM_USER,
@@ -45,6 +46,7 @@ from openkms.auth.policy.evaluate import (
 )
 
 __all__ = [
+    "AMBIGUOUS",
     "ASSUMED_ROLE",
     "AWS_SERVICE",
     "CONSOLE_POLICY_ID",

@@ -15,7 +15,23 @@ from datetime import UTC, datetime
 
 from openkms.auth.policy.glob import Budget
 
-ConditionValue = str | bool | int | float | datetime | Sequence[str]
+
+class _Ambiguous:
+    """The type of :data:`AMBIGUOUS`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AMBIGUOUS"
+
+
+#: The value of a condition key whose name the request gives more than once in spellings that differ
+#: only in case (an encryption context ``{"A": "1", "a": "2"}``): which value ``kms:EncryptionContext:a``
+#: means is ambiguous. A condition on such a key never lets an Allow statement apply and always lets
+#: a Deny statement apply (see :class:`Ambiguous`), whatever the order of the pairs.
+AMBIGUOUS = _Ambiguous()
+
+ConditionValue = str | bool | int | float | datetime | Sequence[str] | _Ambiguous
 
 #: ``Caller.principal_type`` values.
 IAM_USER = "IAMUser"
@@ -57,6 +73,20 @@ class Request:
 
 class Unresolved(Exception):
     """A policy variable named a key that has no single value in this request (statement is void)."""
+
+
+class Ambiguous(Exception):
+    """A condition (or policy variable) named a key whose value is :data:`AMBIGUOUS`."""
+
+
+def _folded(context: Mapping[str, ConditionValue]) -> dict[str, ConditionValue]:
+    """The request's keys by lower-cased name; a name given in two spellings is :data:`AMBIGUOUS`
+    (never "the last one wins": the answer may not depend on the order of the request's pairs)."""
+    table: dict[str, ConditionValue] = {}
+    for name, value in context.items():
+        folded = name.lower()
+        table[folded] = AMBIGUOUS if folded in table else value
+    return table
 
 
 def as_values(value: object) -> tuple[object, ...]:
@@ -145,11 +175,16 @@ class EvalContext:
         if spelled is not None:
             value = context.get(spelled)
             if value is not None:
+                if value is AMBIGUOUS:
+                    raise Ambiguous(key)
                 return value
         table = self._request
         if table is None:
-            table = self._request = {name.lower(): value for name, value in context.items()}
-        return table.get(key)
+            table = self._request = _folded(context)
+        value = table.get(key)
+        if value is AMBIGUOUS:
+            raise Ambiguous(key)
+        return value
 
     def values(self, key: str, spelled: str | None = None) -> tuple[object, ...]:
         """The request's values for a condition key; ``()`` when absent or empty."""

@@ -24,7 +24,15 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from openkms.auth.policy.context import AWS_SERVICE, ROOT, Caller, EvalContext, Request, Unresolved
+from openkms.auth.policy.context import (
+    AWS_SERVICE,
+    ROOT,
+    Ambiguous,
+    Caller,
+    EvalContext,
+    Request,
+    Unresolved,
+)
 from openkms.auth.policy.document import PolicyDocument, Statement
 from openkms.auth.policy.glob import TooComplex
 from openkms.auth.policy.matching import DIRECT, NO_MATCH
@@ -68,11 +76,16 @@ def _statement_match(statement: Statement, ctx: EvalContext, resource_policy: bo
         if statement.resources is None or statement.resources.matches(ctx) == statement.not_resource:
             return NO_MATCH
         for condition in statement.conditions:
-            if not condition.evaluate(ctx):
+            try:
+                holds = condition.evaluate(ctx)
+            except Ambiguous:  # a key the request spells twice: never allows, always denies
+                holds = statement.deny
+            if not holds:
                 return NO_MATCH
     except Unresolved:  # a policy variable without a value voids the statement
         return NO_MATCH
-    except TooComplex:  # wildcard work bound reached: decided the safe way
+    except (TooComplex, Ambiguous):  # work bound reached, or a variable naming an ambiguous key:
+        # decided the safe way
         return how if statement.deny else NO_MATCH
     return how
 
