@@ -23,6 +23,7 @@ from openkms.auth.policy import (
     Request,
     access_denied_message,
     authorize,
+    cached_policy,
     check_principals,
     parse_policy,
 )
@@ -224,6 +225,28 @@ class KmsAuthorizer:
     def identity_documents(self, principal: Principal) -> list[PolicyDocument]:
         return [parse_policy(text, kind="identity") for text in identity_policies(self._store, principal)]
 
+    def _documents(
+        self, ctx: RequestContext, key: KeyRecord | None
+    ) -> tuple[PolicyDocument | None, list[PolicyDocument]]:
+        """The key policy and the caller's identity policies, parsed. On the event loop only documents
+        parsed already are used: a document to parse (a large one takes tens of milliseconds) moves
+        the call to a worker thread."""
+        if ctx.allow_io:
+            key_doc = parse_policy(key.policy, kind="key") if key is not None else None
+            return key_doc, self.identity_documents(ctx.principal)
+        key_doc = None
+        if key is not None:
+            key_doc = cached_policy(key.policy, "key")
+            if key_doc is None:
+                raise NeedsIO()
+        docs: list[PolicyDocument] = []
+        for text in identity_policies(self._store, ctx.principal):
+            doc = cached_policy(text, "identity")
+            if doc is None:
+                raise NeedsIO()
+            docs.append(doc)
+        return key_doc, docs
+
     def _request(
         self,
         ctx: RequestContext,
@@ -286,11 +309,12 @@ class KmsAuthorizer:
                 grants_ok = bool(presented) and grant_allows(
                     presented, identities, action, encryption_context, ctx.new_grant
                 )
+        key_policy, identity_docs = self._documents(ctx, key)
         decision = authorize(
             caller,
             request,
-            key_policy=parse_policy(key.policy, kind="key") if key is not None else None,
-            identity_policies=self.identity_documents(ctx.principal),
+            key_policy=key_policy,
+            identity_policies=identity_docs,
             grant_allows=grants_ok,
         )
         if not decision.allowed:

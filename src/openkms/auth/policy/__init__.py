@@ -30,6 +30,7 @@ from openkms.auth.policy.document import (
     PolicyDocument,
     PolicyKind,
     Statement,
+    cached_policy,
     check_principals,
     parse_policy,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "access_denied_message",
     "authorize",
     "build_console_key_policy",
+    "cached_policy",
     "check_principals",
     "describe_console_key_policy",
     "evaluate",

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 from openkms.auth.policy.conditions import ALL_VALUES, Condition, make_condition, parse_operator
@@ -179,9 +181,31 @@ def parse_policy(text: str, *, kind: PolicyKind = "key", strict: bool = False) -
     return _parse_cached(text, kind, strict)
 
 
-@lru_cache(maxsize=2048)
+_CACHE_SIZE = 2048
+_cache: OrderedDict[tuple[str, PolicyKind, bool], PolicyDocument] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def _parse_cached(text: str, kind: PolicyKind, strict: bool) -> PolicyDocument:
-    return _Parser(text, kind, strict).parse()
+    """The parsed document from a bounded LRU cache (documents that fail to parse are not kept)."""
+    key = (text, kind, strict)
+    doc = _cache.get(key)
+    if doc is not None:
+        with suppress(KeyError):  # evicted meanwhile by another thread
+            _cache.move_to_end(key)
+        return doc
+    doc = _Parser(text, kind, strict).parse()
+    with _cache_lock:
+        _cache[key] = doc
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return doc
+
+
+def cached_policy(text: str, kind: PolicyKind = "key") -> PolicyDocument | None:
+    """The stored document ``text`` if it is parsed already, else None (a caller on the event loop then
+    moves to a worker thread: parsing a large document must not hold the loop)."""
+    return _cache.get((text, kind, False))
 
 
 def check_principals(doc: PolicyDocument, exists: Callable[[str], bool]) -> None:
