@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openkms.arns import is_region
+
 DEFAULT_PORT = 8730
 DEFAULT_REGION = "us-east-1"
 # Threads of a server process running requests (the database connection pool is sized from it).
@@ -36,8 +38,6 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'openkms.db').resolve()}"
 
     def region_ok(self, region: str) -> bool:
-        from openkms.arns import is_region
-
         if self.regions:
             return region in self.regions
         return is_region(region)

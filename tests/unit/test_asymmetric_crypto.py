@@ -277,3 +277,33 @@ def test_pool_hands_out_each_pair_once_and_refills() -> None:
     finally:
         pool.stop()
     assert not pool.running and pool.available(KeySpec.RSA_2048) == 0
+
+
+# --- PEM material (openkms wrap-key-material / import-key-material --material-file) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "pem_format"),
+    [
+        pytest.param(
+            lambda: rsa.generate_private_key(65537, 2048), serialization.PrivateFormat.PKCS8, id="rsa-pkcs8"
+        ),
+        pytest.param(
+            lambda: rsa.generate_private_key(65537, 2048),
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            id="rsa-pkcs1",
+        ),
+        pytest.param(
+            lambda: ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.PKCS8, id="ec-pkcs8"
+        ),
+        pytest.param(
+            lambda: ec.generate_private_key(ec.SECP384R1()),
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            id="ec-sec1",
+        ),
+    ],
+)
+def test_pem_to_pkcs8(make: object, pem_format: serialization.PrivateFormat) -> None:
+    key = make()  # type: ignore[operator]
+    pem = key.private_bytes(serialization.Encoding.PEM, pem_format, serialization.NoEncryption())
+    assert asymmetric.pem_to_pkcs8(pem) == _pkcs8(key)

@@ -349,4 +349,4 @@ def test_parsing_a_policy_full_of_variable_openers_is_linear(filler: str) -> Non
     text = _like("StringLike", EC, value)
     started = time.perf_counter()
     parse_policy(text, kind="key", strict=True)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.5  # the quadratic scan took 6 s

@@ -14,6 +14,7 @@ from openkms.storage.store import Store
 
 
 def _open(data_dir: Path, database_url: str | None, root_key_file: Path | None) -> tuple[Store, object]:
+    # Late: server.runtime (the whole service layer, ~0.1 s) is needed by the admin commands only.
     from openkms.server.runtime import open_store
 
     return open_store(settings_from(data_dir, database_url, root_key_file))

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from openkms.cli.options import data_options, settings_from
+from openkms.storage.store import Store
 
 
 def _time(value: str | None) -> float | None:
@@ -51,8 +52,6 @@ def list_events(
     root_key_file: Path | None,
 ) -> None:
     """List audit records, newest first."""
-    from openkms.storage.store import Store
-
     settings = settings_from(data_dir, database_url, root_key_file)
     if database_url is None and not (data_dir / "openkms.db").exists():
         raise click.ClickException(f"No openkms data in {data_dir}")

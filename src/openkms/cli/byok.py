@@ -19,15 +19,18 @@ from typing import Any
 import click
 
 from openkms.crypto import wrapping
-
-PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
-TOKEN_FILE = "ImportToken.bin"  # noqa: S105 - a file name, not a secret
-README_FILE = "README.txt"
-WRAPPED_FILE = "EncryptedKeyMaterial.bin"
-_ALGORITHM_LINE = "Wrapping algorithm: "
+from openkms.domain.import_bundle import (
+    ALGORITHM_LINE,
+    PUBLIC_KEY_FILE,
+    README_FILE,
+    TOKEN_FILE,
+    WRAPPED_FILE,
+    readme_text,
+)
 
 
 def _client(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
+    # Late: boto3 (~65 ms) only for the commands that call an endpoint, not for `openkms` at large.
     import boto3
 
     session = boto3.Session(profile_name=profile, region_name=region)
@@ -44,12 +47,10 @@ def _strongest(key_spec: str) -> tuple[str, str]:
 def _read_material(path: Path) -> bytes:
     data = path.read_bytes()
     if data.lstrip().startswith(b"-----BEGIN"):
-        from cryptography.hazmat.primitives import serialization
+        # Late: crypto.asymmetric (~30 ms) only when a PEM key is given, not for `openkms` at large.
+        from openkms.crypto.asymmetric import pem_to_pkcs8
 
-        key = serialization.load_pem_private_key(data, password=None)
-        return key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        return pem_to_pkcs8(data)
     return data
 
 
@@ -58,18 +59,6 @@ def _valid_to(value: str | None) -> dt.datetime | None:
         return None
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def readme_text(key_arn: str, algorithm: str, spec: str, valid_to: dt.datetime) -> str:
-    """The README.txt of a download (also written by the web console's download)."""
-    return (
-        f"Import parameters for {key_arn}\n"
-        f"{_ALGORITHM_LINE}{algorithm}\n"
-        f"Wrapping key spec: {spec}\n"
-        f"Valid until: {valid_to.isoformat()}\n"
-        f"Wrap your key material with {PUBLIC_KEY_FILE} using {algorithm}, then import it together with\n"
-        f"{TOKEN_FILE} before it expires.\n"
-    )
 
 
 def _write_parameters(out_dir: Path, key_id: str, params: dict[str, Any], algorithm: str, spec: str) -> None:
@@ -83,8 +72,8 @@ def _write_parameters(out_dir: Path, key_id: str, params: dict[str, Any], algori
 
 def _algorithm_of(params_dir: Path) -> str:
     for line in (params_dir / README_FILE).read_text().splitlines():
-        if line.startswith(_ALGORITHM_LINE):
-            return line[len(_ALGORITHM_LINE) :].strip()
+        if line.startswith(ALGORITHM_LINE):
+            return line[len(ALGORITHM_LINE) :].strip()
     raise click.ClickException(f"{params_dir / README_FILE} does not name a wrapping algorithm")
 
 

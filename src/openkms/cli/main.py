@@ -165,6 +165,7 @@ def serve(
     **edge: Any,
 ) -> None:
     """Start the service."""
+    # Late: serve's imports (uvicorn, the ASGI apps, the console, ~0.1 s) are for `openkms serve` only.
     from openkms.cli.serve import run_server
 
     run_server(

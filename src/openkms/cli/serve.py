@@ -9,12 +9,27 @@ from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
+from uvicorn.supervisors import Multiprocess
 
+from openkms.cli.factory import export_settings
 from openkms.cli.options import settings_from
 from openkms.config import DEFAULT_REGION
+from openkms.console import mount
+from openkms.crypto.certificates import ensure_self_signed
 from openkms.domain.quotas import QuotaDocumentError
+from openkms.server.app import KmsApp
+from openkms.server.edge import EdgeConfig, behind_proxies, is_loopback
 from openkms.server.limits import EdgeLimits
 from openkms.server.proxies import parse_networks
+from openkms.server.runtime import (
+    bootstrap,
+    build_runtime,
+    export_lines,
+    load_quotas,
+    prepare_data_dir,
+    write_credentials_file,
+)
 from openkms.server.tls import TlsConfig
 
 
@@ -31,8 +46,6 @@ def _tls_config(
     if bool(cert) != bool(key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if self_signed:
-        from openkms.crypto.certificates import ensure_self_signed
-
         files = ensure_self_signed(data_dir / "tls", [n for value in sans for n in value.split(",")])
         return TlsConfig(files.server_cert, files.server_key, client_ca, files.ca_cert)
     if cert and key:
@@ -68,8 +81,6 @@ def run_server(
     max_connections: int,
     request_quotas: str | None,
 ) -> None:
-    from openkms.server.edge import EdgeConfig, is_loopback
-
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
@@ -88,15 +99,6 @@ def run_server(
         trusted_proxies=list(trusted_proxies),
         request_quotas=request_quotas,
         quota_processes=workers,
-    )
-    from openkms.server.app import KmsApp
-    from openkms.server.runtime import (
-        bootstrap,
-        build_runtime,
-        export_lines,
-        load_quotas,
-        prepare_data_dir,
-        write_credentials_file,
     )
 
     prepare_data_dir(settings)
@@ -156,17 +158,11 @@ def run_server(
         "server_header": False,
         "date_header": False,
     }
-    import uvicorn
-
     if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        from openkms.server.factory import export_settings
-
         runtime.store.close()  # each worker opens its own
         export_settings(settings)
         config = EdgeConfig(
-            "openkms.server.factory:create_app",
+            "openkms.cli.factory:create_app",
             factory=True,
             workers=workers,
             tls=tls,
@@ -175,9 +171,6 @@ def run_server(
         )
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    from openkms.console import mount
-    from openkms.server.edge import behind_proxies
-
     app = KmsApp(runtime)
     mount(app)  # the web console at /console/ on the same port
     served = behind_proxies(app, settings.trusted_proxies)

@@ -99,6 +99,11 @@ def _pkcs8(key: PrivateKeyTypes) -> bytes:
     )
 
 
+def pem_to_pkcs8(pem: bytes) -> bytes:
+    """A PEM private key (any format cryptography reads, unencrypted) as PKCS#8 DER, the form KMS imports."""
+    return _pkcs8(serialization.load_pem_private_key(pem, password=None))
+
+
 def _spki(key: PrivateKeyTypes) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

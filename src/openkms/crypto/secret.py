@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 
 class Secret:
     __slots__ = ("_value",)
@@ -21,8 +23,6 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        import hmac
-
         return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
 
     def __hash__(self) -> int:

@@ -4,6 +4,10 @@ was issued for, the stored wrapping key pair, the wrapping algorithm and its exp
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -52,10 +56,6 @@ _GRANT_VERSION = b"\x01"
 
 def issue_grant_token(token_key: bytes, grant_id: str) -> str:
     """A grant token: names the grant, authenticated by the service; a new one on every call."""
-    import base64
-    import hashlib
-    import hmac
-
     body = _GRANT_VERSION + bytes.fromhex(grant_id) + os.urandom(16)
     tag = hmac.new(token_key, b"openkms/grant-token/v1" + body, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
@@ -63,11 +63,6 @@ def issue_grant_token(token_key: bytes, grant_id: str) -> str:
 
 def open_grant_token(token_key: bytes, token: str) -> str:
     """The grant id a token names; raises TokenError for anything this service did not issue."""
-    import base64
-    import binascii
-    import hashlib
-    import hmac
-
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):

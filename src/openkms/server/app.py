@@ -42,6 +42,7 @@ from openkms.server.authn import (
     read_body,
     respond,
 )
+from openkms.server.query_app import QueryApp
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime, load_quotas
 from openkms.service.context import NeedsIO, RequestContext
@@ -107,8 +108,6 @@ class KmsApp:
         self.limiter = RequestLimiter(quotas) if quotas is not None else None
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
-        from openkms.server.query_app import QueryApp
-
         self.query = QueryApp(runtime, self.authn, self.pool)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

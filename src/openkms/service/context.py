@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.domain.conditions import request_conditions
 from openkms.domain.grants import NewGrant
 from openkms.domain.model import KeyRecord, Principal
 
@@ -50,8 +51,6 @@ class RequestContext:
 
     def set_request(self, operation: str, params: dict[str, Any]) -> None:
         """Record what authorization needs to know of the request's parameters."""
-        from openkms.service.authz import request_conditions
-
         self.operation = operation
         self.conditions = request_conditions(operation, params)
         self.encryption_context = params.get("encryption_context") or params.get("source_encryption_context")

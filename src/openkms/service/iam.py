@@ -9,11 +9,9 @@ as ``iam:<Operation>`` on the resource's ARN by the caller's identity policies).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from openkms.service.iam_common import (
     IamContext,
+    Operation,
     authorize_iam,
     parsed_identity_policies,
     policy_arn,
@@ -118,8 +116,6 @@ __all__ = [
     "update_role",
     "user_arn",
 ]
-
-Operation = Callable[..., dict[str, Any] | None]
 
 #: The IAM Query API operations served (AWS operation name -> function).
 OPERATIONS: dict[str, Operation] = {

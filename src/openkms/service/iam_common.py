@@ -39,6 +39,9 @@ MANAGED_POLICY_LIMIT = 6144
 TRUST_POLICY_LIMIT = 2048
 DEFAULT_MAX_SESSION = 3600
 
+#: An IAM or STS operation's function (AWS operation name -> function tables in ``iam.py``, ``sts.py``).
+Operation = Callable[..., dict[str, Any] | None]
+
 
 @dataclass(frozen=True, slots=True)
 class IamContext:

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from openkms.audit.events import service_event_record, storage_row
-from openkms.crypto import keypair_pool, tokens, wrapping
+from openkms.crypto import asymmetric, keypair_pool, tokens, wrapping
 from openkms.crypto.envelope import SealError
 from openkms.domain.keyspec import HMAC_SPECS, RSA_SPECS, KeySpec, Origin
 from openkms.domain.keystate import check_key_state
@@ -122,8 +122,6 @@ def check_material(spec: KeySpec, material: bytes) -> None:
     elif spec in HMAC_SPECS:
         ok = HMAC_MIN_BYTES[spec] <= len(material) <= HMAC_MAX_BYTES
     else:
-        from openkms.crypto import asymmetric
-
         ok = asymmetric.material_matches_spec(spec, material)
     if not ok:
         raise IncorrectKeyMaterialException(f"The key material is not valid for key spec {spec}.")

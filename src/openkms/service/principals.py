@@ -1,4 +1,5 @@
-"""Accounts, IAM users and access keys, and the credential lookup SigV4 verification needs.
+"""Accounts, IAM users and access keys, STS sessions' principals, and the credential lookup SigV4
+verification needs.
 
 Secret access keys are stored sealed under the root key (they must be recoverable to verify HMAC
 signatures) and are returned in plaintext only once, when created.
@@ -22,9 +23,11 @@ from openkms.arns import is_account_id, user_arn
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import Principal
 from openkms.errors import ExpiredTokenException, UnrecognizedClientException
-from openkms.storage.store import AccessKeyRow, Conflict, Store, Tx, UserRow
+from openkms.service.iam_common import role_arn
+from openkms.storage.store import AccessKeyRow, Conflict, SessionRow, Store, Tx, UserRow
 
 SECRET_PURPOSE = "access-key-secret"  # noqa: S105 - a sealing label, not a secret
+SESSION_PURPOSE = "session-secret"  # sealing label of STS session secrets
 ADMIN_USER = "admin"
 ADMIN_POLICY = {
     "AdministratorAccess": {
@@ -41,6 +44,25 @@ class PrincipalError(Exception):
 
 def iam_user_arn(row: AccessKeyRow, path: str) -> str:
     return f"arn:aws:iam::{row.account_id}:user{path}{row.user_name}"
+
+
+def session_arn(account: str, role_name: str, session_name: str) -> str:
+    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+
+
+def session_principal(row: SessionRow) -> Principal:
+    """The principal of requests signed with a session's credentials."""
+    return Principal(
+        account_id=row.account_id,
+        arn=session_arn(row.account_id, row.role_name, row.session_name),
+        principal_id=f"{row.role_id}:{row.session_name}",
+        identity_type="AssumedRole",
+        user_name=None,
+        access_key_id=row.access_key_id,
+        tags=tuple(sorted(row.tags.items())),
+        role_arn=role_arn(row.account_id, row.role_path, row.role_name),
+        session_name=row.session_name,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +263,6 @@ class CredentialCache:
         return Credentials(principal, secret)
 
     def _load_session(self, access_key_id: str) -> Credentials | None:
-        from openkms.service.sts import SESSION_PURPOSE, session_principal
-
         with self._store.read() as tx:
             row = tx.get_session(access_key_id)
             role = tx.get_role(row.account_id, row.role_name) if row is not None else None

@@ -25,43 +25,23 @@ from typing import Any
 from openkms.auth.policy import Request, authorize, parse_policy
 from openkms.domain.model import Principal
 from openkms.errors import AccessDenied, ServiceError, ValidationError
-from openkms.service.iam import Operation
 from openkms.service.iam_common import (
     IamContext,
+    Operation,
     parsed_identity_policies,
     policy_caller,
     role_arn,
 )
-from openkms.service.principals import new_secret
+from openkms.service.principals import SESSION_PURPOSE, new_secret, session_arn
 from openkms.storage.store import RoleRow, SessionRow
 
-SESSION_PURPOSE = "session-secret"
 DEFAULT_DURATION = 3600
 CHAINING_LIMIT = 3600
 _ALNUM = string.ascii_uppercase + string.digits
 
 
-def session_arn(account: str, role_name: str, session_name: str) -> str:
-    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
-
-
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-def session_principal(row: SessionRow) -> Principal:
-    """The principal of requests signed with a session's credentials."""
-    return Principal(
-        account_id=row.account_id,
-        arn=session_arn(row.account_id, row.role_name, row.session_name),
-        principal_id=f"{row.role_id}:{row.session_name}",
-        identity_type="AssumedRole",
-        user_name=None,
-        access_key_id=row.access_key_id,
-        tags=tuple(sorted(row.tags.items())),
-        role_arn=role_arn(row.account_id, row.role_path, row.role_name),
-        session_name=row.session_name,
-    )
 
 
 def _parse_role_arn(arn: str) -> tuple[str, str, str] | None:

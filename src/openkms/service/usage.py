@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from openkms.domain.keystate import check_key_state
+from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.context import RequestContext
 from openkms.service.core import KmsCore
 from openkms.service.paging import read_marker
@@ -67,7 +68,5 @@ def describe_custom_key_stores(
     core.authorize(ctx, "DescribeCustomKeyStores", None)
     read_marker("custom-key-stores", marker)
     if custom_key_store_id is not None or custom_key_store_name is not None:
-        from openkms.errors import CustomKeyStoreNotFoundException
-
         raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
     return {"custom_key_stores": [], "truncated": False}

@@ -203,6 +203,7 @@ class ChangeFeed:
                 self._on_changes([(kind, ident) for _, kind, ident in rows])
 
     def _listen_postgres(self) -> None:
+        # Late: the PostgreSQL driver is loaded by PostgreSQL deployments only, never by SQLite ones.
         import psycopg
 
         url = self._store.url.replace("postgresql+psycopg://", "postgresql://", 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -31,8 +33,6 @@ class TxBase:
         if self.backend == "postgresql":
             self.conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{kind}|{ident}")))
         else:
-            import time
-
             self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=time.time()))
 
     def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:

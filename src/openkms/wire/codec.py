@@ -8,9 +8,12 @@ Encoders, like the decoders, are compiled once per shape and cached.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import enum
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -214,10 +217,6 @@ def bench_encrypt(rounds: int = 20_000) -> dict[str, float]:
     """Microseconds per call of decode_request/encode_response for a typical Encrypt (a 64-byte
     plaintext and a 2-pair encryption context); ``python -c "from openkms.wire.codec import
     bench_encrypt; print(bench_encrypt())"`` prints it, and the unit tests print it too."""
-    import base64
-    import os
-    import time
-
     body = orjson.dumps(
         {
             "KeyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",

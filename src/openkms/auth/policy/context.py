@@ -14,22 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from openkms.auth.policy.glob import Budget
-
-
-class _Ambiguous:
-    """The type of :data:`AMBIGUOUS`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "AMBIGUOUS"
-
-
-#: The value of a condition key whose name the request gives more than once in spellings that differ
-#: only in case (an encryption context ``{"A": "1", "a": "2"}``): which value ``kms:EncryptionContext:a``
-#: means is ambiguous. A condition on such a key never lets an Allow statement apply and always lets
-#: a Deny statement apply (see :class:`Ambiguous`), whatever the order of the pairs.
-AMBIGUOUS = _Ambiguous()
+from openkms.domain.conditions import AMBIGUOUS as AMBIGUOUS
+from openkms.domain.conditions import _Ambiguous
 
 ConditionValue = str | bool | int | float | datetime | Sequence[str] | _Ambiguous
 

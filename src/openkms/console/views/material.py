@@ -14,10 +14,10 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from openkms.cli.byok import PUBLIC_KEY_FILE, README_FILE, TOKEN_FILE, readme_text
 from openkms.console.api import ApiError, input_error
 from openkms.console.http import PREFIX
 from openkms.console.page import Page, api_error
+from openkms.domain.import_bundle import PUBLIC_KEY_FILE, README_FILE, TOKEN_FILE, readme_text
 
 WRAPPING_KEY_SPECS = ["RSA_4096", "RSA_3072", "RSA_2048"]
 ALL_ALGORITHMS = [

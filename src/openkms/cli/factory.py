@@ -1,6 +1,9 @@
 """The application of one worker process of ``openkms serve --workers N``: each worker builds its own
 runtime (store, caches, audit writer, background jobs) from the settings the parent process passed in
-the environment; the workers behave as one service like several servers on one database do."""
+the environment; the workers behave as one service like several servers on one database do.
+
+It lives beside ``cli/serve.py`` (which wires the same application for one process) because it mounts
+the console on the API: ``server/`` is the layer below ``console/`` and does not import it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from openkms.config import Settings
+from openkms.console import mount
 from openkms.server.app import KmsApp
 from openkms.server.edge import ASGIApp, behind_proxies
 from openkms.server.runtime import build_runtime
@@ -31,7 +35,5 @@ def create_app() -> ASGIApp:
     if values.get("root_key_file"):
         values["root_key_file"] = Path(values["root_key_file"])
     app = KmsApp(build_runtime(Settings(**values)))
-    from openkms.console import mount
-
     mount(app)
     return behind_proxies(app, app.settings.trusted_proxies)
