@@ -18,6 +18,7 @@ from typing import Any
 
 from openkms.arns import account_root_arn, key_arn, parse_arn
 from openkms.crypto import tokens
+from openkms.domain.conditions import encryption_context_conditions
 from openkms.domain.grants import NewGrant, allowed_operations
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyRecord
@@ -105,6 +106,14 @@ def create_grant(
             for k in constraints
         ]
     clean = {k: v for k, v in (constraints or {}).items() if v is not None} or None
+    if clean:
+        # In CreateGrant, kms:EncryptionContext:<key> and kms:EncryptionContextKeys describe the new
+        # grant's encryption context constraints (AWS's condition keys reference).
+        pairs = {
+            **(clean.get("encryption_context_subset") or {}),
+            **(clean.get("encryption_context_equals") or {}),
+        }
+        conditions.update(encryption_context_conditions(pairs))
     ctx.new_grant = NewGrant(frozenset(operations), clean)
     loaded = core.resolve(ctx, key_id, action="CreateGrant", conditions=conditions)
     key = loaded.record
