@@ -1,16 +1,12 @@
-"""Tables and versioned migrations.
+"""The tables as the newest schema has them, for queries.
 
-Each migration is a function applied once, in order, inside one transaction, and recorded in
-``schema_migrations``. Never edit a released migration: add a new one.
+Nothing creates tables from these objects: ``migrations.py`` holds each version's frozen DDL. A change
+here needs a new migration there (tests/unit/test_migrations.py compares the two).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData()
 
@@ -96,6 +92,7 @@ key_materials = sa.Table(
     sa.Column("valid_to", sa.Float),
     sa.Column("expiration_model", sa.String(32)),
     sa.Column("description", sa.Text),
+    sa.Index("ix_key_materials_expiry", "expiration_model", "valid_to"),  # v2
 )
 
 aliases = sa.Table(
@@ -235,32 +232,6 @@ sessions = sa.Table(
     sa.Index("ix_sessions_role", "account_id", "role_name"),
 )
 
-V3_TABLES = [roles, managed_policies, policy_attachments, sessions]
-
-V1_TABLES = [accounts, users, access_keys, keys, key_materials, aliases, tags, changes, audit_events]
-
-
-def _v1(conn: Connection) -> None:
-    for table in V1_TABLES:
-        table.create(conn)
-
-
-def _v2(conn: Connection) -> None:
-    import_parameters.create(conn)
-    # Frozen DDL: an sa.Index on the shared table object would attach itself to it, and every later
-    # fresh install in the process would create it twice (once with the table, once here).
-    conn.exec_driver_sql("CREATE INDEX ix_key_materials_expiry ON key_materials (expiration_model, valid_to)")
-
-
-def _v4(conn: Connection) -> None:
-    grants.create(conn)
-
-
-def _v3(conn: Connection) -> None:
-    for table in V3_TABLES:
-        table.create(conn)
-
-
 # --- v5: web console sessions (see openkms.console.sessions) -----------------------------------------
 # Only the SHA-256 of the random session id is stored, never the id itself nor any secret.
 console_sessions = sa.Table(
@@ -277,30 +248,3 @@ console_sessions = sa.Table(
     sa.Index("ix_console_sessions_last_seen", "last_seen"),
     sa.Index("ix_console_sessions_access_key", "access_key_id"),
 )
-
-
-def _v5(conn: Connection) -> None:
-    console_sessions.create(conn)
-
-
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1),
-    (2, _v2),
-    (3, _v3),
-    (4, _v4),
-    (5, _v5),
-]
-
-
-def migrate(conn: Connection) -> list[int]:
-    """Apply the migrations not yet applied; returns the versions applied. Caller holds a write lock."""
-    schema_migrations.create(conn, checkfirst=True)
-    done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
-    applied = []
-    for version, step in MIGRATIONS:
-        if version in done:
-            continue
-        step(conn)
-        conn.execute(schema_migrations.insert().values(version=version, applied_at=time.time()))
-        applied.append(version)
-    return applied

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from openkms.config import WORKER_THREADS
-from openkms.storage import schema as t
+from openkms.storage.migrations import migrate
 from openkms.storage.rows import (
     AccessKeyRow,
     Conflict,
@@ -101,7 +101,7 @@ class Store:
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
-            t.migrate(conn)
+            migrate(conn)
 
     def close(self) -> None:
         self.engine.dispose()

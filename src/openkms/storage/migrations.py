@@ -1,0 +1,282 @@
+"""Versioned migrations as frozen DDL.
+
+Each step is a list of SQL statements written out literally (generated once from the table
+definitions of the day and pasted here), applied once, in order, inside one transaction, and
+recorded in ``schema_migrations``. Steps never read ``schema.py``'s tables, which describe the newest
+schema for queries: a released step must keep creating exactly what it created when it shipped, so a
+database at any version upgrades to the same schema a fresh install gets. Never edit a released step
+(nor ``_TYPES``): add a new one, and change the tables in ``schema.py`` to match
+(tests/unit/test_migrations.py fails until both agree).
+
+The two backends share the statements; the few types whose spelling differs are placeholders filled
+from ``_TYPES``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Placeholder -> type, per backend. ``serial`` / ``bigserial`` are autoincrementing integer keys
+# (on SQLite an INTEGER PRIMARY KEY is the rowid and increments by itself).
+_TYPES: dict[str, dict[str, str]] = {
+    "sqlite": {"blob": "BLOB", "serial": "INTEGER", "bigserial": "INTEGER"},
+    "postgresql": {"blob": "BYTEA", "serial": "SERIAL", "bigserial": "BIGSERIAL"},
+}
+
+_SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version {serial} NOT NULL,
+    applied_at FLOAT NOT NULL,
+    PRIMARY KEY (version)
+)"""
+
+# --- v1: accounts, users and access keys, KMS keys and their material, aliases, tags, change feed, audit
+_V1 = (
+    """CREATE TABLE accounts (
+    account_id VARCHAR(12) NOT NULL,
+    created_at FLOAT NOT NULL,
+    PRIMARY KEY (account_id)
+)""",
+    """CREATE TABLE users (
+    account_id VARCHAR(12) NOT NULL,
+    user_name VARCHAR(64) NOT NULL,
+    user_id VARCHAR(32) NOT NULL,
+    path VARCHAR(512) NOT NULL,
+    created_at FLOAT NOT NULL,
+    inline_policies TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    PRIMARY KEY (account_id, user_name),
+    UNIQUE (user_id)
+)""",
+    """CREATE TABLE access_keys (
+    access_key_id VARCHAR(128) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    user_name VARCHAR(64) NOT NULL,
+    secret_sealed {blob} NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    created_at FLOAT NOT NULL,
+    PRIMARY KEY (access_key_id)
+)""",
+    "CREATE INDEX ix_access_keys_user ON access_keys (account_id, user_name)",
+    """CREATE TABLE keys (
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    key_spec VARCHAR(32) NOT NULL,
+    key_usage VARCHAR(32) NOT NULL,
+    origin VARCHAR(32) NOT NULL,
+    key_state VARCHAR(32) NOT NULL,
+    creation_date FLOAT NOT NULL,
+    policy TEXT NOT NULL,
+    description TEXT NOT NULL,
+    multi_region BOOLEAN NOT NULL,
+    deletion_date FLOAT,
+    pending_window_days INTEGER,
+    rotation_enabled BOOLEAN NOT NULL,
+    rotation_period_days INTEGER,
+    next_rotation_date FLOAT,
+    current_material_id VARCHAR(64),
+    expiration_model VARCHAR(32),
+    valid_to FLOAT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (region, key_id)
+)""",
+    "CREATE INDEX ix_keys_account ON keys (region, account_id, key_id)",
+    "CREATE INDEX ix_keys_deletion ON keys (key_state, deletion_date)",
+    """CREATE TABLE key_materials (
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    material_id VARCHAR(64) NOT NULL,
+    state VARCHAR(32) NOT NULL,
+    created FLOAT NOT NULL,
+    sealed {blob},
+    import_state VARCHAR(32),
+    rotation_date FLOAT,
+    rotation_type VARCHAR(16),
+    valid_to FLOAT,
+    expiration_model VARCHAR(32),
+    description TEXT,
+    PRIMARY KEY (region, key_id, material_id)
+)""",
+    """CREATE TABLE aliases (
+    region VARCHAR(32) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    alias_name VARCHAR(256) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    creation_date FLOAT NOT NULL,
+    last_updated_date FLOAT NOT NULL,
+    PRIMARY KEY (region, account_id, alias_name)
+)""",
+    "CREATE INDEX ix_aliases_key ON aliases (region, key_id)",
+    """CREATE TABLE tags (
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    tag_key VARCHAR(128) NOT NULL,
+    tag_value VARCHAR(256) NOT NULL,
+    PRIMARY KEY (region, key_id, tag_key)
+)""",
+    """CREATE TABLE changes (
+    id {bigserial} NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    ident VARCHAR(512) NOT NULL,
+    at FLOAT NOT NULL,
+    PRIMARY KEY (id)
+)""",
+    """CREATE TABLE audit_events (
+    id {bigserial} NOT NULL,
+    event_id VARCHAR(36) NOT NULL,
+    event_time FLOAT NOT NULL,
+    account_id VARCHAR(12),
+    region VARCHAR(32),
+    event_name VARCHAR(64) NOT NULL,
+    key_id VARCHAR(64),
+    principal_arn VARCHAR(2048),
+    error_code VARCHAR(128),
+    record TEXT NOT NULL,
+    PRIMARY KEY (id),
+    UNIQUE (event_id)
+)""",
+    "CREATE INDEX ix_audit_key ON audit_events (key_id, event_time)",
+    "CREATE INDEX ix_audit_time ON audit_events (event_time)",
+)
+
+# --- v2: import parameters (ImportKeyMaterial), expiry scan over imported material
+_V2 = (
+    """CREATE TABLE import_parameters (
+    token_id VARCHAR(36) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    wrapping_algorithm VARCHAR(32) NOT NULL,
+    wrapping_key_spec VARCHAR(16) NOT NULL,
+    private_key_sealed {blob} NOT NULL,
+    expires FLOAT NOT NULL,
+    PRIMARY KEY (token_id)
+)""",
+    "CREATE INDEX ix_import_parameters_expires ON import_parameters (expires)",
+    "CREATE INDEX ix_key_materials_expiry ON key_materials (expiration_model, valid_to)",
+)
+
+# --- v3: IAM roles, managed policies and their attachments, STS sessions
+_V3 = (
+    """CREATE TABLE roles (
+    account_id VARCHAR(12) NOT NULL,
+    role_name VARCHAR(64) NOT NULL,
+    role_id VARCHAR(32) NOT NULL,
+    path VARCHAR(512) NOT NULL,
+    trust_policy TEXT NOT NULL,
+    description TEXT NOT NULL,
+    max_session_duration INTEGER NOT NULL,
+    created_at FLOAT NOT NULL,
+    inline_policies TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    PRIMARY KEY (account_id, role_name),
+    UNIQUE (role_id)
+)""",
+    """CREATE TABLE managed_policies (
+    account_id VARCHAR(12) NOT NULL,
+    policy_name VARCHAR(128) NOT NULL,
+    policy_id VARCHAR(32) NOT NULL,
+    arn VARCHAR(2048) NOT NULL,
+    path VARCHAR(512) NOT NULL,
+    description TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at FLOAT NOT NULL,
+    updated_at FLOAT NOT NULL,
+    PRIMARY KEY (account_id, policy_name),
+    UNIQUE (policy_id),
+    UNIQUE (arn)
+)""",
+    """CREATE TABLE policy_attachments (
+    account_id VARCHAR(12) NOT NULL,
+    principal_kind VARCHAR(8) NOT NULL,
+    principal_name VARCHAR(64) NOT NULL,
+    policy_arn VARCHAR(2048) NOT NULL,
+    PRIMARY KEY (account_id, principal_kind, principal_name, policy_arn)
+)""",
+    "CREATE INDEX ix_policy_attachments_arn ON policy_attachments (policy_arn)",
+    """CREATE TABLE sessions (
+    access_key_id VARCHAR(128) NOT NULL,
+    secret_sealed {blob} NOT NULL,
+    token_sha256 {blob} NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    role_name VARCHAR(64) NOT NULL,
+    role_id VARCHAR(32) NOT NULL,
+    role_path VARCHAR(512) NOT NULL,
+    session_name VARCHAR(64) NOT NULL,
+    created_at FLOAT NOT NULL,
+    expires FLOAT NOT NULL,
+    tags TEXT NOT NULL,
+    source_identity VARCHAR(64),
+    PRIMARY KEY (access_key_id)
+)""",
+    "CREATE INDEX ix_sessions_expires ON sessions (expires)",
+    "CREATE INDEX ix_sessions_role ON sessions (account_id, role_name)",
+)
+
+# --- v4: grants
+_V4 = (
+    """CREATE TABLE grants (
+    grant_id VARCHAR(64) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    name VARCHAR(256),
+    creation_date FLOAT NOT NULL,
+    grantee_principal VARCHAR(256) NOT NULL,
+    retiring_principal VARCHAR(256),
+    operations TEXT NOT NULL,
+    constraints TEXT,
+    PRIMARY KEY (grant_id)
+)""",
+    "CREATE INDEX ix_grants_key ON grants (region, key_id, grant_id)",
+    "CREATE INDEX ix_grants_retiring ON grants (retiring_principal)",
+)
+
+# --- v5: web console sessions (see openkms.console.sessions)
+_V5 = (
+    """CREATE TABLE console_sessions (
+    session_hash VARCHAR(64) NOT NULL,
+    access_key_id VARCHAR(128) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    created_at FLOAT NOT NULL,
+    last_seen FLOAT NOT NULL,
+    expires FLOAT NOT NULL,
+    prefs TEXT NOT NULL,
+    PRIMARY KEY (session_hash)
+)""",
+    "CREATE INDEX ix_console_sessions_access_key ON console_sessions (access_key_id)",
+    "CREATE INDEX ix_console_sessions_last_seen ON console_sessions (last_seen)",
+)
+
+MIGRATIONS: list[tuple[int, Sequence[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+LATEST = MIGRATIONS[-1][0]
+
+
+def _sql(conn: Connection, statement: str) -> str:
+    return statement.format(**_TYPES[conn.dialect.name])
+
+
+def migrate(conn: Connection, target: int = LATEST) -> list[int]:
+    """Apply the steps up to ``target`` not yet applied; returns the versions applied.
+
+    The caller holds a write lock (and the transaction). ``target`` below the newest is for tests that
+    build a database as an older release left it.
+    """
+    conn.exec_driver_sql(_sql(conn, _SCHEMA_MIGRATIONS))
+    done = {row[0] for row in conn.exec_driver_sql("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, statements in MIGRATIONS:
+        if version in done or version > target:
+            continue
+        for statement in statements:
+            conn.exec_driver_sql(_sql(conn, statement))
+        conn.execute(
+            sa.text("INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :at)"),
+            {"version": version, "at": time.time()},
+        )
+        applied.append(version)
+    return applied

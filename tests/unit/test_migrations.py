@@ -1,0 +1,359 @@
+"""Frozen migrations (storage/migrations.py) against the tables queries use (storage/schema.py), on both
+backends: a database left by any older version upgrades to exactly a fresh install's schema with its
+rows intact, a fresh install is exactly what the table definitions describe, and a database already
+at the newest version is left alone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from openkms.storage import schema
+from openkms.storage.migrations import LATEST, MIGRATIONS, migrate
+from openkms.storage.store import Store, normalize_url
+from tests.conftest import create_pg_database, drop_pg_database
+
+NewUrl = Callable[[], str]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewUrl]:
+    """Makes new, empty databases on the backend; dropped at the end of the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'db{len(made)}.sqlite'}"
+        else:
+            url = create_pg_database()
+        made.append(url)
+        return url
+
+    yield make
+    if request.param == "postgresql":
+        for url in made:
+            drop_pg_database(url)
+
+
+def engine(url: str) -> Engine:
+    return sa.create_engine(normalize_url(url))
+
+
+def migrated(url: str, target: int = LATEST) -> Engine:
+    eng = engine(url)
+    with eng.begin() as conn:
+        migrate(conn, target)
+    return eng
+
+
+def _sql(text: str | None) -> str:
+    text = re.sub(r"\s+", " ", text or "")
+    return text.replace("( ", "(").replace(" )", ")")
+
+
+def describe(eng: Engine) -> dict[str, Any]:
+    """Everything about the schema a query or a later migration could depend on."""
+    insp = sa.inspect(eng)
+    out: dict[str, Any] = {}
+    for name in sorted(insp.get_table_names()):
+        out[name] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in insp.get_columns(name)
+            ],
+            "primary_key": insp.get_pk_constraint(name)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(name)
+            ),
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(name)),
+        }
+    if eng.dialect.name == "sqlite":
+        with eng.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT type, name, tbl_name, sql FROM sqlite_master")
+            out["sqlite_master"] = sorted((r[0], r[1], r[2], _sql(r[3])) for r in rows)
+    return out
+
+
+# Rows as each version's tables held them, inserted with the columns that version had.
+ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
+    1: [
+        ("accounts", {"account_id": "111122223333", "created_at": 1.5}),
+        (
+            "users",
+            {
+                "account_id": "111122223333",
+                "user_name": "alice",
+                "user_id": "AIDAEXAMPLE",
+                "path": "/",
+                "created_at": 2.5,
+                "inline_policies": "{}",
+                "tags": "{}",
+            },
+        ),
+        (
+            "access_keys",
+            {
+                "access_key_id": "AKIAEXAMPLE",
+                "account_id": "111122223333",
+                "user_name": "alice",
+                "secret_sealed": b"\x00sealed\xff",
+                "status": "Active",
+                "created_at": 3.5,
+            },
+        ),
+        (
+            "keys",
+            {
+                "region": "us-east-1",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "account_id": "111122223333",
+                "key_spec": "SYMMETRIC_DEFAULT",
+                "key_usage": "ENCRYPT_DECRYPT",
+                "origin": "AWS_KMS",
+                "key_state": "Enabled",
+                "creation_date": 4.5,
+                "policy": '{"Version": "2012-10-17"}',
+                "description": "",
+                "multi_region": False,
+                "deletion_date": None,
+                "pending_window_days": None,
+                "rotation_enabled": True,
+                "rotation_period_days": 365,
+                "next_rotation_date": 5.5,
+                "current_material_id": "m1",
+                "expiration_model": None,
+                "valid_to": None,
+                "version": 1,
+            },
+        ),
+        (
+            "key_materials",
+            {
+                "region": "us-east-1",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "material_id": "m1",
+                "state": "CURRENT",
+                "created": 4.5,
+                "sealed": b"material",
+                "import_state": None,
+                "rotation_date": None,
+                "rotation_type": None,
+                "valid_to": None,
+                "expiration_model": None,
+                "description": None,
+            },
+        ),
+        (
+            "aliases",
+            {
+                "region": "us-east-1",
+                "account_id": "111122223333",
+                "alias_name": "alias/example",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "creation_date": 6.5,
+                "last_updated_date": 6.5,
+            },
+        ),
+        (
+            "tags",
+            {
+                "region": "us-east-1",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "tag_key": "team",
+                "tag_value": "blue",
+            },
+        ),
+        ("changes", {"kind": "key", "ident": "us-east-1/1234abcd", "at": 7.5}),
+        (
+            "audit_events",
+            {
+                "event_id": "00000000-0000-4000-8000-000000000001",
+                "event_time": 8.5,
+                "account_id": "111122223333",
+                "region": "us-east-1",
+                "event_name": "CreateKey",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "principal_arn": "arn:aws:iam::111122223333:user/alice",
+                "error_code": None,
+                "record": "{}",
+            },
+        ),
+    ],
+    2: [
+        (
+            "import_parameters",
+            {
+                "token_id": "00000000-0000-4000-8000-000000000002",
+                "region": "us-east-1",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "wrapping_algorithm": "RSAES_OAEP_SHA_256",
+                "wrapping_key_spec": "RSA_2048",
+                "private_key_sealed": b"private",
+                "expires": 9.5,
+            },
+        ),
+    ],
+    3: [
+        (
+            "roles",
+            {
+                "account_id": "111122223333",
+                "role_name": "reader",
+                "role_id": "AROAEXAMPLE",
+                "path": "/",
+                "trust_policy": "{}",
+                "description": "",
+                "max_session_duration": 3600,
+                "created_at": 10.5,
+                "inline_policies": "{}",
+                "tags": "{}",
+            },
+        ),
+        (
+            "managed_policies",
+            {
+                "account_id": "111122223333",
+                "policy_name": "p",
+                "policy_id": "ANPAEXAMPLE",
+                "arn": "arn:aws:iam::111122223333:policy/p",
+                "path": "/",
+                "description": "",
+                "document": "{}",
+                "created_at": 11.5,
+                "updated_at": 11.5,
+            },
+        ),
+        (
+            "policy_attachments",
+            {
+                "account_id": "111122223333",
+                "principal_kind": "role",
+                "principal_name": "reader",
+                "policy_arn": "arn:aws:iam::111122223333:policy/p",
+            },
+        ),
+        (
+            "sessions",
+            {
+                "access_key_id": "ASIAEXAMPLE",
+                "secret_sealed": b"secret",
+                "token_sha256": b"\x01" * 32,
+                "account_id": "111122223333",
+                "role_name": "reader",
+                "role_id": "AROAEXAMPLE",
+                "role_path": "/",
+                "session_name": "s",
+                "created_at": 12.5,
+                "expires": 13.5,
+                "tags": "{}",
+                "source_identity": None,
+            },
+        ),
+    ],
+    4: [
+        (
+            "grants",
+            {
+                "grant_id": "g" * 64,
+                "region": "us-east-1",
+                "key_id": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "account_id": "111122223333",
+                "name": None,
+                "creation_date": 14.5,
+                "grantee_principal": "arn:aws:iam::111122223333:role/reader",
+                "retiring_principal": None,
+                "operations": '["Decrypt"]',
+                "constraints": None,
+            },
+        ),
+    ],
+}
+
+
+def insert_rows(eng: Engine, up_to: int) -> list[tuple[str, dict[str, Any]]]:
+    rows = [row for version, rs in ROWS.items() if version <= up_to for row in rs]
+    with eng.begin() as conn:
+        for table, values in rows:
+            cols = ", ".join(values)
+            params = ", ".join(f":{c}" for c in values)
+            conn.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), values)
+    return rows
+
+
+def read_back(eng: Engine, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
+    with eng.connect() as conn:
+        result = conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM {table}"))
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in result]
+
+
+def test_rows_cover_every_step_but_the_newest() -> None:
+    assert sorted(ROWS) == [v for v, _ in MIGRATIONS][:-1]
+
+
+@pytest.mark.parametrize("start", [v for v, _ in MIGRATIONS][:-1])
+def test_upgrade_from_an_older_version_keeps_rows_and_equals_a_fresh_install(
+    new_url: NewUrl, start: int
+) -> None:
+    old = migrated(new_url(), start)
+    fresh = migrated(new_url())
+    try:
+        assert "console_sessions" not in describe(old)
+        rows = insert_rows(old, start)
+        with old.begin() as conn:
+            assert migrate(conn) == list(range(start + 1, LATEST + 1))
+        assert describe(old) == describe(fresh)
+        for table, values in rows:
+            assert read_back(old, table, list(values)) == [tuple(values.values())]
+        with old.connect() as conn:
+            versions = [r[0] for r in conn.exec_driver_sql("SELECT version FROM schema_migrations")]
+        assert sorted(versions) == list(range(1, LATEST + 1))
+    finally:
+        old.dispose()
+        fresh.dispose()
+
+
+def test_fresh_install_is_what_the_table_definitions_describe(new_url: NewUrl) -> None:
+    # Fails when a table in schema.py gains (or loses) a column, index or constraint that no migration
+    # makes, or a migration makes one schema.py does not describe.
+    fresh = migrated(new_url())
+    described = engine(new_url())
+    try:
+        schema.metadata.create_all(described)
+        assert describe(fresh) == describe(described)
+    finally:
+        fresh.dispose()
+        described.dispose()
+
+
+def test_a_database_at_the_newest_version_is_left_alone(new_url: NewUrl) -> None:
+    eng = migrated(new_url())
+    try:
+        insert_rows(eng, LATEST)
+        before = describe(eng)
+        with eng.begin() as conn:
+            assert migrate(conn) == []
+        assert describe(eng) == before
+        assert read_back(eng, "accounts", ["account_id"]) == [("111122223333",)]
+    finally:
+        eng.dispose()
+
+
+def test_two_fresh_stores_in_one_process(new_url: NewUrl) -> None:
+    stores = [Store(new_url()), Store(new_url())]
+    try:
+        for store in stores:
+            assert describe(store.engine) == describe(stores[0].engine)
+            with store.write() as tx:
+                tx.changed("key", "us-east-1/k")
+            with store.engine.connect() as conn:
+                versions = conn.exec_driver_sql("SELECT version FROM schema_migrations").all()
+            assert sorted(v for (v,) in versions) == list(range(1, LATEST + 1))
+    finally:
+        for store in stores:
+            store.close()
