@@ -34,8 +34,7 @@ class Database:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    # One store per test process: opening a second fresh database in the same process trips over the
-    # schema's migration 2, which adds an index to the shared table metadata (see the notes).
+    # One store for the module's tests (they count statements against a known, warm database).
     tmp = tmp_path_factory.mktemp("credential-cache")
     store = Store(f"sqlite:///{tmp / 'db.sqlite'}")
     root = load_or_create_root_key(tmp / "root.key")
