@@ -242,6 +242,20 @@ def own_server(workdir: Path, backend: str) -> Iterator[Server]:
         drop_pg_database(url)
 
 
+@pytest.fixture(scope="module")
+def twin(server: Server) -> Iterator[Server]:
+    """A second ``openkms serve`` process on the shared server's database and root key."""
+    other = Server(data_dir=server.data_dir, database_url=server.database_url)
+    other.start()
+    other.account_id, other.access_key, other.secret_key = (
+        server.account_id,
+        server.access_key,
+        server.secret_key,
+    )
+    yield other
+    other.stop()
+
+
 @pytest.fixture
 def kms(server: Server) -> Any:
     return server.client()

@@ -5,7 +5,6 @@ each driven against a running server by several principals."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import REGION, Server
+from tests.e2e.util import retry
 
 
 def err(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -266,17 +266,6 @@ def test_cross_account_needs_both_halves(server: Server, kms: Any, iam: Any) -> 
     with pytest.raises(ClientError) as exc:
         other_admin.encrypt(KeyId=private["Arn"], Plaintext=b"x")
     assert err(exc)[1].endswith("because no resource-based policy allows the kms:Encrypt action")
-
-
-def retry(fn: Any, within: float = 2.0) -> Any:
-    deadline = time.time() + within
-    while True:
-        try:
-            return fn()
-        except ClientError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def test_grant_with_token_then_retired(server: Server, kms: Any, iam: Any) -> None:

@@ -42,20 +42,6 @@ PROPAGATION = 2.0  # seconds another process may take to see a change (the READM
 SETTLE = {"sqlite": 0.25, "postgres": 0.1}
 
 
-@pytest.fixture(scope="module")
-def twin(server: Server) -> Iterator[Server]:
-    """A second ``openkms serve`` process on the shared server's database and root key."""
-    other = Server(data_dir=server.data_dir, database_url=server.database_url)
-    other.start()
-    other.account_id, other.access_key, other.secret_key = (
-        server.account_id,
-        server.access_key,
-        server.secret_key,
-    )
-    yield other
-    other.stop()
-
-
 @dataclass
 class Nodes:
     """Where changes are made (``writer``) and where their effect is checked (``reader``)."""

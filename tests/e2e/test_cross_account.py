@@ -23,7 +23,6 @@ import html
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from openkms.domain.operations import CROSS_ACCOUNT
 from tests.conftest import BIN, REGION, Server
 from tests.e2e.console.http import ConsoleHttp
 from tests.e2e.importing import wrap
-from tests.e2e.util import AwsError, audit_list, aws_error, wait_for_audit
+from tests.e2e.util import AwsError, audit_list, aws_error, retry, wait_for_audit
 
 MODEL = botocore.session.get_session().get_service_model("kms")
 MODEL_OPERATIONS = frozenset(MODEL.operation_names)
@@ -123,18 +122,6 @@ class World:
         }
 
 
-def _until(fn: Callable[[], Any], within: float = 3.0) -> Any:
-    """Identity policies reach the server through the change feed: retry briefly."""
-    deadline = time.time() + within
-    while True:
-        try:
-            return fn()
-        except ClientError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def _make_world(server: Server) -> World:
     creds_a, creds_b = server.new_account(), server.new_account()
     a_kms = server.client(access_key=creds_a["AccessKeyId"], secret_key=creds_a["SecretAccessKey"])
@@ -189,7 +176,7 @@ def _make_world(server: Server) -> World:
             world.keys[(kind, shared)] = key
     # Each caller's own symmetric key (the other side of ReEncrypt) and an alias on it (UpdateAlias).
     for caller in (a, b):
-        own = _until(lambda c=caller: c.kms.create_key(Description="own key")["KeyMetadata"])
+        own = retry(lambda c=caller: c.kms.create_key(Description="own key")["KeyMetadata"], within=3.0)
         caller.own_key = own["Arn"]
         caller.own_ciphertext = caller.kms.encrypt(KeyId=own["KeyId"], Plaintext=MESSAGE)["CiphertextBlob"]
         caller.own_alias = f"alias/xacct-own-{caller.name}-{suffix}"

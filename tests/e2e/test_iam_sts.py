@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -476,20 +476,6 @@ def test_inline_policies_and_tags_of_users_and_roles(server: Server, kind: str) 
 
 INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105 - a message
 PROPAGATION = 1.0  # the README: changes reach every process's caches within a second
-
-
-@pytest.fixture(scope="module")
-def twin(server: Server) -> Iterator[Server]:
-    """A second ``openkms serve`` process on the shared server's database and root key."""
-    other = Server(data_dir=server.data_dir, database_url=server.database_url)
-    other.start()
-    other.account_id, other.access_key, other.secret_key = (
-        server.account_id,
-        server.access_key,
-        server.secret_key,
-    )
-    yield other
-    other.stop()
 
 
 @pytest.fixture(params=["same", "other"])

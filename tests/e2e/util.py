@@ -218,3 +218,16 @@ class KeepAlive:
                 self.close()
             return response.status, response.getheaders(), data
         raise AssertionError("unreachable")
+
+
+def retry(fn: Callable[[], Any], within: float = 2.0) -> Any:
+    """``fn()``, tried again for up to ``within`` seconds while it raises ClientError (a change still
+    on its way through the change feed to the process that answers)."""
+    deadline = time.time() + within
+    while True:
+        try:
+            return fn()
+        except ClientError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
