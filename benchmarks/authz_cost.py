@@ -61,8 +61,8 @@ from openkms.auth.policy import (
 )
 from openkms.domain.keyspec import KeySpec, KeyUsage, Origin
 from openkms.domain.model import KeyRecord, KeyState, Principal
-from openkms.service.authz import base_context, caller_of, key_context
-from openkms.service.context import RequestContext
+from openkms.service.kms.authz import base_context, caller_of, key_context
+from openkms.service.kms.context import RequestContext
 
 REGION = "us-east-1"
 OTHER_ACCOUNT = "111122223333"

@@ -50,6 +50,14 @@ def user_arn(account: str, user_name: str) -> str:
     return f"arn:{PARTITION}:iam::{account}:user/{user_name}"
 
 
+def role_arn(account: str, path: str, name: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:role{path}{name}"
+
+
+def policy_arn(account: str, path: str, name: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:policy{path}{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Arn:
     """A parsed ARN: ``arn:partition:service:region:account:resource``."""

@@ -43,7 +43,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from openkms.service import iam as iam_service
-from openkms.service import sts as sts_service
+from openkms.service.iam import sts as sts_service
 from tests.conftest import REGION, Server
 from tests.e2e.test_fuzz_requests import (
     INVALID,

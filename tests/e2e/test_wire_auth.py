@@ -25,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from openkms.service.registry import OPERATIONS
+from openkms.service.kms.registry import OPERATIONS
 from openkms.wire import model
 from tests.conftest import BIN, REGION, Server, _new_server, drop_pg_database
 from tests.e2e.util import JSON_CT, RawResponse, aws_error, raw_call

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import event
 
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
-from openkms.service.principals import SECRET_PURPOSE, CredentialCache, create_account
+from openkms.service.identity.credentials import CredentialCache
+from openkms.service.identity.principals import SECRET_PURPOSE, create_account
 from openkms.storage.store import AccessKeyRow, Store
 
 

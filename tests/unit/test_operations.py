@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 
 from openkms.domain.operations import CROSS_ACCOUNT, OPERATIONS, CrossAccount, accepts_other_accounts_key
-from openkms.service.registry import OPERATIONS as IMPLEMENTED
+from openkms.service.kms.registry import OPERATIONS as IMPLEMENTED
 
 MODEL = botocore.session.get_session().get_service_model("kms")
 _SENTENCE = re.compile(r"Cross-account use</b>\s*:\s*(Yes|No|Not applicable)\.")

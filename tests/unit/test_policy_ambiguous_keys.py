@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from openkms.auth.policy import Caller, Effect, Request, evaluate, parse_policy
-from openkms.service.authz import encryption_context_conditions
+from openkms.service.kms.authz import encryption_context_conditions
 
 A = "111122223333"
 KEY = f"arn:aws:kms:us-east-1:{A}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

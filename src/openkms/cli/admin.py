@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from openkms.cli.options import data_options, settings_from
-from openkms.service import principals
+from openkms.service.identity import principals
 from openkms.storage.store import Store
 
 

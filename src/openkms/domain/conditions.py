@@ -2,7 +2,7 @@
 ``kms:EncryptionContext:<key>``, ``aws:RequestTag/<key>``…), with AWS's defaults for omitted parameters.
 
 Pure: the request context computes them when it learns the request's parameters
-(``RequestContext.set_request``), and authorization (``service/authz.py``) reads them.
+(``RequestContext.set_request``), and authorization (``service/kms/authz.py``) reads them.
 """
 
 from __future__ import annotations

@@ -45,9 +45,9 @@ from openkms.server.authn import (
 from openkms.server.query_app import QueryApp
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime, load_quotas
-from openkms.service.context import NeedsIO, RequestContext
-from openkms.service.grants import check_grant_tokens
-from openkms.service.registry import HOT, OPERATIONS
+from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.grants import check_grant_tokens
+from openkms.service.kms.registry import HOT, OPERATIONS
 from openkms.wire.codec import (
     audit_request_parameters,
     audit_response_elements,

@@ -24,8 +24,8 @@ from openkms.domain.model import Principal
 from openkms.errors import InvalidAction, QueryError, ServiceError
 from openkms.server.authn import Authenticator, BodyTooLarge, read_body
 from openkms.server.runtime import Runtime
-from openkms.service import iam, sts
-from openkms.service.iam import IamContext
+from openkms.service import iam
+from openkms.service.iam import IamContext, sts
 from openkms.wire import query
 
 log = logging.getLogger("openkms.server.query")

@@ -17,11 +17,13 @@ from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
 from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
-from openkms.service import importing, keys, paging, principals, rotation
-from openkms.service.core import KmsCore
-from openkms.service.identity_policies import policy_cache
-from openkms.service.keycache import KeyCache
-from openkms.service.principals import CredentialCache, NewAccessKey
+from openkms.service.identity import principals
+from openkms.service.identity.credentials import CredentialCache
+from openkms.service.identity.policies import policy_cache
+from openkms.service.identity.principals import NewAccessKey
+from openkms.service.kms import importing, keys, paging, rotation
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.keycache import KeyCache
 from openkms.storage.store import ChangeFeed, Store
 
 log = logging.getLogger("openkms.runtime")

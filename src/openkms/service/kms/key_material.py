@@ -13,8 +13,8 @@ from openkms.crypto import asymmetric
 from openkms.domain.keyspec import KeySpec, KeyUsage
 from openkms.domain.model import KeyRecord, MaterialState
 from openkms.errors import InvalidKeyUsageException, KMSInternalException, KMSInvalidStateException
-from openkms.service.context import NeedsIO, RequestContext
-from openkms.service.keycache import LoadedKey
+from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.keycache import LoadedKey
 
 # Private-key operations too slow for the event loop (milliseconds each).
 _SLOW_PRIVATE_SPECS = frozenset({KeySpec.RSA_3072, KeySpec.RSA_4096})

@@ -9,9 +9,9 @@ from typing import Any
 
 from openkms.domain.keystate import check_key_state
 from openkms.errors import CustomKeyStoreNotFoundException
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.paging import read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.paging import read_marker
 
 # The operations AWS tracks as key usage.
 TRACKED = (

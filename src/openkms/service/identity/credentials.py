@@ -1,146 +1,30 @@
-"""Accounts, IAM users and access keys, STS sessions' principals, and the credential lookup SigV4
-verification needs.
+"""Credentials: the secret and principal behind an access key id (long-term keys and STS sessions),
+and the cache SigV4 verification reads them from on every request.
 
-Secret access keys are stored sealed under the root key (they must be recoverable to verify HMAC
-signatures) and are returned in plaintext only once, when created.
+Secrets are unsealed from the store (sealed under the root key) on a miss and held only in memory.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import os
-import secrets
-import string
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from openkms.arns import is_account_id, user_arn
+from openkms.arns import user_arn
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import Principal
 from openkms.errors import ExpiredTokenException, UnrecognizedClientException
-from openkms.service.iam_common import role_arn
-from openkms.storage.store import AccessKeyRow, Conflict, SessionRow, Store, Tx, UserRow
-
-SECRET_PURPOSE = "access-key-secret"  # noqa: S105 - a sealing label, not a secret
-SESSION_PURPOSE = "session-secret"  # sealing label of STS session secrets
-ADMIN_USER = "admin"
-ADMIN_POLICY = {
-    "AdministratorAccess": {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-    }
-}
-_ALNUM = string.ascii_uppercase + string.digits
-
-
-class PrincipalError(Exception):
-    """A management request on principals that cannot be done (unknown account, duplicate user…)."""
-
-
-def iam_user_arn(row: AccessKeyRow, path: str) -> str:
-    return f"arn:aws:iam::{row.account_id}:user{path}{row.user_name}"
-
-
-def session_arn(account: str, role_name: str, session_name: str) -> str:
-    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
-
-
-def session_principal(row: SessionRow) -> Principal:
-    """The principal of requests signed with a session's credentials."""
-    return Principal(
-        account_id=row.account_id,
-        arn=session_arn(row.account_id, row.role_name, row.session_name),
-        principal_id=f"{row.role_id}:{row.session_name}",
-        identity_type="AssumedRole",
-        user_name=None,
-        access_key_id=row.access_key_id,
-        tags=tuple(sorted(row.tags.items())),
-        role_arn=role_arn(row.account_id, row.role_path, row.role_name),
-        session_name=row.session_name,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class NewAccessKey:
-    account_id: str
-    user_name: str
-    access_key_id: str
-    secret_access_key: str
-
-
-def _new_account_id() -> str:
-    return str(secrets.randbelow(9 * 10**11) + 10**11)
-
-
-def new_id(prefix: str, length: int = 17) -> str:
-    """An IAM-style unique id: ``AIDA…`` (user), ``AROA…`` (role), ``ANPA…`` (policy), ``AKIA…`` (key)."""
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
-
-
-def new_secret() -> str:
-    return base64.b64encode(os.urandom(30)).decode()
-
-
-def create_account(store: Store, root: RootKey, now: float, account_id: str | None = None) -> NewAccessKey:
-    """A new account with an ``admin`` user (allowed everything) and an access key for it."""
-    account = account_id or _new_account_id()
-    if not is_account_id(account):
-        raise PrincipalError(f"Account id must be 12 digits: {account!r}")
-    with store.write() as tx:
-        try:
-            tx.create_account(account, now)
-        except Conflict:
-            raise PrincipalError(f"Account {account} already exists") from None
-        tx.insert_user(UserRow(account, ADMIN_USER, new_id("AIDA"), "/", now, ADMIN_POLICY, {}))
-        return add_access_key(tx, root, account, ADMIN_USER, now)
-
-
-def create_user(store: Store, account_id: str, user_name: str, now: float) -> UserRow:
-    with store.write() as tx:
-        if not tx.account_exists(account_id):
-            raise PrincipalError(f"Account {account_id} does not exist")
-        try:
-            tx.insert_user(UserRow(account_id, user_name, new_id("AIDA"), "/", now, {}, {}))
-        except Conflict:
-            raise PrincipalError(f"User {user_name} already exists in account {account_id}") from None
-        user = tx.get_user(account_id, user_name)
-    assert user is not None
-    return user
-
-
-def create_access_key(
-    store: Store, root: RootKey, account_id: str, user_name: str, now: float
-) -> NewAccessKey:
-    with store.write() as tx:
-        # The user's row locked, as the IAM API does: a DeleteUser at the same time cannot leave the
-        # new key behind (where a later user of the same name would inherit it).
-        if tx.get_user(account_id, user_name, for_update=True) is None:
-            raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
-        return add_access_key(tx, root, account_id, user_name, now)
-
-
-def add_access_key(tx: Tx, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
-    """A new active access key for a user; its secret is stored only sealed and returned only here."""
-    akid = new_id("AKIA", 16)
-    secret = new_secret()
-    sealed = root.seal(SECRET_PURPOSE, akid, secret.encode())
-    tx.put_access_key(AccessKeyRow(akid, account_id, user_name, sealed, "Active", now))
-    return NewAccessKey(account_id, user_name, akid, secret)
-
-
-def list_access_keys(store: Store, account_id: str, user_name: str | None) -> list[AccessKeyRow]:
-    with store.read() as tx:
-        return tx.list_access_keys(account_id, user_name)
-
-
-def delete_access_key(store: Store, access_key_id: str) -> bool:
-    with store.write() as tx:
-        return tx.delete_access_key(access_key_id)
+from openkms.service.identity.principals import (
+    SECRET_PURPOSE,
+    SESSION_PURPOSE,
+    iam_user_arn,
+    session_principal,
+)
+from openkms.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

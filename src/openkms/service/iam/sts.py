@@ -22,17 +22,17 @@ import secrets
 import string
 from typing import Any
 
+from openkms.arns import role_arn
 from openkms.auth.policy import Request, authorize, parse_policy
 from openkms.domain.model import Principal
 from openkms.errors import AccessDenied, ServiceError, ValidationError
-from openkms.service.iam_common import (
+from openkms.service.iam.common import (
     IamContext,
     Operation,
     parsed_identity_policies,
     policy_caller,
-    role_arn,
 )
-from openkms.service.principals import SESSION_PURPOSE, new_secret, session_arn
+from openkms.service.identity.principals import SESSION_PURPOSE, new_secret, session_arn
 from openkms.storage.store import RoleRow, SessionRow
 
 DEFAULT_DURATION = 3600

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.arns import PARTITION
 from openkms.errors import (
     DeleteConflict,
     EntityAlreadyExists,
@@ -12,10 +13,9 @@ from openkms.errors import (
     NoSuchEntity,
     ValidationError,
 )
-from openkms.service import iam_identities as identities
-from openkms.service.iam_common import (
+from openkms.service.iam import identities
+from openkms.service.iam.common import (
     MAX_ACCESS_KEYS,
-    PARTITION,
     USER_INLINE_LIMIT,
     IamContext,
     authorize_iam,
@@ -26,8 +26,8 @@ from openkms.service.iam_common import (
     tags_out,
     user_arn,
 )
-from openkms.service.iam_identities import Kind
-from openkms.service.principals import add_access_key, new_id
+from openkms.service.iam.identities import Kind
+from openkms.service.identity.principals import add_access_key, new_id
 from openkms.storage.store import (
     AccessKeyRow,
     Conflict,

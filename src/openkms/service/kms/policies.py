@@ -6,8 +6,8 @@ from typing import Any
 
 from openkms.domain.keystate import check_key_state
 from openkms.errors import NotFoundException
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
 
 POLICY_NAME = "default"
 

@@ -26,10 +26,10 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service import asymmetric_ops
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.keycache import LoadedKey
+from openkms.service.kms import asymmetric_ops
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.keycache import LoadedKey
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"

@@ -9,17 +9,16 @@ as ``iam:<Operation>`` on the resource's ARN by the caller's identity policies).
 
 from __future__ import annotations
 
-from openkms.service.iam_common import (
+from openkms.arns import policy_arn, role_arn
+from openkms.service.iam.common import (
     IamContext,
     Operation,
     authorize_iam,
     parsed_identity_policies,
-    policy_arn,
     policy_caller,
-    role_arn,
     user_arn,
 )
-from openkms.service.iam_policies import (
+from openkms.service.iam.policies import (
     attach_role_policy,
     attach_user_policy,
     create_policy,
@@ -32,7 +31,7 @@ from openkms.service.iam_policies import (
     list_attached_user_policies,
     list_policies,
 )
-from openkms.service.iam_roles import (
+from openkms.service.iam.roles import (
     create_role,
     delete_role,
     delete_role_policy,
@@ -47,7 +46,7 @@ from openkms.service.iam_roles import (
     update_assume_role_policy,
     update_role,
 )
-from openkms.service.iam_users import (
+from openkms.service.iam.users import (
     create_access_key,
     create_user,
     delete_access_key,

@@ -12,9 +12,9 @@ from openkms.crypto import hmac_keys
 from openkms.domain.keyspec import MAC_ALGORITHMS, KeyUsage
 from openkms.domain.keystate import check_key_state
 from openkms.errors import DryRunOperationException, KMSInvalidMacException
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.key_material import check_usage, current_material, incompatible_algorithm
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.key_material import check_usage, current_material, incompatible_algorithm
 
 
 def _mac_key(

@@ -14,9 +14,9 @@ from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
-from openkms.service.authz import KmsAuthorizer, caller_identities
-from openkms.service.context import NeedsIO, RequestContext
-from openkms.service.keycache import KeyCache, LoadedKey
+from openkms.service.kms.authz import KmsAuthorizer, caller_identities
+from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.keycache import KeyCache, LoadedKey
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from openkms.service import (
+from openkms.service.kms import (
     aliases,
     asymmetric_ops,
     crypto_ops,

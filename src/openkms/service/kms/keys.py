@@ -18,10 +18,10 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.metadata import key_metadata
-from openkms.service.paging import page, read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.metadata import key_metadata
+from openkms.service.kms.paging import page, read_marker
 
 DAY = 86400.0
 

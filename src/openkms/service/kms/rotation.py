@@ -15,10 +15,10 @@ from openkms.domain.keyspec import KeySpec, Origin
 from openkms.domain.keystate import check_key_state
 from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
 from openkms.errors import LimitExceededException, UnsupportedOperationException
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.importing import rotate_external_on_demand
-from openkms.service.paging import page, read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.importing import rotate_external_on_demand
+from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import Tx
 
 DAY = 86400.0

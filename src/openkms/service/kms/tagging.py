@@ -6,9 +6,9 @@ from typing import Any
 
 from openkms.domain.keystate import check_key_state
 from openkms.domain.tags import check_new_tags
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.paging import page, read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.paging import page, read_marker
 
 
 def tag_resource(core: KmsCore, ctx: RequestContext, *, key_id: str, tags: list[dict[str, str]]) -> None:

@@ -15,9 +15,9 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.paging import page, read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import Conflict, Tx
 
 

@@ -5,7 +5,7 @@ A grant allows (never denies) one grantee principal to call the listed operation
 its encryption-context constraints. Grants take effect at once here (no eventual consistency), and
 grant tokens are validated (a token this service did not issue is InvalidGrantTokenException).
 CreateGrant permission that comes from a grant creates only grants derivable from it (the rule is in
-``domain/grants.py``, applied by ``service/authz.py``); RetireGrant is decided by the grant
+``domain/grants.py``, applied by ``service/kms/authz.py``); RetireGrant is decided by the grant
 (``KmsAuthorizer.check_retire``); ListRetirableGrants answers only for principals of the caller's
 account.
 """
@@ -31,9 +31,9 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.paging import page, read_marker
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import GrantRow
 
 MAX_GRANTS_PER_KEY = 50_000

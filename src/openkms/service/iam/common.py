@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from openkms.arns import PARTITION
 from openkms.auth.policy import (
     Caller,
     PolicyDocument,
@@ -25,12 +26,11 @@ from openkms.errors import (
     MalformedPolicyDocument,
     ServiceError,
 )
-from openkms.service.identity_policies import identity_policies
+from openkms.service.identity.policies import identity_policies
 from openkms.storage.store import (
     Store,
 )
 
-PARTITION = "aws"
 MAX_ACCESS_KEYS = 2
 MAX_TAGS = 50
 USER_INLINE_LIMIT = 2048
@@ -59,14 +59,6 @@ class IamContext:
 
 def user_arn(account: str, path: str, name: str) -> str:
     return f"arn:{PARTITION}:iam::{account}:user{path}{name}"
-
-
-def role_arn(account: str, path: str, name: str) -> str:
-    return f"arn:{PARTITION}:iam::{account}:role{path}{name}"
-
-
-def policy_arn(account: str, path: str, name: str) -> str:
-    return f"arn:{PARTITION}:iam::{account}:policy{path}{name}"
 
 
 # --- authorization ----------------------------------------------------------------------------------

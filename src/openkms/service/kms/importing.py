@@ -29,8 +29,8 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
 from openkms.storage.store import Tx
 
 DAY = 86400.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from openkms.arns import PARTITION, role_arn
 from openkms.errors import (
     DeleteConflict,
     EntityAlreadyExists,
@@ -12,10 +13,9 @@ from openkms.errors import (
     LimitExceeded,
     NoSuchEntity,
 )
-from openkms.service import iam_identities as identities
-from openkms.service.iam_common import (
+from openkms.service.iam import identities
+from openkms.service.iam.common import (
     DEFAULT_MAX_SESSION,
-    PARTITION,
     ROLE_INLINE_LIMIT,
     TRUST_POLICY_LIMIT,
     IamContext,
@@ -25,12 +25,11 @@ from openkms.service.iam_common import (
     normalized_path,
     paginate,
     policy_size,
-    role_arn,
     tags_in,
     tags_out,
 )
-from openkms.service.iam_identities import Kind
-from openkms.service.principals import new_id
+from openkms.service.iam.identities import Kind
+from openkms.service.identity.principals import new_id
 from openkms.storage.store import (
     Conflict,
     RoleRow,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.arns import PARTITION, policy_arn
 from openkms.errors import (
     DeleteConflict,
     EntityAlreadyExists,
@@ -11,20 +12,18 @@ from openkms.errors import (
     NoSuchEntity,
     ValidationError,
 )
-from openkms.service.iam_common import (
+from openkms.service.iam.common import (
     MANAGED_POLICY_LIMIT,
-    PARTITION,
     IamContext,
     authorize_iam,
     check_document,
     normalized_path,
     paginate,
-    policy_arn,
     policy_size,
 )
-from openkms.service.iam_roles import role_resource, role_row
-from openkms.service.iam_users import user_resource, user_row
-from openkms.service.principals import new_id
+from openkms.service.iam.roles import role_resource, role_row
+from openkms.service.iam.users import user_resource, user_row
+from openkms.service.identity.principals import new_id
 from openkms.storage.store import (
     Conflict,
     ManagedPolicyRow,

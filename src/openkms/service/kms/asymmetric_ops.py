@@ -1,8 +1,8 @@
 """Operations of asymmetric keys: Sign, Verify, GetPublicKey, DeriveSharedSecret, and the RSA side of
-Encrypt, Decrypt and ReEncrypt (called from :mod:`openkms.service.crypto_ops`).
+Encrypt, Decrypt and ReEncrypt (called from :mod:`openkms.service.kms.crypto_ops`).
 
 Like the symmetric operations these run on the event loop when the key is cached; slow work leaves
-the loop first (see :mod:`openkms.service.key_material`). Signatures, plaintexts and shared secrets
+the loop first (see :mod:`openkms.service.kms.key_material`). Signatures, plaintexts and shared secrets
 are never put in the audit record (the wire layer drops the blob members; the responses of these
 operations are not logged).
 
@@ -33,10 +33,15 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service.context import RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.key_material import check_usage, incompatible_algorithm, off_loop_if_slow, private_key
-from openkms.service.keycache import LoadedKey
+from openkms.service.kms.context import RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.key_material import (
+    check_usage,
+    incompatible_algorithm,
+    off_loop_if_slow,
+    private_key,
+)
+from openkms.service.kms.keycache import LoadedKey
 
 RAW, DIGEST, EXTERNAL_MU = "RAW", "DIGEST", "EXTERNAL_MU"
 RSA_ENCRYPTION_ALGORITHMS = frozenset({"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"})

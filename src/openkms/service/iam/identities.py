@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openkms.errors import LimitExceeded, NoSuchEntity
-from openkms.service.iam_common import (
+from openkms.service.iam.common import (
     IamContext,
     authorize_iam,
     check_document,
@@ -20,7 +20,7 @@ from openkms.service.iam_common import (
     tags_in,
     tags_out,
 )
-from openkms.service.identity_policies import policy_text
+from openkms.service.identity.policies import policy_text
 from openkms.storage.store import Tx
 
 

@@ -31,9 +31,9 @@ from openkms.domain.conditions import encryption_context_conditions
 from openkms.domain.grants import CONSTRAINED, NewGrant, context_satisfies, derivable
 from openkms.domain.model import KeyRecord, Principal
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
-from openkms.service.context import NeedsIO, RequestContext
-from openkms.service.identity_policies import identity_policies, policy_cache
-from openkms.service.keycache import LoadedKey
+from openkms.service.identity.policies import identity_policies, policy_cache
+from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.keycache import LoadedKey
 from openkms.storage.store import GrantRow, Store
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."

@@ -20,10 +20,10 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service.context import NeedsIO, RequestContext
-from openkms.service.core import KmsCore
-from openkms.service.crypto_ops import _no_recipient, _symmetric_encrypt
-from openkms.service.key_material import check_usage
+from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.core import KmsCore
+from openkms.service.kms.crypto_ops import _no_recipient, _symmetric_encrypt
+from openkms.service.kms.key_material import check_usage
 
 
 def _generate_data_key_pair(
