@@ -273,6 +273,31 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    5: [
+        (
+            "console_sessions",
+            {
+                "session_hash": "c" * 64,
+                "access_key_id": "AKIAEXAMPLE",
+                "account_id": "111122223333",
+                "region": "us-east-1",
+                "created_at": 15.5,
+                "last_seen": 15.5,
+                "expires": 16.5,
+                "prefs": "{}",
+            },
+        ),
+    ],
+}
+
+# A multi-Region primary key as a release before v6 left it (no multi_region_keys row yet).
+MRK_ID = "mrk-" + "ab" * 16
+MRK_ROW = {
+    **dict(ROWS[1][3][1]),
+    "region": "eu-west-1",
+    "key_id": MRK_ID,
+    "multi_region": True,
+    "current_material_id": "m2",
 }
 
 
@@ -292,6 +317,9 @@ def read_back(eng: Engine, table: str, columns: list[str]) -> list[tuple[Any, ..
         return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in result]
 
 
+NEWEST_TABLE = "multi_region_keys"  # made by the newest step
+
+
 def test_rows_cover_every_step_but_the_newest() -> None:
     assert sorted(ROWS) == [v for v, _ in MIGRATIONS][:-1]
 
@@ -303,7 +331,7 @@ def test_upgrade_from_an_older_version_keeps_rows_and_equals_a_fresh_install(
     old = migrated(new_url(), start)
     fresh = migrated(new_url())
     try:
-        assert "console_sessions" not in describe(old)
+        assert NEWEST_TABLE not in describe(old)
         rows = insert_rows(old, start)
         with old.begin() as conn:
             assert migrate(conn) == list(range(start + 1, LATEST + 1))
@@ -357,3 +385,21 @@ def test_two_fresh_stores_in_one_process(new_url: NewUrl) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_multi_region_keys_made_before_v6_become_primaries_of_their_own_region(new_url: NewUrl) -> None:
+    old = migrated(new_url(), 5)
+    try:
+        with old.begin() as conn:
+            cols = ", ".join(MRK_ROW)
+            conn.execute(
+                sa.text(f"INSERT INTO keys ({cols}) VALUES ({', '.join(':' + c for c in MRK_ROW)})"), MRK_ROW
+            )
+        insert_rows(old, 1)  # and a single-Region key, which gets no row
+        with old.begin() as conn:
+            assert migrate(conn) == [6]
+        columns = ["region", "key_id", "account_id", "primary_region", "sync_since"]
+        rows = read_back(old, "multi_region_keys", columns)
+        assert rows == [("eu-west-1", MRK_ID, "111122223333", "eu-west-1", None)]
+    finally:
+        old.dispose()
