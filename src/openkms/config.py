@@ -28,6 +28,9 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     request_quotas: str | None = None
     quota_processes: int = 1
+    # Seconds a new multi-Region replica stays Creating, and the keys of an UpdatePrimaryRegion stay
+    # Updating, before the background job ends the state (AWS: "a few seconds").
+    multi_region_delay: float = 1.0
 
     @property
     def root_key_path(self) -> Path:

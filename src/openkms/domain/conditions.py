@@ -77,6 +77,8 @@ _OPERATION_KEYS: dict[str, tuple[tuple[str, str, Any], ...]] = {
     "EnableKeyRotation": (("rotation_period_in_days", "kms:RotationPeriodInDays", 365),),
     "CreateKey": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
     "PutKeyPolicy": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
+    "ReplicateKey": (("replica_region", "kms:ReplicaRegion", None),),
+    "UpdatePrimaryRegion": (("primary_region", "kms:PrimaryRegion", None),),
 }
 # Operations whose encryption context is a condition (kms:EncryptionContext:…, kms:EncryptionContextKeys).
 _WITH_CONTEXT = frozenset(

@@ -2,8 +2,9 @@
 
 :func:`check_key_state` raises the exception AWS raises for an operation on a key in a given state,
 with AWS's message (short forms as observed on AWS: "<arn> is pending deletion.", "<arn> is pending
-import."). Rules that depend on the key type (rotation of asymmetric keys...) are checked after this,
-as AWS checks state before key type.
+import.", and for multi-Region keys "<arn> is creating.", "<arn> is updating.", "<arn> is pending
+replica deletion."). Rules that depend on the key type (rotation of asymmetric keys...) are checked
+after this, as AWS checks state before key type.
 """
 
 from __future__ import annotations
@@ -20,11 +21,23 @@ def _disabled(key: KeyRecord) -> Exception:
 
 
 def _pending_deletion(key: KeyRecord) -> Exception:
+    if key.key_state is KeyState.PENDING_REPLICA_DELETION:
+        return KMSInvalidStateException(f"{key.arn} is pending replica deletion.")
     return KMSInvalidStateException(f"{key.arn} is pending deletion.")
 
 
 def _pending_import(key: KeyRecord) -> Exception:
     return KMSInvalidStateException(f"{key.arn} is pending import.")
+
+
+def _creating(key: KeyRecord) -> Exception:
+    """Footnote 14: a multi-Region replica key that ReplicateKey is still creating."""
+    return KMSInvalidStateException(f"{key.arn} is creating.")
+
+
+def _updating(key: KeyRecord) -> Exception:
+    """Footnote 15: a multi-Region key whose primary Region UpdatePrimaryRegion is still changing."""
+    return KMSInvalidStateException(f"{key.arn} is updating.")
 
 
 def _origin_external(key: KeyRecord) -> Exception:
@@ -42,9 +55,9 @@ Rule = Callable[[KeyRecord], Exception | None]
 
 
 def _usable(key: KeyRecord) -> Exception | None:
-    """Cryptographic use: only Enabled keys."""
+    """Cryptographic use: Enabled keys, and multi-Region keys while their primary Region is updated."""
     state = key.key_state
-    if state is KeyState.ENABLED:
+    if state is KeyState.ENABLED or state is KeyState.UPDATING:
         return None
     if state is KeyState.DISABLED:
         return _disabled(key)
@@ -52,7 +65,14 @@ def _usable(key: KeyRecord) -> Exception | None:
         return _pending_deletion(key)
     if state is KeyState.PENDING_IMPORT:
         return _pending_import(key)
+    if state is KeyState.CREATING:
+        return _creating(key)
     return KMSInvalidStateException(f"{key.arn} is {state.lower()}.")
+
+
+def _replicate(key: KeyRecord) -> Exception | None:
+    """ReplicateKey: as cryptographic use, but not while the primary Region is being updated."""
+    return _updating(key) if key.key_state is KeyState.UPDATING else _usable(key)
 
 
 def _always(key: KeyRecord) -> Exception | None:
@@ -68,6 +88,10 @@ def _enable_disable(key: KeyRecord) -> Exception | None:
         return _pending_deletion(key)
     if key.key_state is KeyState.PENDING_IMPORT:
         return _pending_import(key)
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
+    if key.key_state is KeyState.UPDATING:
+        return _updating(key)
     return None
 
 
@@ -76,6 +100,8 @@ def _rotation_setting(key: KeyRecord) -> Exception | None:
         return _disabled(key)
     if key.key_state in _PD:
         return _pending_deletion(key)
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
     if key.key_state is KeyState.PENDING_IMPORT or key.origin is Origin.EXTERNAL:
         return _origin_external(key)
     return None
@@ -94,11 +120,41 @@ def _rotate_on_demand(key: KeyRecord) -> Exception | None:
         return _pending_deletion(key)
     if key.key_state is KeyState.PENDING_IMPORT:
         return _pending_import(key)
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
     return None
 
 
 def _cancel_deletion(key: KeyRecord) -> Exception | None:
     return None if key.key_state in _PD else _not_pending_deletion(key)
+
+
+def _schedule_deletion(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.UPDATING:
+        return _updating(key)
+    return _not_pd(key)
+
+
+def _import_parameters(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
+    if key.key_state is KeyState.UPDATING:
+        return _updating(key)
+    return _not_pd(key)
+
+
+def _import(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
+    return _not_pd(key)
+
+
+def _delete_material(key: KeyRecord) -> Exception | None:
+    if key.key_state is KeyState.CREATING:
+        return _creating(key)
+    if key.key_state is KeyState.UPDATING:
+        return _updating(key)
+    return None
 
 
 RULES: dict[str, Rule] = {
@@ -118,7 +174,6 @@ RULES: dict[str, Rule] = {
             "DeriveSharedSecret",
             "GetPublicKey",
             "CreateGrant",
-            "ReplicateKey",
             "UpdatePrimaryRegion",
         ),
         _usable,
@@ -137,7 +192,6 @@ RULES: dict[str, Rule] = {
             "DeleteAlias",
             "GetKeyLastUsage",
             "ListKeyRotations",
-            "DeleteImportedKeyMaterial",
         ),
         _always,
     ),
@@ -148,12 +202,14 @@ RULES: dict[str, Rule] = {
             "TagResource",
             "UntagResource",
             "UpdateKeyDescription",
-            "ScheduleKeyDeletion",
-            "GetParametersForImport",
-            "ImportKeyMaterial",
         ),
         _not_pd,
     ),
+    "ReplicateKey": _replicate,
+    "ScheduleKeyDeletion": _schedule_deletion,
+    "GetParametersForImport": _import_parameters,
+    "ImportKeyMaterial": _import,
+    "DeleteImportedKeyMaterial": _delete_material,
     "EnableKey": _enable_disable,
     "DisableKey": _enable_disable,
     "EnableKeyRotation": _rotation_setting,

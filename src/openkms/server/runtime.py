@@ -21,7 +21,7 @@ from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
 from openkms.service.identity.policies import policy_cache
 from openkms.service.identity.principals import NewAccessKey
-from openkms.service.kms import importing, keys, paging, rotation
+from openkms.service.kms import importing, keys, multi_region, paging, rotation
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.storage.store import ChangeFeed, Store
@@ -109,7 +109,7 @@ def build_runtime(settings: Settings) -> Runtime:
     paging.configure(root.token_key())
     clock = clock_from_env()
     cache = KeyCache()
-    core = KmsCore(store=store, root=root, clock=clock, cache=cache)
+    core = KmsCore(store=store, root=root, clock=clock, cache=cache, region_ok=settings.region_ok)
     creds = CredentialCache(store, root)
     policies = policy_cache(store)
 
@@ -140,6 +140,7 @@ def build_runtime(settings: Settings) -> Runtime:
             ("delete-keys", lambda: keys.delete_due_keys(core), 0),
             ("rotate-keys", lambda: rotation.rotate_due_keys(core), 0),
             ("expire-material", lambda: importing.expire_due_material(core), 0),
+            ("sync-multi-region", lambda: multi_region.sync_due_keys(core, settings.multi_region_delay), 0),
             # ...housekeeping writes once a minute.
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),

@@ -4,11 +4,11 @@ operation shares: resolving a KeyId parameter to a key, loading a key's material
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
+from openkms.arns import alias_arn, is_key_id, is_region, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.domain.model import KeyMaterial, KeyRecord
@@ -50,6 +50,8 @@ class KmsCore:
     root: RootKey
     clock: Clock
     cache: KeyCache
+    # The Regions this service answers for (``--region``): where ReplicateKey may put a replica.
+    region_ok: Callable[[str], bool] = is_region
     authorizer: KmsAuthorizer = field(init=False)
 
     def __post_init__(self) -> None:
