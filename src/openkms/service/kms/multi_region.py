@@ -329,7 +329,7 @@ def update_primary_region(core: KmsCore, ctx: RequestContext, *, key_id: str, pr
             "UpdatePrimaryRegion",
             primary_region,
             {"keyId": target_arn, "primaryRegion": primary_region},
-            None,
+            {"keyId": target_arn},
             [],
         )
         tx.append_audit([storage_row(event, now, primary.key_id)])
