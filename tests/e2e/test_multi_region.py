@@ -263,6 +263,13 @@ def test_each_key_has_its_own_policy_description_tags_aliases_grants_and_state(s
         k["KeyMetadata"]["Description"]
         for k in (east.describe_key(KeyId=key_id), eu.describe_key(KeyId=key_id))
     ] == ["primary", ""]
+    # Usage is each key's own.
+    east.encrypt(KeyId=key_id, Plaintext=b"used in the primary's Region")
+    deadline = time.time() + 5  # the record of a read-only call is written within 50 ms
+    while "KeyLastUsage" not in east.get_key_last_usage(KeyId=key_id):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert "KeyLastUsage" not in eu.get_key_last_usage(KeyId=key_id)
     # Aliases, descriptions and grants of one key only.
     alias = "alias/mrk-" + uuid.uuid4().hex[:8]
     west.create_alias(AliasName=alias, TargetKeyId=key_id)

@@ -248,7 +248,7 @@ def delete_due_keys(core: KmsCore) -> int:
                 continue
             if record.deletion_date is None or record.deletion_date > now:
                 continue
-            if record.is_replica and (primary is None or record.primary_region != primary.region):
+            if seen is None or seen.primary_region != record.primary_region:
                 continue  # the set changed its primary meanwhile: next time
             tx.delete_key(region, key_id)
             event = service_event_record(

@@ -80,7 +80,8 @@ def get_key_rotation_status(core: KmsCore, ctx: RequestContext, *, key_id: str) 
     record = core.resolve(ctx, key_id, action="GetKeyRotationStatus").record
     check_key_state("GetKeyRotationStatus", record)
     _require_symmetric(record)
-    enabled = record.rotation_enabled and record.key_state is not KeyState.PENDING_DELETION
+    pending_deletion = record.key_state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION)
+    enabled = record.rotation_enabled and not pending_deletion
     result: dict[str, Any] = {"key_id": record.arn, "key_rotation_enabled": enabled}
     if enabled:
         result["rotation_period_in_days"] = record.rotation_period_days
@@ -237,6 +238,8 @@ def rotate_due_keys(core: KmsCore) -> int:
                 continue
             if record.next_rotation_date > now or record.key_state is not KeyState.ENABLED:
                 continue
+            if record.is_replica:
+                continue  # became a replica meanwhile: its primary rotates it
             record.next_rotation_date = now + (record.rotation_period_days or 365) * DAY
             previous, current = _rotate(core, tx, record, "AUTOMATIC", now, fast_uuid())
             tx.update_key(record)
