@@ -30,7 +30,8 @@ are implemented is that table's keys. ``tests/unit/test_operations.py`` checks t
 model: every operation has a record, cross-account use is the sentence ``Cross-account use: Yes. /
 No. / Not applicable.`` of the operation's documentation, usage tracking is the model's list of
 operations GetKeyLastUsage reports, the grant operations are the model's ``GrantOperation`` values,
-the parameters named by conditions exist, and the derived tables agree with the records.
+the read-only, response-logging, key-state, condition and quota facts agree with the operations'
+names and request and response members, and the derived tables agree with the records.
 
 Cross-account use:
 
