@@ -25,6 +25,23 @@ def key(account: str, name: str) -> str:
     return f"arn:aws:kms:us-east-1:{account}:key/{name}"
 
 
+def api_call(**changes: Any) -> ApiCall:
+    """A KMS call by bob's access key from 127.0.0.1 at 1700000000, with ``changes``."""
+    fields: dict[str, Any] = {
+        "event_source": "kms.amazonaws.com",
+        "event_name": "DescribeKey",
+        "read_only": True,
+        "principal": None,
+        "access_key_id": "AKIABOB",
+        "region": "us-east-1",
+        "source_ip": "127.0.0.1",
+        "user_agent": "test",
+        "request_id": str(uuid.uuid4()),
+        "started": 1700000000.0,
+    }
+    return ApiCall(**{**fields, **changes})
+
+
 def record(resources: list[str], error: str | None = None, caller: str | None = B) -> dict[str, Any]:
     principal = None
     if caller is not None:
@@ -37,17 +54,9 @@ def record(resources: list[str], error: str | None = None, caller: str | None = 
             access_key_id="AKIABOB",
         )
     return cloudtrail_record(
-        ApiCall(
-            event_source="kms.amazonaws.com",
+        api_call(
             event_name="ReEncrypt",
-            read_only=True,
             principal=principal,
-            access_key_id="AKIABOB",
-            region="us-east-1",
-            source_ip="127.0.0.1",
-            user_agent="test",
-            request_id=str(uuid.uuid4()),
-            started=1700000000.0,
             # A parameter that looks like the fields the copies differ in changes nothing.
             request_parameters={"sourceEncryptionContext": {"eventID": '","recipientAccountId":"x'}},
             resources=resources,
@@ -141,23 +150,8 @@ def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pyte
     writer = AuditWriter(store, interval=0.01)
     writer.start()
 
-    def call(event_name: str, read_only: bool, error_code: str | None = None) -> ApiCall:
-        return ApiCall(
-            event_source="kms.amazonaws.com",
-            event_name=event_name,
-            read_only=read_only,
-            principal=None,
-            access_key_id=None,
-            region="us-east-1",
-            source_ip="127.0.0.1",
-            user_agent="test",
-            request_id=str(uuid.uuid4()),
-            started=1700000000.0,
-            error_code=error_code,
-        )
-
     try:
-        refused = call("DisableKey", read_only=False)
+        refused = api_call(event_name="DisableKey", read_only=False)
         assert refused.durable
         with pytest.raises(RecordNotStored) as exc:
             asyncio.run(writer.submit_call(refused))
@@ -167,11 +161,11 @@ def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pyte
         )
         assert f"audit record of request {refused.request_id} (DisableKey) not stored" in caplog.text
         # A failed call and a read-only one do not wait for their records (this one is refused too).
-        failed = call("DisableKey", read_only=False, error_code="NotFoundException")
+        failed = api_call(event_name="DisableKey", read_only=False, error_code="NotFoundException")
         assert not failed.durable
         asyncio.run(writer.submit_call(failed))
-        asyncio.run(writer.submit_call(call("DescribeKey", read_only=True)))
-        asyncio.run(writer.submit_call(call("EnableKey", read_only=False)))
+        asyncio.run(writer.submit_call(api_call(event_name="DescribeKey")))
+        asyncio.run(writer.submit_call(api_call(event_name="EnableKey", read_only=False)))
     finally:
         writer.close()
     with store.read() as tx:
@@ -210,17 +204,11 @@ def test_record_fields_in_cloudtrail_order() -> None:
     assert refused["eventTime"] == "2023-11-14T22:13:20Z" and refused["recipientAccountId"] == B
     assert refused["resources"] == [{"accountId": A, "type": "AWS::KMS::Key", "ARN": key(A, "a1")}]
     login = cloudtrail_record(
-        ApiCall(
+        api_call(
             event_source="signin.amazonaws.com",
             event_name="ConsoleLogin",
             read_only=False,
-            principal=None,
-            access_key_id="AKIABOB",
-            region="us-east-1",
-            source_ip="127.0.0.1",
             user_agent="openkms-console/0",
-            request_id="r",
-            started=1700000000.0,
             response_elements={"ConsoleLogin": "Failure"},
             additional_event_data={"MFAUsed": "No"},
             error_message="Failed authentication",
