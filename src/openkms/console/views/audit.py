@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import time
 import urllib.parse
 from typing import Any
 
@@ -83,7 +82,7 @@ async def audit_page(page: Page) -> Response:
         request.arg("read_only") if request.arg("read_only") in ("all", "true") else "false"
     )
     before = request.arg("before")
-    started = time.time()
+    started = console.runtime.clock.now()
     events: list[dict[str, Any]] = []
     next_link: str | None = None
     error: dict[str, str] | None = None
@@ -137,7 +136,6 @@ async def audit_page(page: Page) -> Response:
         event_name="LookupEvents",
         region=page.api.region,
         started=started,
-        read_only=True,
         error_code="AccessDenied" if error else None,
         error_message=error["message"] if error else None,
         request_parameters={"lookupAttributes": attributes, "maxResults": PAGE},
