@@ -21,7 +21,7 @@ from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
 from openkms.service.identity.policies import policy_cache
 from openkms.service.identity.principals import NewAccessKey
-from openkms.service.kms import importing, keys, paging, rotation
+from openkms.service.kms import importing, keys, rotation
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.storage.store import ChangeFeed, Store
@@ -106,7 +106,6 @@ def open_store(settings: Settings) -> tuple[Store, RootKey]:
 
 def build_runtime(settings: Settings) -> Runtime:
     store, root = open_store(settings)
-    paging.configure(root.token_key())
     clock = clock_from_env()
     cache = KeyCache()
     core = KmsCore(store=store, root=root, clock=clock, cache=cache)

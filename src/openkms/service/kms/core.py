@@ -17,6 +17,7 @@ from openkms.errors import KMSInternalException, NotFoundException
 from openkms.service.kms.authz import KmsAuthorizer, caller_identities
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import KeyCache, LoadedKey
+from openkms.service.kms.paging import Pager
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"
@@ -51,9 +52,11 @@ class KmsCore:
     clock: Clock
     cache: KeyCache
     authorizer: KmsAuthorizer = field(init=False)
+    pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:
         self.authorizer = KmsAuthorizer(self.store, self.root.token_key())
+        self.pager = Pager(self.root.token_key())
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:

@@ -11,7 +11,6 @@ from openkms.domain.keystate import check_key_state
 from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import read_marker
 
 # The operations AWS tracks as key usage.
 TRACKED = (
@@ -66,7 +65,7 @@ def describe_custom_key_stores(
     marker: str | None = None,
 ) -> dict[str, Any]:
     core.authorize(ctx, "DescribeCustomKeyStores", None)
-    read_marker("custom-key-stores", marker)
+    core.pager.read_marker("custom-key-stores", marker)
     if custom_key_store_id is not None or custom_key_store_name is not None:
         raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
     return {"custom_key_stores": [], "truncated": False}
