@@ -13,8 +13,8 @@ from pathlib import Path
 from openkms.audit.writer import AuditWriter
 from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
-from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
+from openkms.crypto.keypair_pool import KeyPairPool, targets_from_env
 from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
 from openkms.service.identity import principals
@@ -44,10 +44,11 @@ class Runtime:
     audit: AuditWriter
     feed: ChangeFeed
     scheduler: Scheduler
+    keypairs: KeyPairPool
     started: bool = field(default=False)
 
     def start(self) -> None:
-        keypair_pool.POOL.start()
+        self.keypairs.start(targets_from_env(self.settings.keypair_pool))
         self.audit.start()
         self.feed.start()
         self.scheduler.start()
@@ -57,7 +58,7 @@ class Runtime:
         if not self.started:
             return
         self.scheduler.stop()
-        keypair_pool.POOL.stop()
+        self.keypairs.stop()
         self.feed.stop()
         self.audit.close()
         self.store.close()
@@ -108,7 +109,8 @@ def build_runtime(settings: Settings) -> Runtime:
     store, root = open_store(settings)
     clock = clock_from_env()
     cache = KeyCache()
-    core = KmsCore(store=store, root=root, clock=clock, cache=cache)
+    keypairs = KeyPairPool()
+    core = KmsCore(store=store, root=root, clock=clock, cache=cache, keypairs=keypairs)
     creds = CredentialCache(store, root)
     policies = policy_cache(store)
 
@@ -146,7 +148,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ],
         settings.scheduler_interval,
     )
-    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler)
+    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler, keypairs)
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

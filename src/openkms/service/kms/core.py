@@ -11,6 +11,7 @@ from typing import Any
 from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
+from openkms.crypto.keypair_pool import KeyPairPool
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
@@ -51,6 +52,7 @@ class KmsCore:
     root: RootKey
     clock: Clock
     cache: KeyCache
+    keypairs: KeyPairPool  # pre-generated RSA key pairs (the runtime starts and stops its refill)
     authorizer: KmsAuthorizer = field(init=False)
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 

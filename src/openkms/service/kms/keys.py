@@ -109,7 +109,7 @@ def create_key(
     )
     material: KeyMaterial | None = None
     if key_origin is Origin.AWS_KMS:
-        raw = generate_material(spec)
+        raw = generate_material(spec, core.keypairs)
         material_id = core.root.material_id(key_id, raw)
         material = KeyMaterial(
             material_id=material_id,

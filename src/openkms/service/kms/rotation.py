@@ -76,7 +76,7 @@ def _rotate(
         if m.state is MaterialState.CURRENT:
             m.state = MaterialState.NON_CURRENT
             tx.put_material(record.region, record.key_id, m)
-    raw = generate_material(record.key_spec)
+    raw = generate_material(record.key_spec, core.keypairs)
     material_id = core.root.material_id(record.key_id, raw)
     tx.put_material(
         record.region,
