@@ -15,11 +15,13 @@ from typing import Any
 
 import click
 
+from openkms.auth.policy import PolicyCache
 from openkms.cli.admin import _open, admin
 from openkms.cli.options import data_options
 from openkms.errors import ServiceError
 from openkms.service import iam
 from openkms.service.iam import IamContext
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.wire.query import result_json
 
 
@@ -53,7 +55,15 @@ def _run(
     fn = iam.OPERATIONS[operation]
     store, root = _open(data["data_dir"], data["database_url"], data["root_key_file"])
     try:
-        ctx = IamContext(store, root, time.time(), account_id, None)  # type: ignore[arg-type]
+        ctx = IamContext(
+            store,
+            root,  # type: ignore[arg-type]
+            time.time(),
+            account_id,
+            None,
+            policies=IdentityPolicyCache(store),
+            documents=PolicyCache(),
+        )
         result = fn(ctx, **{k: v for k, v in params.items() if v is not None})
     except ServiceError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None

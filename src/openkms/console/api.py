@@ -157,7 +157,13 @@ class Api:
         runtime = self.app.runtime
         started = time.time()
         ctx = IamContext(
-            runtime.store, runtime.root, runtime.clock.now(), self.principal.account_id, self.principal
+            runtime.store,
+            runtime.root,
+            runtime.clock.now(),
+            self.principal.account_id,
+            self.principal,
+            policies=runtime.policies,
+            documents=runtime.documents,
         )
         error: ServiceError | None = None
         result: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openkms.audit.writer import AuditWriter
+from openkms.auth.policy import PolicyCache
 from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
@@ -19,9 +20,10 @@ from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
 from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
-from openkms.service.identity.policies import policy_cache
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.identity.principals import NewAccessKey
 from openkms.service.kms import importing, keys, rotation
+from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.storage.store import ChangeFeed, Store
@@ -41,6 +43,8 @@ class Runtime:
     clock: Clock
     core: KmsCore
     creds: CredentialCache
+    policies: IdentityPolicyCache
+    documents: PolicyCache
     audit: AuditWriter
     feed: ChangeFeed
     scheduler: Scheduler
@@ -110,9 +114,11 @@ def build_runtime(settings: Settings) -> Runtime:
     clock = clock_from_env()
     cache = KeyCache()
     keypairs = KeyPairPool()
-    core = KmsCore(store=store, root=root, clock=clock, cache=cache, keypairs=keypairs)
     creds = CredentialCache(store, root)
-    policies = policy_cache(store)
+    policies = IdentityPolicyCache(store)
+    documents = PolicyCache()
+    authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
+    core = KmsCore(store=store, root=root, clock=clock, cache=cache, keypairs=keypairs, authorizer=authorizer)
 
     def on_changes(changes: object) -> None:
         cache.invalidate(changes)  # type: ignore[arg-type]
@@ -148,7 +154,20 @@ def build_runtime(settings: Settings) -> Runtime:
         ],
         settings.scheduler_interval,
     )
-    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler, keypairs)
+    return Runtime(
+        settings=settings,
+        store=store,
+        root=root,
+        clock=clock,
+        core=core,
+        creds=creds,
+        policies=policies,
+        documents=documents,
+        audit=AuditWriter(store),
+        feed=feed,
+        scheduler=scheduler,
+        keypairs=keypairs,
+    )
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

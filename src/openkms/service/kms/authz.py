@@ -18,20 +18,19 @@ from openkms.auth.policy import (
     REASON_NO_RESOURCE,
     Caller,
     Decision,
+    PolicyCache,
     PolicyDocument,
     Request,
     access_denied_message,
     authorize,
-    cached_policy,
     check_principals,
-    parse_policy,
 )
 from openkms.crypto import tokens
 from openkms.domain.conditions import encryption_context_conditions
 from openkms.domain.grants import CONSTRAINED, NewGrant, context_satisfies, derivable
 from openkms.domain.model import KeyRecord, Principal
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
-from openkms.service.identity.policies import identity_policies, policy_cache
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import LoadedKey
 from openkms.storage.store import GrantRow, Store
@@ -129,12 +128,25 @@ def caller_identities(principal: Principal) -> set[str]:
 
 
 class KmsAuthorizer:
-    def __init__(self, store: Store, token_key: bytes | None = None) -> None:
+    """The KMS decision for a request, with what it reads through: the store (grants named by grant
+    tokens, principals a new key policy names), the principals' identity policies (``policies``) and
+    the parsed documents (``documents``), both caches the runtime owns and shares with the IAM code."""
+
+    def __init__(
+        self,
+        store: Store,
+        token_key: bytes | None,
+        policies: IdentityPolicyCache,
+        documents: PolicyCache,
+    ) -> None:
         self._store = store
         self._token_key = token_key
+        self._policies = policies
+        self._documents_cache = documents
 
     def identity_documents(self, principal: Principal) -> list[PolicyDocument]:
-        return [parse_policy(text, kind="identity") for text in identity_policies(self._store, principal)]
+        parse = self._documents_cache.parse
+        return [parse(text, kind="identity") for text in self._policies.get(principal)]
 
     def _documents(
         self, ctx: RequestContext, key: KeyRecord | None
@@ -142,17 +154,18 @@ class KmsAuthorizer:
         """The key policy and the caller's identity policies, parsed. On the event loop only documents
         parsed already are used: a document to parse (a large one takes tens of milliseconds) moves
         the call to a worker thread."""
+        documents = self._documents_cache
         if ctx.allow_io:
-            key_doc = parse_policy(key.policy, kind="key") if key is not None else None
+            key_doc = documents.parse(key.policy, kind="key") if key is not None else None
             return key_doc, self.identity_documents(ctx.principal)
         key_doc = None
         if key is not None:
-            key_doc = cached_policy(key.policy, "key")
+            key_doc = documents.cached(key.policy, "key")
             if key_doc is None:
                 raise NeedsIO()
         docs: list[PolicyDocument] = []
-        for text in identity_policies(self._store, ctx.principal):
-            doc = cached_policy(text, "identity")
+        for text in self._policies.get(ctx.principal):
+            doc = documents.cached(text, "identity")
             if doc is None:
                 raise NeedsIO()
             docs.append(doc)
@@ -167,7 +180,7 @@ class KmsAuthorizer:
         loaded: LoadedKey | None,
         now: float,
     ) -> Request:
-        if not ctx.allow_io and not policy_cache(self._store).is_warm(ctx.principal):
+        if not ctx.allow_io and not self._policies.is_warm(ctx.principal):
             raise NeedsIO()
         context = base_context(ctx, now)
         if key is not None:
@@ -290,7 +303,7 @@ class KmsAuthorizer:
     ) -> PolicyDocument:
         """Parse a key policy for CreateKey/PutKeyPolicy: syntax, principals that exist, and (unless
         bypassed) the lockout safety check — the caller must still be allowed kms:PutKeyPolicy."""
-        doc = parse_policy(policy, kind="key", strict=True)
+        doc = self._documents_cache.parse(policy, kind="key", strict=True)
         check_principals(doc, self.principal_exists)
         if not bypass:
             request = Request(

@@ -53,11 +53,10 @@ class KmsCore:
     clock: Clock
     cache: KeyCache
     keypairs: KeyPairPool  # pre-generated RSA key pairs (the runtime starts and stops its refill)
-    authorizer: KmsAuthorizer = field(init=False)
+    authorizer: KmsAuthorizer  # built by the runtime with the policy caches it owns
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:
-        self.authorizer = KmsAuthorizer(self.store, self.root.token_key())
         self.pager = Pager(self.root.token_key())
 
     # -- sealing -------------------------------------------------------------------------------------
