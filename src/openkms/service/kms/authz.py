@@ -36,25 +36,21 @@ from openkms.service.kms.keycache import LoadedKey
 from openkms.storage.store import GrantRow, Store
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
-_callers: dict[Principal, Caller] = {}
+CALLERS_KEPT = 10_000  # callers the authorizer keeps built (all are dropped past it)
 
 
 def caller_of(principal: Principal) -> Caller:
-    caller = _callers.get(principal)
-    if caller is None:
-        if len(_callers) > 10_000:
-            _callers.clear()
-        caller = Caller(
-            arn=principal.arn,
-            account_id=principal.account_id,
-            principal_type=principal.identity_type,
-            user_id=principal.principal_id,
-            user_name=principal.user_name,
-            role_arn=principal.role_arn,
-            tags=dict(principal.tags),
-        )
-        _callers[principal] = caller
-    return caller
+    """The policy engine's ``Caller`` for a principal (built once per principal by
+    :meth:`KmsAuthorizer.caller`)."""
+    return Caller(
+        arn=principal.arn,
+        account_id=principal.account_id,
+        principal_type=principal.identity_type,
+        user_id=principal.principal_id,
+        user_name=principal.user_name,
+        role_arn=principal.role_arn,
+        tags=dict(principal.tags),
+    )
 
 
 def base_context(ctx: RequestContext, now: float) -> dict[str, Any]:
@@ -143,6 +139,17 @@ class KmsAuthorizer:
         self._token_key = token_key
         self._policies = policies
         self._documents_cache = documents
+        self._callers: dict[Principal, Caller] = {}
+
+    def caller(self, principal: Principal) -> Caller:
+        """:func:`caller_of`, built once per principal (a principal is immutable; the same one comes
+        back from the credential cache on each of its requests)."""
+        caller = self._callers.get(principal)
+        if caller is None:
+            if len(self._callers) > CALLERS_KEPT:
+                self._callers.clear()
+            caller = self._callers[principal] = caller_of(principal)
+        return caller
 
     def identity_documents(self, principal: Principal) -> list[PolicyDocument]:
         parse = self._documents_cache.parse
@@ -218,7 +225,7 @@ class KmsAuthorizer:
         now: float,
     ) -> None:
         request = self._request(ctx, action, key, conditions, loaded, now)
-        caller = caller_of(ctx.principal)
+        caller = self.caller(ctx.principal)
         grants_ok = False
         if key is not None and loaded is not None and (loaded.grants or ctx.grant_tokens):
             encryption_context = (
@@ -280,7 +287,7 @@ class KmsAuthorizer:
         not effective in a key policy). An explicit Deny of kms:RetireGrant in the caller's IAM
         policies refuses every one of them. Anyone else is refused."""
         request = self._request(ctx, "RetireGrant", key, None, None, now)
-        caller = caller_of(ctx.principal)
+        caller = self.caller(ctx.principal)
         decision = authorize(
             caller, request, key_policy=None, identity_policies=self.identity_documents(ctx.principal)
         )
@@ -313,7 +320,7 @@ class KmsAuthorizer:
                 context=base_context(ctx, now),
             )
             decision = authorize(
-                caller_of(ctx.principal),
+                self.caller(ctx.principal),
                 request,
                 key_policy=doc,
                 identity_policies=self.identity_documents(ctx.principal),
