@@ -186,6 +186,7 @@ def unsigned_required_header(headers: Mapping[str, str], signed_headers: tuple[s
     return None if first is None else "-".join(part.capitalize() for part in first.split("-"))
 
 
+# Pure memos of pure functions (this, _amz_date_epoch and _signed_header_plan); no secret goes in.
 @lru_cache(maxsize=256)
 def _signed_set(signed_headers: tuple[str, ...]) -> frozenset[str]:
     return frozenset(signed_headers)
