@@ -37,6 +37,16 @@ SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a da
 
 @dataclass
 class Runtime:
+    """Everything one server process holds, built from its settings by :func:`build_runtime` (no
+    module keeps state of its own beyond pure memos and the process's buffer of random bytes,
+    ``crypto/randomness.py``). The caches are invalidated by the store's local changes and the change
+    feed; :meth:`start` and :meth:`stop` run the threads (the key-pair pool's refill, the audit
+    writer, the change feed, the scheduler).
+
+    ``core`` (the KMS service core) holds the key cache, the key-pair pool, the listing markers' key
+    and the authorizer, which reads ``policies`` (principals' identity policies) and ``documents``
+    (parsed policy documents); the IAM code gets the same two in its ``IamContext``."""
+
     settings: Settings
     store: Store
     root: RootKey
