@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from openkms.auth.policy import PolicyCache
 from openkms.cli.options import data_options, settings_from
 from openkms.clock import Clock, clock_from_env
 from openkms.crypto.envelope import RootKey
@@ -27,6 +28,7 @@ from openkms.errors import NoSuchEntity, ServiceError
 from openkms.service import iam
 from openkms.service.iam import IamContext
 from openkms.service.identity import principals
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.storage.store import Store
 from openkms.wire.query import validate_params
 
@@ -53,7 +55,16 @@ class LocalIam:
         validated as the Query API validates them; ``extras`` are the options of ``openkms admin`` the
         model does not have (``force``). The snake_case result (``{}`` for none)."""
         request = validate_params("iam", operation, params)
-        ctx = IamContext(self.store, self.root, self.clock.now(), account_id, None)
+        # The local administrator is not authorized by policies: these caches are never read.
+        ctx = IamContext(
+            self.store,
+            self.root,
+            self.clock.now(),
+            account_id,
+            None,
+            policies=IdentityPolicyCache(self.store),
+            documents=PolicyCache(),
+        )
         return iam.OPERATIONS[operation](ctx, **request.params, **(extras or {})) or {}
 
 

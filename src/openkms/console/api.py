@@ -156,7 +156,15 @@ class Api:
     async def iam(self, operation: str, fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
         runtime = self.app.runtime
         started = runtime.clock.now()
-        ctx = IamContext(runtime.store, runtime.root, started, self.principal.account_id, self.principal)
+        ctx = IamContext(
+            runtime.store,
+            runtime.root,
+            started,
+            self.principal.account_id,
+            self.principal,
+            policies=runtime.policies,
+            documents=runtime.documents,
+        )
         error: ServiceError | None = None
         result: dict[str, Any] = {}
         try:

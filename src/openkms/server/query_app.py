@@ -139,6 +139,8 @@ class QueryApp:
                 self.runtime.clock.now(),
                 principal.account_id,
                 principal,
+                policies=self.runtime.policies,
+                documents=self.runtime.documents,
             )
             result = await self._in_thread(functools.partial(fn, ctx, **request.params))
             body_out = query.encode_result(service, request.operation, result, request_id)

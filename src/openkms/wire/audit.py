@@ -150,6 +150,8 @@ class _Compiler:
         return auditor
 
 
+# Pure memos: auditors compiled from the botocore model shipped with the package, the same for every
+# runtime and never invalidated.
 _requests = _Compiler(snake_keys=False)
 _responses = _Compiler(snake_keys=True)
 _request_auditors: dict[str, Auditor | None] = {}

@@ -51,7 +51,7 @@ SECRET_MEMBERS = frozenset({"SecretAccessKey", "SessionToken"})
 _POLICY_DOCUMENT_SHAPE = "policyDocumentType"
 
 
-@functools.cache
+@functools.cache  # pure memos (the models, their operations, the Unicode table, compiled patterns)
 def service_model(service: str) -> botocore.model.ServiceModel:
     """botocore's model of ``iam`` or ``sts`` (loaded on first use)."""
     loader = botocore.loaders.create_loader()
@@ -502,6 +502,7 @@ def result_json(service: str, operation: str, result: Mapping[str, Any] | None) 
 
 # --- audit ------------------------------------------------------------------------------------------
 
+# Pure memo: auditors compiled from the botocore models shipped with the package (as wire/audit.py).
 _compilers: dict[tuple[str, bool], _Compiler] = {}
 _lock = threading.Lock()
 

@@ -23,18 +23,21 @@ from openkms.console.api import ApiError, input_error
 from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.domain.model import Principal
+from openkms.server.runtime import Runtime
 from openkms.service.iam import parsed_identity_policies, policy_caller
-from openkms.storage.store import Store
 
 PAGE = 50
 LOOKUP_ACTION = "cloudtrail:LookupEvents"
 
 
-def authorize_lookup(store: Store, principal: Principal) -> None:
+def authorize_lookup(runtime: Runtime, principal: Principal) -> None:
     caller = policy_caller(principal)
     request = PolicyRequest(action=LOOKUP_ACTION, resource="*", resource_account=principal.account_id)
     decision = authorize(
-        caller, request, key_policy=None, identity_policies=parsed_identity_policies(store, principal)
+        caller,
+        request,
+        key_policy=None,
+        identity_policies=parsed_identity_policies(runtime.policies, runtime.documents, principal),
     )
     if not decision.allowed:
         raise ApiError("AccessDeniedException", access_denied_message(caller, request, decision))
@@ -88,7 +91,7 @@ async def audit_page(page: Page) -> Response:
     error: dict[str, str] | None = None
     errors: dict[str, dict[str, str]] = {}
     try:
-        await console.in_thread(functools.partial(authorize_lookup, console.runtime.store, principal))
+        await console.in_thread(functools.partial(authorize_lookup, console.runtime, principal))
     except ApiError as exc:
         error = api_error(exc)
     window: dict[str, float | None] = {}

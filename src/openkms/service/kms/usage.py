@@ -12,7 +12,6 @@ from openkms.domain.operations import OPERATIONS
 from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import read_marker
 
 # The operations AWS tracks as key usage (the records' ``usage_tracked``).
 TRACKED = tuple(name for name, facts in OPERATIONS.items() if facts.usage_tracked)
@@ -54,7 +53,7 @@ def describe_custom_key_stores(
     marker: str | None = None,
 ) -> dict[str, Any]:
     core.authorize(ctx, "DescribeCustomKeyStores", None)
-    read_marker("custom-key-stores", marker)
+    core.pager.read_marker("custom-key-stores", marker)
     if custom_key_store_id is not None or custom_key_store_name is not None:
         raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
     return {"custom_key_stores": [], "truncated": False}
