@@ -1,9 +1,15 @@
-"""Settings of a server or CLI invocation: flags first, then ``OPENKMS_*`` environment variables."""
+"""Settings of a server or CLI invocation: flags first, then ``OPENKMS_*`` environment variables.
+
+A few settings have no flag and are read only from the environment, once, when a command makes its
+settings (:func:`environment_settings`); nothing else in the package reads the environment for them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from openkms.arns import is_region
 
@@ -11,6 +17,14 @@ DEFAULT_PORT = 8730
 DEFAULT_REGION = "us-east-1"
 # Threads of a server process running requests (the database connection pool is sized from it).
 WORKER_THREADS = 16
+CONSOLE_IDLE_TIMEOUT = 1800.0  # 30 minutes
+CONSOLE_SESSION_LIFETIME = 12 * 3600.0
+#: The settings read only from the environment, by the variable that sets each.
+ENVIRONMENT_ONLY = {
+    "OPENKMS_KEYPAIR_POOL": "keypair_pool",
+    "OPENKMS_CONSOLE_IDLE_TIMEOUT": "console_idle_timeout",
+    "OPENKMS_CONSOLE_SESSION_LIFETIME": "console_session_lifetime",
+}
 
 
 @dataclass
@@ -31,6 +45,12 @@ class Settings:
     # Seconds a new multi-Region replica stays Creating, and the keys of an UpdatePrimaryRegion stay
     # Updating, before the background job ends the state (AWS: "a few seconds").
     multi_region_delay: float = 1.0
+    # The sizes of the pre-generated RSA key-pair pool, as ``OPENKMS_KEYPAIR_POOL`` gives them (parsed by
+    # crypto/keypair_pool.targets_from_env when the runtime starts the pool; None: the default sizes).
+    keypair_pool: str | None = None
+    # Console sessions end after this many seconds without a request, or this long after sign-in.
+    console_idle_timeout: float = CONSOLE_IDLE_TIMEOUT
+    console_session_lifetime: float = CONSOLE_SESSION_LIFETIME
 
     @property
     def root_key_path(self) -> Path:
@@ -44,3 +64,21 @@ class Settings:
         if self.regions:
             return region in self.regions
         return is_region(region)
+
+
+def environment_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The :data:`ENVIRONMENT_ONLY` settings that ``environ`` sets, as keyword arguments of
+    :class:`Settings` (a timeout that is not a number raises ValueError)."""
+    values: dict[str, Any] = {}
+    for variable, name in ENVIRONMENT_ONLY.items():
+        value = environ.get(variable)
+        if value is None:
+            continue
+        if name == "keypair_pool":
+            values[name] = value
+            continue
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{variable}: expected a number of seconds, got {value!r}") from None
+    return values

@@ -19,7 +19,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import OPENKMS, Server
-from tests.e2e.util import by_request_id, raw_call, wait_for_audit
+from tests.e2e.console.http import ConsoleHttp
+from tests.e2e.util import audit_list, by_request_id, raw_call, wait_for_audit
 
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 HUMAN_TIME = re.compile(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d [AP]M\Z")
@@ -421,3 +422,51 @@ def test_a_change_whose_record_cannot_be_stored_is_not_answered_as_a_success(own
     rid = _rid(kms.describe_key(KeyId=key))
     records = wait_for_audit(server, ("--key-id", key), lambda r: rid in by_request_id(r))
     assert "EnableKey" in {r["eventName"] for r in records}
+
+
+# The same rule on the IAM/STS Query API and the console: a change whose record cannot be stored is
+# answered with the protocol's internal error (HTTP 500), never as a success and never as a bare 500.
+
+
+def test_an_iam_change_whose_record_cannot_be_stored_is_not_answered_as_a_success(own_server: Server) -> None:
+    server = own_server
+    iam = server.client("iam", retries={"total_max_attempts": 1})  # a retry would find the user
+    _refuse_audit_records(server, "CreateUser")
+    name = f"unrecorded-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ClientError) as exc:
+        iam.create_user(UserName=name)
+    error = exc.value.response["Error"]
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert (error["Code"], error["Type"]) == ("InternalFailure", "Receiver")
+    assert error["Message"].startswith("The request was carried out, but its audit record could not")
+    request_id = _rid_of_error(iam.create_user, UserName=f"unrecorded-{uuid.uuid4().hex[:8]}")
+    assert server.log_path is not None
+    assert f"audit record of request {request_id} (CreateUser) not stored" in server.log_path.read_text()
+    # The change itself was made, and the server goes on answering and auditing.
+    assert iam.get_user(UserName=name)["User"]["UserName"] == name
+    iam.tag_user(UserName=name, Tags=[{"Key": "recorded", "Value": "yes"}])
+    records = audit_list(server, "--event-name", "TagUser")
+    assert [r["requestParameters"]["userName"] for r in records] == [name]
+
+
+def test_a_console_sign_in_whose_record_cannot_be_stored_signs_nobody_in(own_server: Server) -> None:
+    server = own_server
+    _refuse_audit_records(server, "ConsoleLogin")
+    console = ConsoleHttp(server.endpoint)
+    answer = console.sign_in(server.access_key, server.secret_key)
+    assert answer.status == 500
+    found = re.search(
+        r"The sign-in could not be recorded in the audit trail, so you are not signed in\. "
+        r"Request id: ([0-9a-f-]{36})",
+        answer.text,
+    )
+    assert found is not None, answer.text
+    assert "openkms_session" not in console.cookies
+    assert console.get("/console/keys").status == 303  # to the sign-in page
+    assert server.log_path is not None
+    logged = f"audit record of request {found.group(1)} (ConsoleLogin) not stored"
+    assert logged in server.log_path.read_text()
+    # The server goes on answering and auditing.
+    kms = server.client()
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert [r["eventName"] for r in audit_list(server, "--key-id", key)] == ["CreateKey"]

@@ -1,8 +1,11 @@
 """Which accounts receive a call's record (audit.events.trail_rows), table-driven, and the audit writer
-keeping the copies of one call together (a real SQLite store)."""
+keeping the copies of one call together and refusing to let a change pass without its record (a real
+SQLite store)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from openkms.audit.events import api_call_record, storage_row, trail_rows
-from openkms.audit.writer import AuditWriter
+from openkms.audit.events import ApiCall, cloudtrail_record, storage_row, trail_rows
+from openkms.audit.writer import AuditWriter, RecordNotStored
 from openkms.domain.model import Principal
 from openkms.storage.store import Store
 
@@ -20,6 +23,23 @@ A, B, C = "111111111111", "222222222222", "333333333333"
 
 def key(account: str, name: str) -> str:
     return f"arn:aws:kms:us-east-1:{account}:key/{name}"
+
+
+def api_call(**changes: Any) -> ApiCall:
+    """A KMS call by bob's access key from 127.0.0.1 at 1700000000, with ``changes``."""
+    fields: dict[str, Any] = {
+        "event_source": "kms.amazonaws.com",
+        "event_name": "DescribeKey",
+        "read_only": True,
+        "principal": None,
+        "access_key_id": "AKIABOB",
+        "region": "us-east-1",
+        "source_ip": "127.0.0.1",
+        "user_agent": "test",
+        "request_id": str(uuid.uuid4()),
+        "started": 1700000000.0,
+    }
+    return ApiCall(**{**fields, **changes})
 
 
 def record(resources: list[str], error: str | None = None, caller: str | None = B) -> dict[str, Any]:
@@ -33,23 +53,16 @@ def record(resources: list[str], error: str | None = None, caller: str | None = 
             user_name="bob",
             access_key_id="AKIABOB",
         )
-    return api_call_record(
-        event_name="ReEncrypt",
-        event_time=1700000000.0,
-        region="us-east-1",
-        principal=principal,
-        access_key_id="AKIABOB",
-        source_ip="127.0.0.1",
-        user_agent="test",
-        request_id=str(uuid.uuid4()),
-        # A parameter that looks like the fields the copies differ in changes nothing.
-        request_parameters={"sourceEncryptionContext": {"eventID": '","recipientAccountId":"x'}},
-        response_elements=None,
-        resources=resources,
-        additional_event_data=None,
-        error_code=error,
-        error_message="no" if error else None,
-        recipient_account_id=caller,
+    return cloudtrail_record(
+        api_call(
+            event_name="ReEncrypt",
+            principal=principal,
+            # A parameter that looks like the fields the copies differ in changes nothing.
+            request_parameters={"sourceEncryptionContext": {"eventID": '","recipientAccountId":"x'}},
+            resources=resources,
+            error_code=error,
+            error_message="no" if error else None,
+        )
     )
 
 
@@ -121,3 +134,87 @@ def test_copies_of_one_call_are_stored_together(tmp_path: Path) -> None:
         kept = {row[1] for row in tx.query_audit()}
     store.close()
     assert {row["record"] for row in earlier + good} == kept
+
+
+def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The one rule of every entry point: a change waits for its record and learns it was not stored
+    (logged under its request id); a read-only call is never held up by its record."""
+    store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
+    db = sqlite3.connect(tmp_path / "audit.db")
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.event_name = 'DisableKey' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    db.commit()
+    db.close()
+    writer = AuditWriter(store, interval=0.01)
+    writer.start()
+
+    try:
+        refused = api_call(event_name="DisableKey", read_only=False)
+        assert refused.durable
+        with pytest.raises(RecordNotStored) as exc:
+            asyncio.run(writer.submit_call(refused))
+        assert exc.value.message == (
+            "The request was carried out, but its audit record could not be stored. Request id: "
+            + refused.request_id
+        )
+        assert f"audit record of request {refused.request_id} (DisableKey) not stored" in caplog.text
+        # A failed call and a read-only one do not wait for their records (this one is refused too).
+        failed = api_call(event_name="DisableKey", read_only=False, error_code="NotFoundException")
+        assert not failed.durable
+        asyncio.run(writer.submit_call(failed))
+        asyncio.run(writer.submit_call(api_call(event_name="DescribeKey")))
+        asyncio.run(writer.submit_call(api_call(event_name="EnableKey", read_only=False)))
+    finally:
+        writer.close()
+    with store.read() as tx:
+        names = {orjson.loads(row[1])["eventName"] for row in tx.query_audit()}
+    store.close()
+    assert names == {"DescribeKey", "EnableKey"}
+
+
+def test_record_fields_in_cloudtrail_order() -> None:
+    """One function makes the record of every entry point's calls; its fields come in one order."""
+    refused = record([key(A, "a1")], "DisabledException")
+    assert list(refused)[:10] == [
+        "eventVersion",
+        "userIdentity",
+        "eventTime",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "sourceIPAddress",
+        "userAgent",
+        "errorCode",
+        "errorMessage",
+    ]
+    assert list(refused)[10:] == [
+        "requestParameters",
+        "responseElements",
+        "requestID",
+        "eventID",
+        "readOnly",
+        "resources",
+        "eventType",
+        "managementEvent",
+        "recipientAccountId",
+        "eventCategory",
+    ]
+    assert refused["eventTime"] == "2023-11-14T22:13:20Z" and refused["recipientAccountId"] == B
+    assert refused["resources"] == [{"accountId": A, "type": "AWS::KMS::Key", "ARN": key(A, "a1")}]
+    login = cloudtrail_record(
+        api_call(
+            event_source="signin.amazonaws.com",
+            event_name="ConsoleLogin",
+            read_only=False,
+            user_agent="openkms-console/0",
+            response_elements={"ConsoleLogin": "Failure"},
+            additional_event_data={"MFAUsed": "No"},
+            error_message="Failed authentication",
+        )
+    )
+    # A failed sign-in has a message and no error code; the message comes last.
+    assert "errorCode" not in login and list(login)[-1] == "errorMessage"
+    assert list(login)[8:11] == ["requestParameters", "responseElements", "additionalEventData"]
+    assert login["userIdentity"] == {"type": "Unknown", "accessKeyId": "AKIABOB"}

@@ -1,13 +1,13 @@
 """The parsed-policy cache the event loop relies on: a document is used there only once it is parsed
-(a large one takes tens of milliseconds to parse, which must happen on a worker thread)."""
+(a large one takes tens of milliseconds to parse, which must happen on a worker thread). Each runtime
+has its own cache (``Runtime.documents``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
-from openkms.auth.policy import cached_policy, parse_policy
-from openkms.auth.policy import document as document_module
+from openkms.auth.policy import PolicyCache
 
 
 def _doc(sid: str) -> str:
@@ -22,19 +22,22 @@ def _doc(sid: str) -> str:
 
 
 def test_a_document_is_cached_only_once_parsed() -> None:
+    cache = PolicyCache()
     text = _doc(uuid.uuid4().hex)
-    assert cached_policy(text, "key") is None
-    doc = parse_policy(text, kind="key")
-    assert cached_policy(text, "key") is doc
-    assert cached_policy(text, "identity") is None  # parsed per kind
+    assert cache.cached(text, "key") is None
+    doc = cache.parse(text, kind="key")
+    assert cache.cached(text, "key") is doc
+    assert cache.cached(text, "identity") is None  # parsed per kind
+    assert PolicyCache().cached(text, "key") is None  # another runtime's cache is its own
 
 
 def test_the_cache_is_bounded_and_keeps_recent_documents() -> None:
+    cache = PolicyCache()
     first = _doc("first-" + uuid.uuid4().hex)
-    parse_policy(first)
-    for i in range(document_module._CACHE_SIZE + 10):
-        parse_policy(_doc(f"filler-{i}-{uuid.uuid4().hex}"))
+    cache.parse(first)
+    for i in range(cache.size + 10):
+        cache.parse(_doc(f"filler-{i}-{uuid.uuid4().hex}"))
         if i % 100 == 0:
-            parse_policy(first)  # used now and then: stays
-    assert cached_policy(first) is not None
-    assert len(document_module._cache) <= document_module._CACHE_SIZE
+            cache.parse(first)  # used now and then: stays
+    assert cache.cached(first) is not None
+    assert len(cache) <= cache.size

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from openkms.auth.policy import MSG_INVALID_PRINCIPALS, check_principals, parse_policy
+from openkms.auth.policy import MSG_INVALID_PRINCIPALS, PolicyCache, check_principals, parse_policy
 from openkms.auth.policy.document import (
     MSG_BAD_EFFECT,
     MSG_BOTH_ACTIONS,
@@ -361,10 +361,11 @@ def test_identity_policies_have_no_32kb_key_limit() -> None:
 
 
 def test_parse_is_cached_by_text_and_kind() -> None:
+    cache = PolicyCache()
     text = doc(key_statement(Sid="cached"))
-    assert parse_policy(text) is parse_policy(text)
+    assert cache.parse(text) is cache.parse(text)
     other_kind = doc({**IDENTITY, "Sid": "cached"})
-    assert parse_policy(other_kind, kind="identity") is parse_policy(other_kind, kind="identity")
+    assert cache.parse(other_kind, kind="identity") is cache.parse(other_kind, kind="identity")
 
 
 def test_check_principals_asks_about_each_named_principal_once() -> None:

@@ -13,6 +13,7 @@ from botocore.serialize import QuerySerializer
 
 from openkms.errors import InvalidAction, ValidationError
 from openkms.wire import query
+from openkms.wire.naming import to_snake
 
 
 def _body(service: str, operation: str, params: dict[str, Any]) -> bytes:
@@ -127,3 +128,65 @@ def test_audit_views_never_hold_secrets() -> None:
     }
     logged = query.audit_response("iam", "CreateAccessKey", {"access_key": key})
     assert logged is not None and "secretAccessKey" not in logged["accessKey"]
+
+
+def _snake(value: Any) -> Any:
+    """PascalCase request parameters as the service functions take them (snake_case members)."""
+    if isinstance(value, dict):
+        return {to_snake(k): _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+# (service, operation, parameters): accepted and refused ones, each sent both ways.
+PARAMS = [
+    ("iam", "CreateUser", {"UserName": "alice+ops@example.com", "Path": "/team/"}),
+    ("iam", "CreateUser", {"UserName": "u", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": ""}]}),
+    ("iam", "CreateUser", {"UserName": "bad name!"}),
+    ("iam", "CreateUser", {"UserName": "x" * 65, "Path": "no-slashes"}),
+    ("iam", "CreateUser", {"UserName": ""}),
+    ("iam", "CreateUser", {"UserName": "u", "Tags": []}),
+    ("iam", "CreateUser", {}),
+    ("iam", "CreateAccessKey", {"UserName": "alice"}),
+    ("iam", "CreateAccessKey", {}),
+    ("iam", "DeleteAccessKey", {"AccessKeyId": "short"}),
+    ("iam", "UpdateAccessKey", {"AccessKeyId": "AKIAEXAMPLEEXAMPLE", "Status": "Paused"}),
+    ("iam", "ListUsers", {"MaxItems": 1000, "Marker": "m"}),
+    ("iam", "ListUsers", {"MaxItems": 0}),
+    ("iam", "CreateRole", {"RoleName": "r", "AssumeRolePolicyDocument": POLICY, "MaxSessionDuration": 7200}),
+    ("iam", "CreateRole", {"RoleName": "r", "AssumeRolePolicyDocument": POLICY, "MaxSessionDuration": 60}),
+    ("iam", "PutUserPolicy", {"UserName": "u", "PolicyName": "p:q", "PolicyDocument": POLICY}),
+    ("iam", "CreatePolicy", {"PolicyName": "p", "PolicyDocument": POLICY, "Description": "d" * 1001}),
+    ("iam", "AttachRolePolicy", {"RoleName": "r", "PolicyArn": "arn:aws:iam::111122223333:policy/p"}),
+    ("iam", "UntagRole", {"RoleName": "r", "TagKeys": ["a", "b"]}),
+    ("sts", "AssumeRole", {"RoleArn": "arn:aws:iam::111122223333:role/r", "RoleSessionName": "x"}),
+]
+
+
+@pytest.mark.parametrize(("service", "operation", "params"), PARAMS)
+def test_validate_params_is_decode_query(service: str, operation: str, params: dict[str, Any]) -> None:
+    """Parameters given as a dict (``openkms admin``) are read and refused exactly as a request's."""
+    body = _body(service, operation, params)
+    try:
+        expected = query.decode_query(service, body)
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as got:
+            query.validate_params(service, operation, _snake(params))
+        assert got.value.message == exc.message
+        return
+    assert query.validate_params(service, operation, _snake(params)) == expected
+
+
+def test_validate_params_refuses_unknown_names() -> None:
+    with pytest.raises(InvalidAction):
+        query.validate_params("iam", "CreateKey", {})
+    with pytest.raises(TypeError, match="CreateUser has no parameter force"):
+        query.validate_params("iam", "CreateUser", {"user_name": "u", "force": True})
+    assert query.validate_params("iam", "CreateUser", {"user_name": "u", "path": None}).params == {
+        "user_name": "u"
+    }

@@ -145,7 +145,7 @@ def authenticate(
     check_scope(
         cred, service=service, region_ok=region_ok, now=epoch(cred.amz_date) + 3 if now is None else now
     )
-    key = SigningKeyCache().signing_key(cred.access_key_id, secret, cred.date, cred.region, cred.service)
+    key = SigningKeyCache().prepared_key(cred.access_key_id, secret, cred.date, cred.region, cred.service)
     verify_signature(
         cred,
         method=raw.method,
@@ -706,6 +706,9 @@ def test_signing_key_cache_derives_caches_and_evicts() -> None:
         == derive_signing_key(SECRET, "20150830", REGION, "kms")
     )
     assert cache.signing_key(AKID, SECRET, "20150830", REGION, "kms") is first
+    prepared = cache.prepared_key(AKID, SECRET, "20150830", REGION, "kms")  # what the server verifies with
+    assert prepared.key is first and first.hex() not in repr(prepared)
+    assert prepared.hmac_hex(b"to sign") == hmac.new(first, b"to sign", hashlib.sha256).hexdigest().encode()
     rotated = cache.signing_key(AKID, SECRET + "x", "20150830", REGION, "kms")
     assert rotated == _chain(SECRET + "x", "20150830", REGION, "kms") != first
     assert len(cache) == 2

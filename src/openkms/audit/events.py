@@ -1,4 +1,9 @@
-"""Builders for CloudTrail-format records (``eventVersion`` 1.11, ``eventSource`` kms.amazonaws.com).
+"""Builders for CloudTrail-format records (``eventVersion`` 1.11).
+
+An API call's record is made in one place: every entry point (the KMS JSON API, the IAM and STS
+Query APIs, the console) describes the call as an :class:`ApiCall` and :func:`cloudtrail_record` makes
+the record; :func:`trail_rows` turns it into the rows stored for each receiving account. The events the
+service initiates itself have :func:`service_event_record`.
 
 Records never contain plaintexts, ciphertexts, key material, signatures, MACs or tokens: callers pass
 request parameters and response elements already filtered by the wire layer, and the cryptographic
@@ -7,50 +12,25 @@ operations pass ``None`` for their response elements.
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from openkms.domain.model import Principal
+from openkms.domain.operations import OPERATIONS
 
 EVENT_VERSION = "1.11"
 EVENT_SOURCE = "kms.amazonaws.com"
 
-# Operations whose records have readOnly true (they change nothing).
-READ_ONLY = frozenset(
-    {
-        "DescribeKey",
-        "ListKeys",
-        "ListAliases",
-        "ListGrants",
-        "ListKeyPolicies",
-        "ListKeyRotations",
-        "ListResourceTags",
-        "ListRetirableGrants",
-        "GetKeyPolicy",
-        "GetKeyRotationStatus",
-        "GetPublicKey",
-        "GetParametersForImport",
-        "GetKeyLastUsage",
-        "DescribeCustomKeyStores",
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateRandom",
-        "GenerateMac",
-        "VerifyMac",
-        "Sign",
-        "Verify",
-        "DeriveSharedSecret",
-    }
-)
+#: Operations whose records have readOnly true (they change nothing): the records' ``read_only``.
+READ_ONLY = frozenset(name for name, facts in OPERATIONS.items() if facts.read_only)
 
 
 def fast_uuid() -> str:
@@ -60,7 +40,13 @@ def fast_uuid() -> str:
 
 
 def iso_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return _iso_second(math.floor(epoch))  # as gmtime drops the fraction
+
+
+@functools.lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    """The formatted second (remembered: the calls of one second share it, on every call's path)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def user_identity(principal: Principal | None, access_key_id: str | None) -> dict[str, Any]:
@@ -93,55 +79,75 @@ def user_identity(principal: Principal | None, access_key_id: str | None) -> dic
     return identity
 
 
-def api_call_record(
-    *,
-    event_name: str,
-    event_time: float,
-    region: str,
-    principal: Principal | None,
-    access_key_id: str | None,
-    source_ip: str,
-    user_agent: str,
-    request_id: str,
-    request_parameters: dict[str, Any] | None,
-    response_elements: dict[str, Any] | None,
-    resources: list[str],
-    additional_event_data: dict[str, Any] | None,
-    error_code: str | None,
-    error_message: str | None,
-    recipient_account_id: str | None,
-    event_source: str = EVENT_SOURCE,
-    read_only: bool | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One call of an API and its outcome, as its audit record tells it: the KMS JSON API, the IAM
+    and STS Query APIs, and the console's own events (sign-in, IAM listings, event history) all
+    describe a call with this, and :func:`cloudtrail_record` turns it into the record.
+
+    ``request_parameters`` and ``response_elements`` are CloudTrail's views, already filtered (the
+    wire layer drops secrets and blobs); ``resources`` the ARNs of the keys the call was authorized to
+    use; ``key_id`` the key the record is indexed under. A call without ``error_code`` succeeded
+    (a failed console sign-in has only an ``error_message``, as CloudTrail records it).
+    """
+
+    # What
+    event_source: str
+    event_name: str
+    read_only: bool
+    # Who, where and when (``started``: the injected clock's time the call arrived)
+    principal: Principal | None
+    access_key_id: str | None
+    region: str
+    source_ip: str
+    user_agent: str
+    request_id: str
+    started: float
+    # The request and its outcome
+    request_parameters: dict[str, Any] | None = None
+    response_elements: dict[str, Any] | None = None
+    additional_event_data: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    resources: Sequence[str] = ()
+    key_id: str | None = None
+
+    @property
+    def durable(self) -> bool:
+        """A change that succeeded: it is answered only once its record is stored."""
+        return self.error_code is None and not self.read_only
+
+
+def cloudtrail_record(call: ApiCall) -> dict[str, Any]:
+    """The CloudTrail record (``eventType`` AwsApiCall) of a call, in CloudTrail's field order."""
+    principal = call.principal
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(principal, access_key_id),
-        "eventTime": iso_time(event_time),
-        "eventSource": event_source,
-        "eventName": event_name,
-        "awsRegion": region,
-        "sourceIPAddress": source_ip,
-        "userAgent": user_agent,
+        "userIdentity": user_identity(principal, call.access_key_id),
+        "eventTime": iso_time(call.started),
+        "eventSource": call.event_source,
+        "eventName": call.event_name,
+        "awsRegion": call.region,
+        "sourceIPAddress": call.source_ip,
+        "userAgent": call.user_agent,
     }
-    if error_code is not None:
-        record["errorCode"] = error_code
-        record["errorMessage"] = error_message or ""
-    record["requestParameters"] = request_parameters
-    record["responseElements"] = response_elements
-    if additional_event_data:
-        record["additionalEventData"] = additional_event_data
-    record.update(
-        {
-            "requestID": request_id,
-            "eventID": fast_uuid(),
-            "readOnly": event_name in READ_ONLY if read_only is None else read_only,
-            "resources": [_resource(arn) for arn in resources],
-            "eventType": "AwsApiCall",
-            "managementEvent": True,
-            "recipientAccountId": recipient_account_id,
-            "eventCategory": "Management",
-        }
-    )
+    if call.error_code is not None:
+        record["errorCode"] = call.error_code
+        record["errorMessage"] = call.error_message or ""
+    record["requestParameters"] = call.request_parameters
+    record["responseElements"] = call.response_elements
+    if call.additional_event_data:
+        record["additionalEventData"] = call.additional_event_data
+    record["requestID"] = call.request_id
+    record["eventID"] = fast_uuid()
+    record["readOnly"] = call.read_only
+    record["resources"] = [_resource(arn) for arn in call.resources]
+    record["eventType"] = "AwsApiCall"
+    record["managementEvent"] = True
+    record["recipientAccountId"] = principal.account_id if principal else None
+    record["eventCategory"] = "Management"
+    if call.error_message and call.error_code is None:  # a failed ConsoleLogin: a message, no code
+        record["errorMessage"] = call.error_message
     return record
 
 

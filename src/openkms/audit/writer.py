@@ -8,6 +8,12 @@ database refuses is written entry by entry: one bad record cannot block the trai
 
 An entry is the rows of one call (a cross-account call has a copy for the caller's and one for each
 key owner's account): they are always written in the same transaction, never one without the other.
+
+:meth:`AuditWriter.submit_call` is how every entry point records an API call, with one rule for a
+record that cannot be stored: it is logged under the request id and raises :class:`RecordNotStored`,
+which the entry point answers as its protocol's internal error (HTTP 500) with
+:attr:`RecordNotStored.message`, never as a success (a change waits for its record, so a change whose
+record the database refuses is done but not acknowledged).
 """
 
 from __future__ import annotations
@@ -19,12 +25,25 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from openkms.audit.events import ApiCall, cloudtrail_record, trail_rows
 from openkms.storage.store import Store
 
 log = logging.getLogger("openkms.audit")
 
 Row = dict[str, Any]
 Entry = tuple[list[Row], Future[None] | None]
+
+
+class RecordNotStored(Exception):
+    """The audit record of a call could not be stored (or made): the call must not be answered as a
+    success."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"audit record of request {request_id} not stored")
+        self.request_id = request_id
+        self.message = (
+            "The request was carried out, but its audit record could not be stored. Request id: " + request_id
+        )
 
 
 class AuditWriter:
@@ -55,6 +74,16 @@ class AuditWriter:
         fut = self.submit(rows, durable)
         if fut is not None:
             await asyncio.wrap_future(fut)
+
+    async def submit_call(self, call: ApiCall) -> None:
+        """Record one call: its record is made and queued, and a change (:attr:`ApiCall.durable`) waits
+        until it is stored. Raises :class:`RecordNotStored` (logged here) when it cannot be."""
+        try:
+            rows = trail_rows(cloudtrail_record(call), call.started, call.key_id)
+            await self.submit_async(rows, call.durable)
+        except Exception as exc:
+            log.exception("audit record of request %s (%s) not stored", call.request_id, call.event_name)
+            raise RecordNotStored(call.request_id) from exc
 
     def close(self) -> None:
         self._stopping = True

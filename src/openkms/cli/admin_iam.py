@@ -1,25 +1,22 @@
 """``openkms admin`` commands for IAM users, roles, trust and identity policies, tags.
 
-They call the same service functions as the IAM Query API, as the local administrator (no policy
-check), on the same data as running servers (which see the changes at once). ``--json`` prints the
+They call the same service functions as the IAM Query API, with the parameters validated as the API
+validates them, as the local administrator (no policy check; :class:`openkms.cli.admin.LocalIam`), on
+the same data as running servers (which see the changes at once). ``--json`` prints the
 result as ``aws iam`` prints it (``{}`` for commands without output).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from openkms.cli.admin import _open, admin
+from openkms.cli.admin import admin, local_iam
 from openkms.cli.options import data_options
-from openkms.errors import ServiceError
-from openkms.service import iam
-from openkms.service.iam import IamContext
 from openkms.wire.query import result_json
 
 
@@ -48,17 +45,11 @@ def _run(
     data: dict[str, Any],
     as_json: bool,
     text: Callable[[dict[str, Any]], str] | None = None,
+    extras: dict[str, Any] | None = None,
     **params: Any,
 ) -> None:
-    fn = iam.OPERATIONS[operation]
-    store, root = _open(data["data_dir"], data["database_url"], data["root_key_file"])
-    try:
-        ctx = IamContext(store, root, time.time(), account_id, None)  # type: ignore[arg-type]
-        result = fn(ctx, **{k: v for k, v in params.items() if v is not None})
-    except ServiceError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
-    finally:
-        store.close()
+    with local_iam(data["data_dir"], data["database_url"], data["root_key_file"]) as local:
+        result = local.call(operation, account_id, extras, **params)
     shown = result_json("iam", operation, result)
     if as_json:
         click.echo(json.dumps(shown))
@@ -300,9 +291,10 @@ def _delete(kind: str) -> Callable[..., None]:
         database_url: str | None,
         root_key_file: Path | None,
     ) -> None:
-        params: dict[str, Any] = {f"{kind}_name": name, "force": force}
+        params: dict[str, Any] = {f"{kind}_name": name}
         operation = "DeleteUser" if kind == "user" else "DeleteRole"
-        _run(operation, account_id, _data(data_dir, database_url, root_key_file), as_json, **params)
+        data = _data(data_dir, database_url, root_key_file)
+        _run(operation, account_id, data, as_json, extras={"force": force}, **params)
 
     return command
 

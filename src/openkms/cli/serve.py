@@ -4,6 +4,7 @@ and the uvicorn server (one process, or ``--workers N`` sharing the port) behind
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from uvicorn.supervisors import Multiprocess
 
 from openkms.cli.factory import export_settings
 from openkms.cli.options import settings_from
-from openkms.config import DEFAULT_REGION
+from openkms.config import DEFAULT_REGION, environment_settings
 from openkms.console import mount
 from openkms.crypto.certificates import ensure_self_signed
 from openkms.domain.quotas import QuotaDocumentError
@@ -89,6 +90,10 @@ def run_server(
         parse_networks(trusted_proxies)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trusted-proxies") from None
+    try:
+        from_environment = environment_settings(os.environ)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     settings = settings_from(
         data_dir,
         database_url,
@@ -101,6 +106,7 @@ def run_server(
         request_quotas=request_quotas,
         quota_processes=workers,
         multi_region_delay=multi_region_delay,
+        **from_environment,
     )
 
     prepare_data_dir(settings)

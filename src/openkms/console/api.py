@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from openkms.audit.events import api_call_record, fast_uuid, storage_row
+from openkms.audit.events import ApiCall, fast_uuid
 from openkms.domain.model import Principal
 from openkms.errors import ServiceError
 from openkms.server.app import Call
@@ -121,6 +120,7 @@ class Api:
             region=self.region,
             source_ip=self.source_ip,
             user_agent=USER_AGENT,
+            started=self.app.runtime.clock.now(),
             secure=self.secure,
             access_key_id=self.access_key_id,
         )
@@ -155,9 +155,15 @@ class Api:
     # -- IAM (service layer, the principal's IAM authorization, audited as the IAM API) ---------------
     async def iam(self, operation: str, fn: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
         runtime = self.app.runtime
-        started = time.time()
+        started = runtime.clock.now()
         ctx = IamContext(
-            runtime.store, runtime.root, runtime.clock.now(), self.principal.account_id, self.principal
+            runtime.store,
+            runtime.root,
+            started,
+            self.principal.account_id,
+            self.principal,
+            policies=runtime.policies,
+            documents=runtime.documents,
         )
         error: ServiceError | None = None
         result: dict[str, Any] = {}
@@ -172,7 +178,6 @@ class Api:
             event_name=operation,
             region=IAM_REGION,
             started=started,
-            read_only=True,
             error_code=error.code if error else None,
             error_message=error.message if error else None,
         )
@@ -201,68 +206,26 @@ class Api:
         event_name: str,
         region: str,
         started: float,
-        read_only: bool,
         error_code: str | None = None,
         error_message: str | None = None,
         request_parameters: dict[str, Any] | None = None,
-        response_elements: dict[str, Any] | None = None,
-        additional_event_data: dict[str, Any] | None = None,
     ) -> None:
-        """An audit record of a console call that is not a KMS operation (IAM listings, event history)."""
-        await audit_event(
-            self.app,
-            principal=self.principal,
-            access_key_id=self.access_key_id,
-            source_ip=self.source_ip,
-            event_source=event_source,
-            event_name=event_name,
-            region=region,
-            started=started,
-            read_only=read_only,
-            error_code=error_code,
-            error_message=error_message,
-            request_parameters=request_parameters,
-            response_elements=response_elements,
-            additional_event_data=additional_event_data,
+        """The audit record of a console call that is not a KMS operation and changes nothing (IAM
+        listings, event history), made by the signed-in principal."""
+        await self.app.runtime.audit.submit_call(
+            ApiCall(
+                event_source=event_source,
+                event_name=event_name,
+                read_only=True,
+                principal=self.principal,
+                access_key_id=self.access_key_id,
+                region=region,
+                source_ip=self.source_ip,
+                user_agent=USER_AGENT,
+                request_id=fast_uuid(),
+                started=started,
+                request_parameters=request_parameters,
+                error_code=error_code,
+                error_message=error_message,
+            )
         )
-
-
-async def audit_event(
-    app: KmsApp,
-    *,
-    principal: Principal | None,
-    access_key_id: str | None,
-    source_ip: str,
-    event_source: str,
-    event_name: str,
-    region: str,
-    started: float,
-    read_only: bool,
-    error_code: str | None = None,
-    error_message: str | None = None,
-    request_parameters: dict[str, Any] | None = None,
-    response_elements: dict[str, Any] | None = None,
-    additional_event_data: dict[str, Any] | None = None,
-) -> None:
-    record = api_call_record(
-        event_name=event_name,
-        event_time=started,
-        region=region,
-        principal=principal,
-        access_key_id=access_key_id,
-        source_ip=source_ip,
-        user_agent=USER_AGENT,
-        request_id=fast_uuid(),
-        request_parameters=request_parameters,
-        response_elements=response_elements,
-        resources=[],
-        additional_event_data=additional_event_data,
-        error_code=error_code,
-        error_message=error_message,
-        recipient_account_id=principal.account_id if principal else None,
-        event_source=event_source,
-        read_only=read_only,
-    )
-    if error_message and not error_code:  # e.g. a failed ConsoleLogin: a message, no error code
-        record["errorMessage"] = error_message
-    await app.runtime.audit.submit_async(storage_row(record, started, None), not read_only)

@@ -31,7 +31,10 @@ class Console:
     def __init__(self, kms: KmsApp) -> None:
         self.kms = kms
         self.runtime = kms.runtime
-        self.sessions = SessionStore(kms.runtime.store)
+        settings = kms.runtime.settings
+        self.sessions = SessionStore(
+            kms.runtime.store, settings.console_idle_timeout, settings.console_session_lifetime
+        )
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
         """Run blocking work (database reads and writes) on the server's thread pool."""

@@ -73,6 +73,8 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+# Shared by every console on purpose: the templates are files of the package, compiled once (Jinja2's
+# template cache is a pure memo of them); the environment holds no runtime's data.
 ENV = _environment()
 
 

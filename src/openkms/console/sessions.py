@@ -4,14 +4,15 @@ The browser holds a random session id (cookie ``openkms_session``); the database
 SHA-256, the access key id that signed in, the region, and the idle and absolute expiry. No secret is
 ever stored: the signed-in principal is looked up again from the access key id on every request, so a
 deleted or deactivated access key ends its sessions at once. The CSRF token of a session is an HMAC of
-its id (nothing more to store, and it reveals nothing about the id).
+its id (nothing more to store, and it reveals nothing about the id). The idle timeout and the
+lifetime are settings (``Settings.console_idle_timeout`` and ``console_session_lifetime``, from
+``OPENKMS_CONSOLE_IDLE_TIMEOUT`` and ``OPENKMS_CONSOLE_SESSION_LIFETIME``), given to the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,8 +21,6 @@ from openkms.storage.store import ConsoleSessionRow, Store
 
 SESSION_COOKIE = "openkms_session"
 SIGNIN_COOKIE = "openkms_signin"
-IDLE_TIMEOUT = float(os.environ.get("OPENKMS_CONSOLE_IDLE_TIMEOUT", "1800"))  # 30 minutes
-LIFETIME = float(os.environ.get("OPENKMS_CONSOLE_SESSION_LIFETIME", str(12 * 3600)))
 TOUCH_EVERY = 30.0  # last_seen is written at most this often (a write per page view is too many)
 
 
@@ -50,7 +49,7 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, store: Store, idle_timeout: float = IDLE_TIMEOUT, lifetime: float = LIFETIME) -> None:
+    def __init__(self, store: Store, idle_timeout: float, lifetime: float) -> None:
         self.store = store
         self.idle_timeout = idle_timeout
         self.lifetime = lifetime

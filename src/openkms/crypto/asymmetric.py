@@ -227,7 +227,7 @@ def digest_length(algorithm: str) -> int | None:
     return None
 
 
-@functools.cache
+@functools.cache  # pure memo: one immutable hash descriptor per algorithm name
 def _hash(algorithm: str) -> hashes.HashAlgorithm:
     return _HASHES[algorithm[-7:]]()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from openkms.crypto import asymmetric, hmac_keys, keypair_pool
+from openkms.crypto import asymmetric, hmac_keys
+from openkms.crypto.keypair_pool import KeyPairPool
 from openkms.domain.keyspec import HMAC_SPECS, KeySpec
 
 # Key specs whose cryptography is implemented. CreateKey refuses the others with a clear error
@@ -14,13 +15,13 @@ SUPPORTED_SPECS: frozenset[KeySpec] = frozenset(
 )
 
 
-def generate_material(spec: KeySpec) -> bytes:
+def generate_material(spec: KeySpec, pool: KeyPairPool | None = None) -> bytes:
     """New material: 32 random bytes (symmetric), raw HMAC key bytes, or a PKCS#8 DER private key
-    (asymmetric; RSA keys come from the pre-generated pool when it has one)."""
+    (asymmetric; RSA keys come from ``pool`` when it has one, else are generated now)."""
     if spec is KeySpec.SYMMETRIC_DEFAULT:
         return os.urandom(32)
     if spec in HMAC_SPECS:
         return hmac_keys.generate_hmac_key(spec)
     if spec in asymmetric.ASYMMETRIC_SPECS:
-        return keypair_pool.POOL.key_pair(spec)[0]
+        return (pool.key_pair(spec) if pool is not None else asymmetric.generate_key_pair(spec))[0]
     raise NotImplementedError(spec)

@@ -6,10 +6,13 @@ A request takes a pair from the pool (each pair is handed out once) and generate
 the pool is empty. The refill thread runs at a lower scheduling priority where the OS allows it;
 OpenSSL releases the GIL while it generates, so requests keep running meanwhile.
 
-Configuration: ``OPENKMS_KEYPAIR_POOL`` read when the pool starts — unset: 4 x RSA_2048, 2 x RSA_3072,
-2 x RSA_4096; ``0``: no pool (every pair is generated inline); ``N``: N of each RSA spec; or
-``RSA_2048=8,RSA_4096=1`` (specs not named get none). Elliptic-curve pairs take well under a
-millisecond to generate and are never pooled.
+The server runtime owns its pool (``Runtime.keypairs``, handed to the service core): it starts the
+refill thread with the sizes of its settings and stops it on shutdown.
+
+Configuration: ``Settings.keypair_pool``, from ``OPENKMS_KEYPAIR_POOL`` (:func:`targets_from_env`) —
+unset: 4 x RSA_2048, 2 x RSA_3072, 2 x RSA_4096; ``0``: no pool (every pair is generated inline);
+``N``: N of each RSA spec; or ``RSA_2048=8,RSA_4096=1`` (specs not named get none). Elliptic-curve
+pairs take well under a millisecond to generate and are never pooled.
 """
 
 from __future__ import annotations
@@ -89,11 +92,11 @@ class KeyPairPool:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, targets: dict[KeySpec, int] | None = None) -> None:
-        """Start refilling (targets default to ``OPENKMS_KEYPAIR_POOL``). No-op if already running."""
+    def start(self, targets: dict[KeySpec, int]) -> None:
+        """Start refilling up to ``targets`` pairs per spec. No-op if already running."""
         if self.running:
             return
-        self.targets = dict(targets if targets is not None else targets_from_env(os.environ.get(ENV)))
+        self.targets = dict(targets)
         if not any(self.targets.values()):
             return
         self._stopping.clear()
@@ -136,7 +139,3 @@ class KeyPairPool:
                 continue
             with self._lock:
                 self._pairs[spec].append(pair)
-
-
-#: The process's pool; the server runtime starts and stops it.
-POOL = KeyPairPool()

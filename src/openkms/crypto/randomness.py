@@ -12,6 +12,9 @@ import os
 import threading
 
 _BUFFER_SIZE = 65536
+# Module state on purpose: randomness belongs to the process (this buffers os.urandom, itself process
+# wide), not to a runtime. It holds no runtime's data, every slice is handed out once whoever asks,
+# and a forked child starts a new buffer (below).
 _lock = threading.Lock()
 _buffer = b""
 _offset = 0

@@ -42,7 +42,7 @@ class BlobHeader:
     material_id: str
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=65536)  # pure memo of a pure function (key ids are not secret)
 def _encode_key_id(key_id: str) -> bytes:
     if key_id.startswith("mrk-"):
         return b"\x01" + bytes.fromhex(key_id[4:])

@@ -1,4 +1,5 @@
-"""AWS's "key states: effect on your KMS key" table: which operations a key's state allows.
+"""AWS's "key states: effect on your KMS key" table: what each row allows (which row an operation has is
+its record's ``key_state`` in ``domain/operations.py``).
 
 :func:`check_key_state` raises the exception AWS raises for an operation on a key in a given state,
 with AWS's message (short forms as observed on AWS: "<arn> is pending deletion.", "<arn> is pending
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from openkms.domain.keyspec import Origin
 from openkms.domain.model import KeyRecord, KeyState
+from openkms.domain.operations import OPERATIONS, KeyStateRule
 from openkms.errors import DisabledException, KMSInvalidStateException, UnsupportedOperationException
 
 
@@ -157,66 +159,26 @@ def _delete_material(key: KeyRecord) -> Exception | None:
     return None
 
 
+# What each row of the table allows; which row an operation has is its record's ``key_state``.
+_RULE_OF: dict[KeyStateRule, Rule] = {
+    KeyStateRule.USABLE: _usable,
+    KeyStateRule.ANY_STATE: _always,
+    KeyStateRule.NOT_PENDING_DELETION: _not_pd,
+    KeyStateRule.ENABLE_DISABLE: _enable_disable,
+    KeyStateRule.ROTATION_SETTING: _rotation_setting,
+    KeyStateRule.ROTATION_STATUS: _rotation_status,
+    KeyStateRule.ROTATE_ON_DEMAND: _rotate_on_demand,
+    KeyStateRule.CANCEL_DELETION: _cancel_deletion,
+    KeyStateRule.REPLICATE: _replicate,
+    KeyStateRule.SCHEDULE_DELETION: _schedule_deletion,
+    KeyStateRule.IMPORT_PARAMETERS: _import_parameters,
+    KeyStateRule.IMPORT: _import,
+    KeyStateRule.DELETE_IMPORTED: _delete_material,
+}
+
+#: Operation name -> its rule, for the operations that act on a key.
 RULES: dict[str, Rule] = {
-    **dict.fromkeys(
-        (
-            "Encrypt",
-            "Decrypt",
-            "ReEncrypt",
-            "GenerateDataKey",
-            "GenerateDataKeyWithoutPlaintext",
-            "GenerateDataKeyPair",
-            "GenerateDataKeyPairWithoutPlaintext",
-            "Sign",
-            "Verify",
-            "GenerateMac",
-            "VerifyMac",
-            "DeriveSharedSecret",
-            "GetPublicKey",
-            "CreateGrant",
-            "UpdatePrimaryRegion",
-        ),
-        _usable,
-    ),
-    **dict.fromkeys(
-        (
-            "DescribeKey",
-            "GetKeyPolicy",
-            "PutKeyPolicy",
-            "ListAliases",
-            "ListGrants",
-            "ListKeyPolicies",
-            "ListResourceTags",
-            "RetireGrant",
-            "RevokeGrant",
-            "DeleteAlias",
-            "GetKeyLastUsage",
-            "ListKeyRotations",
-        ),
-        _always,
-    ),
-    **dict.fromkeys(
-        (
-            "CreateAlias",
-            "UpdateAlias",
-            "TagResource",
-            "UntagResource",
-            "UpdateKeyDescription",
-        ),
-        _not_pd,
-    ),
-    "ReplicateKey": _replicate,
-    "ScheduleKeyDeletion": _schedule_deletion,
-    "GetParametersForImport": _import_parameters,
-    "ImportKeyMaterial": _import,
-    "DeleteImportedKeyMaterial": _delete_material,
-    "EnableKey": _enable_disable,
-    "DisableKey": _enable_disable,
-    "EnableKeyRotation": _rotation_setting,
-    "DisableKeyRotation": _rotation_setting,
-    "GetKeyRotationStatus": _rotation_status,
-    "RotateKeyOnDemand": _rotate_on_demand,
-    "CancelKeyDeletion": _cancel_deletion,
+    name: _RULE_OF[facts.key_state] for name, facts in OPERATIONS.items() if facts.key_state is not None
 }
 
 

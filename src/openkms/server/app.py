@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from openkms.audit.events import READ_ONLY, api_call_record, fast_uuid, trail_rows
+from openkms.audit.events import EVENT_SOURCE, READ_ONLY, ApiCall, fast_uuid
+from openkms.audit.writer import RecordNotStored
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
 from openkms.domain.model import KeyRecord, Principal
@@ -83,10 +83,10 @@ class Call:
     region: str
     source_ip: str
     user_agent: str
+    started: float  # the runtime clock's time the call arrived
     secure: bool = False
     access_key_id: str | None = None
     request_id: str = field(default_factory=fast_uuid)
-    started: float = field(default_factory=time.time)
 
     def context(self, principal: Principal) -> RequestContext:
         ctx = RequestContext(principal, self.region, self.request_id, self.source_ip, self.user_agent)
@@ -161,6 +161,7 @@ class KmsApp:
             region=DEFAULT_REGION,
             source_ip=client[0] if client else "127.0.0.1",
             user_agent=headers.get("user-agent", ""),
+            started=self.runtime.clock.now(),
             secure=scope.get("scheme") == "https",
         )
         error: ServiceError | None = None
@@ -244,27 +245,9 @@ class KmsApp:
             log.exception("request %s (%s) failed", call.request_id, operation)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
         try:
-            await self._audit(
-                operation,
-                call.started,
-                call.region,
-                principal,
-                call.access_key_id,
-                call.source_ip,
-                call.user_agent,
-                call.request_id,
-                raw,
-                result,
-                ctx,
-                error,
-            )
-        except Exception:
-            # Only a change waits for its record: it is done, but no success is answered without one.
-            log.exception("audit record of request %s (%s) not stored", call.request_id, operation)
-            error = KMSInternalException(
-                "The request was carried out, but its audit record could not be stored. "
-                "Request id: " + call.request_id
-            )
+            await self.runtime.audit.submit_call(self._audited(call, raw, result, ctx, error))
+        except RecordNotStored as exc:  # only a change waits for its record: done, but not a success
+            error = KMSInternalException(exc.message)
         if error is not None:
             return error.status, error_body(error)
         return 200, body_out
@@ -292,22 +275,20 @@ class KmsApp:
 
         return charge
 
-    async def _audit(
+    def _audited(
         self,
-        operation: str,
-        started: float,
-        region: str,
-        principal: Principal | None,
-        access_key_id: str | None,
-        source_ip: str,
-        user_agent: str,
-        request_id: str,
+        call: Call,
         raw: dict[str, Any] | None,
         result: dict[str, Any] | None,
         ctx: RequestContext | None,
         error: ServiceError | None,
-    ) -> None:
+    ) -> ApiCall:
+        """The call and its outcome as its audit record tells them. A call on another account's key is
+        recorded in that account's trail too (``resources``; both copies in one write: a change waits
+        for both)."""
+        operation = call.operation
         known = operation in self.known_ops
+        read_only = operation in READ_ONLY
         request_parameters: dict[str, Any] | None = None
         if known and raw is not None:
             try:
@@ -315,29 +296,26 @@ class KmsApp:
             except (TypeError, ValueError, KeyError, AttributeError):
                 request_parameters = None  # a request too malformed to describe (it failed validation)
         response_elements: dict[str, Any] | None = None
-        if error is None and known and operation not in READ_ONLY:
+        if error is None and known and not read_only:
             response_elements = audit_response_elements(operation, result)
             if response_elements is None and ctx is not None and ctx.audit_key_arn:
                 response_elements = {"keyId": ctx.audit_key_arn}
-        record = api_call_record(
+        return ApiCall(
+            event_source=EVENT_SOURCE,
             event_name=operation,
-            event_time=started,
-            region=region,
-            principal=principal,
-            access_key_id=access_key_id,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            request_id=request_id,
+            read_only=read_only,
+            principal=call.principal,
+            access_key_id=call.access_key_id,
+            region=call.region,
+            source_ip=call.source_ip,
+            user_agent=call.user_agent,
+            request_id=call.request_id,
+            started=call.started,
             request_parameters=request_parameters,
             response_elements=response_elements,
-            resources=ctx.resources if ctx else [],
             additional_event_data=ctx.additional_event_data if ctx and error is None else None,
             error_code=error.code if error else None,
             error_message=error.message if error else None,
-            recipient_account_id=principal.account_id if principal else None,
+            resources=ctx.resources if ctx else (),
+            key_id=ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None,
         )
-        key_id = ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None
-        durable = error is None and operation not in READ_ONLY
-        # A call on another account's key is recorded in that account's trail too (both copies in one
-        # write: a change waits for both).
-        await self.runtime.audit.submit_async(trail_rows(record, started, key_id), durable)

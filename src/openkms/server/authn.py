@@ -82,7 +82,7 @@ class Authenticator:
             raise UnrecognizedClientException()
         if creds.token_sha256 is not None or cred.security_token is not None:
             creds.check_session(cred.security_token, self.runtime.clock.now())
-        signing_key = self.signing_keys.signing_key(
+        signing_key = self.signing_keys.prepared_key(
             cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
         )
         verify_signature(

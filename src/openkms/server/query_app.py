@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from openkms import errors
-from openkms.audit.events import api_call_record, storage_row
+from openkms.audit.events import ApiCall
+from openkms.audit.writer import RecordNotStored
 from openkms.domain.model import Principal
 from openkms.errors import InvalidAction, QueryError, ServiceError
 from openkms.server.authn import Authenticator, BodyTooLarge, read_body
@@ -92,7 +92,7 @@ class QueryApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
-        started = time.time()
+        started = self.runtime.clock.now()
         request_id = str(uuid.uuid4())
         signed_for = scope_service(headers)
         service = signed_for if signed_for in _OPERATIONS else "iam"
@@ -139,6 +139,8 @@ class QueryApp:
                 self.runtime.clock.now(),
                 principal.account_id,
                 principal,
+                policies=self.runtime.policies,
+                documents=self.runtime.documents,
             )
             result = await self._in_thread(functools.partial(fn, ctx, **request.params))
             body_out = query.encode_result(service, request.operation, result, request_id)
@@ -147,20 +149,30 @@ class QueryApp:
         except Exception:  # the outermost catch-all: never a raw 500
             log.exception("request %s (%s %s) failed", request_id, service, operation)
             error = errors.InternalFailure("An internal error occurred. Request id: " + request_id)
-        await self._audit(
-            service,
-            operation,
-            started,
-            region,
-            principal,
-            access_key_id,
-            source_ip,
-            user_agent,
-            request_id,
-            raw,
-            result,
-            error,
+        read_only = operation in _READ_ONLY[service]
+        known = operation in query.operation_names(service)
+        audited = ApiCall(
+            event_source=f"{service}.amazonaws.com",
+            event_name=operation,
+            read_only=read_only,
+            principal=principal,
+            access_key_id=access_key_id,
+            region=region,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            started=started,
+            request_parameters=query.audit_request(service, operation, raw) if known else None,
+            response_elements=(
+                query.audit_response(service, operation, result) if known and error is None else None
+            ),
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
         )
+        try:
+            await self.runtime.audit.submit_call(audited)
+        except RecordNotStored as exc:  # as on the KMS path: a change done, but not a success
+            error = errors.InternalFailure(exc.message)
         out_headers = [(b"x-amzn-requestid", request_id.encode()), (b"content-type", XML_CT)]
         if error is not None:
             sender = error.sender if isinstance(error, QueryError) else error.status < 500
@@ -171,44 +183,3 @@ class QueryApp:
         out_headers.append((b"content-length", str(len(body_out)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": body_out})
-
-    async def _audit(
-        self,
-        service: str,
-        operation: str,
-        started: float,
-        region: str,
-        principal: Principal | None,
-        access_key_id: str | None,
-        source_ip: str,
-        user_agent: str,
-        request_id: str,
-        raw: dict[str, Any] | None,
-        result: dict[str, Any] | None,
-        error: ServiceError | None,
-    ) -> None:
-        read_only = operation in _READ_ONLY[service]
-        known = operation in query.operation_names(service)
-        record = api_call_record(
-            event_name=operation,
-            event_time=started,
-            region=region,
-            principal=principal,
-            access_key_id=access_key_id,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            request_id=request_id,
-            request_parameters=query.audit_request(service, operation, raw) if known else None,
-            response_elements=(
-                query.audit_response(service, operation, result) if known and error is None else None
-            ),
-            resources=[],
-            additional_event_data=None,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None,
-            recipient_account_id=principal.account_id if principal else None,
-            event_source=f"{service}.amazonaws.com",
-            read_only=read_only,
-        )
-        durable = error is None and not read_only
-        await self.runtime.audit.submit_async(storage_row(record, started, None), durable)

@@ -11,17 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openkms.audit.writer import AuditWriter
+from openkms.auth.policy import PolicyCache
 from openkms.clock import Clock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
-from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
+from openkms.crypto.keypair_pool import KeyPairPool, targets_from_env
 from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
 from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
-from openkms.service.identity.policies import policy_cache
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.identity.principals import NewAccessKey
-from openkms.service.kms import importing, keys, multi_region, paging, rotation
+from openkms.service.kms import importing, keys, multi_region, rotation
+from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.storage.store import ChangeFeed, Store
@@ -35,19 +37,32 @@ SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a da
 
 @dataclass
 class Runtime:
+    """Everything one server process holds, built from its settings by :func:`build_runtime` (no
+    module keeps state of its own beyond pure memos and the process's buffer of random bytes,
+    ``crypto/randomness.py``). The caches are invalidated by the store's local changes and the change
+    feed; :meth:`start` and :meth:`stop` run the threads (the key-pair pool's refill, the audit
+    writer, the change feed, the scheduler).
+
+    ``core`` (the KMS service core) holds the key cache, the key-pair pool, the listing markers' key
+    and the authorizer, which reads ``policies`` (principals' identity policies) and ``documents``
+    (parsed policy documents); the IAM code gets the same two in its ``IamContext``."""
+
     settings: Settings
     store: Store
     root: RootKey
     clock: Clock
     core: KmsCore
     creds: CredentialCache
+    policies: IdentityPolicyCache
+    documents: PolicyCache
     audit: AuditWriter
     feed: ChangeFeed
     scheduler: Scheduler
+    keypairs: KeyPairPool
     started: bool = field(default=False)
 
     def start(self) -> None:
-        keypair_pool.POOL.start()
+        self.keypairs.start(targets_from_env(self.settings.keypair_pool))
         self.audit.start()
         self.feed.start()
         self.scheduler.start()
@@ -57,7 +72,7 @@ class Runtime:
         if not self.started:
             return
         self.scheduler.stop()
-        keypair_pool.POOL.stop()
+        self.keypairs.stop()
         self.feed.stop()
         self.audit.close()
         self.store.close()
@@ -106,12 +121,22 @@ def open_store(settings: Settings) -> tuple[Store, RootKey]:
 
 def build_runtime(settings: Settings) -> Runtime:
     store, root = open_store(settings)
-    paging.configure(root.token_key())
     clock = clock_from_env()
     cache = KeyCache()
-    core = KmsCore(store=store, root=root, clock=clock, cache=cache, region_ok=settings.region_ok)
+    keypairs = KeyPairPool()
     creds = CredentialCache(store, root)
-    policies = policy_cache(store)
+    policies = IdentityPolicyCache(store)
+    documents = PolicyCache()
+    authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
+    core = KmsCore(
+        store=store,
+        root=root,
+        clock=clock,
+        cache=cache,
+        keypairs=keypairs,
+        authorizer=authorizer,
+        region_ok=settings.region_ok,
+    )
 
     def on_changes(changes: object) -> None:
         cache.invalidate(changes)  # type: ignore[arg-type]
@@ -148,7 +173,20 @@ def build_runtime(settings: Settings) -> Runtime:
         ],
         settings.scheduler_interval,
     )
-    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler)
+    return Runtime(
+        settings=settings,
+        store=store,
+        root=root,
+        clock=clock,
+        core=core,
+        creds=creds,
+        policies=policies,
+        documents=documents,
+        audit=AuditWriter(store),
+        feed=feed,
+        scheduler=scheduler,
+        keypairs=keypairs,
+    )
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

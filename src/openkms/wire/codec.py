@@ -150,6 +150,8 @@ def _compile_structure(shape: Any) -> Encoder:
     return enc
 
 
+# Pure memos (this table and _operations below): encoders compiled from the botocore model shipped
+# with the package, the same for every runtime and never invalidated.
 _encoders: dict[str, Encoder] = {}
 _LEAVES: dict[str, Encoder] = {
     "string": _enc_string,

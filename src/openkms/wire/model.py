@@ -17,7 +17,7 @@ from openkms.errors import UnknownOperationException
 SERVICE_NAME = "kms"
 
 
-@functools.cache
+@functools.cache  # pure memos (this and operation_names): the model shipped with botocore
 def kms_model() -> botocore.model.ServiceModel:
     """botocore's KMS service model (``kms/2014-11-01/service-2.json``), loaded on first use."""
     loader = botocore.loaders.create_loader()

@@ -10,7 +10,7 @@ import re
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=2048)  # pure memo of a pure function
 def to_snake(name: str) -> str:
     """Python's snake_case of a wire member name.
 

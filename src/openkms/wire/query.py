@@ -8,7 +8,9 @@ them against the operation's input shape in botocore's ``iam``/``sts`` model, fa
 ISO-8601; lists as ``<member>`` elements; IAM policy documents URL-encoded as IAM returns them);
 ``encode_error`` the ``<ErrorResponse>``. ``result_json`` gives the same result as the PascalCase JSON
 the AWS CLI prints, and ``audit_request``/``audit_response`` the CloudTrail views (secret access keys and
-session tokens are never part of them).
+session tokens are never part of them). ``validate_params`` applies ``decode_query``'s checks to
+parameters given as a dict (``openkms admin``), so every path into the IAM operations is held to the
+same rules.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ SECRET_MEMBERS = frozenset({"SecretAccessKey", "SessionToken"})
 _POLICY_DOCUMENT_SHAPE = "policyDocumentType"
 
 
-@functools.cache
+@functools.cache  # pure memos (the models, their operations, the Unicode table, compiled patterns)
 def service_model(service: str) -> botocore.model.ServiceModel:
     """botocore's model of ``iam`` or ``sts`` (loaded on first use)."""
     loader = botocore.loaders.create_loader()
@@ -127,14 +129,40 @@ def decode_query(service: str, body: bytes) -> QueryRequest:
     version = form.values.get("Version") or api_version(service)
     if action not in operation_names(service) or version != api_version(service):
         raise InvalidAction(f"Could not find operation {action} for version {version}")
-    shape = service_model(service).operation_model(action).input_shape
+    return _decode(service, action, form)
+
+
+def validate_params(service: str, operation: str, params: Mapping[str, Any]) -> QueryRequest:
+    """Check an operation's snake_case parameters (``None`` meaning absent) exactly as
+    :func:`decode_query` checks a request carrying them: the same typing, constraints and
+    ``ValidationError`` messages, for callers that do not come over HTTP (``openkms admin``).
+
+    The parameters are written as the form a Query client would send (lists as
+    ``Tags.member.1.Key``, booleans as ``true``/``false``) and read back by the decoder. A name that is
+    not a member of the operation's input is a programming error (``TypeError``).
+    """
+    if operation not in operation_names(service):
+        raise InvalidAction(f"Could not find operation {operation} for version {api_version(service)}")
+    shape = service_model(service).operation_model(operation).input_shape
+    members = {to_snake(member): member for member in shape.members} if shape is not None else {}
+    unknown = sorted(set(params) - set(members))
+    if unknown:
+        raise TypeError(f"{operation} has no parameter {', '.join(unknown)}")
+    pairs: list[tuple[str, str]] = []
+    if shape is not None:
+        _write_structure(shape, "", params, pairs)
+    return _decode(service, operation, _Form(pairs))
+
+
+def _decode(service: str, operation: str, form: _Form) -> QueryRequest:
+    shape = service_model(service).operation_model(operation).input_shape
     if shape is None:
-        return QueryRequest(service, action, {}, {})
+        return QueryRequest(service, operation, {}, {})
     errors: list[str] = []
     params, raw = _read_structure(shape, "", form, "", errors)
     if errors:
         raise ValidationError(validation_message(errors))
-    return QueryRequest(service, action, params, raw)
+    return QueryRequest(service, operation, params, raw)
 
 
 def _name(shape: Any, default: str) -> str:
@@ -216,6 +244,39 @@ def _check_length(shape: Any, value: Any, path: str, errors: list[str], n: int) 
         errors.append(constraint_failure(path, shown, f"have length greater than or equal to {lo}"))
     if hi is not None and n > hi:
         errors.append(constraint_failure(path, shown, f"have length less than or equal to {hi}"))
+
+
+def _write_structure(shape: Any, prefix: str, value: Mapping[str, Any], out: list[tuple[str, str]]) -> None:
+    for member, member_shape in shape.members.items():
+        item = value.get(to_snake(member))
+        if item is not None:
+            _write(member_shape, _join(prefix, _name(member_shape, member)), item, out)
+
+
+def _write(shape: Any, key: str, value: Any, out: list[tuple[str, str]]) -> None:
+    """A typed value as the form parameters botocore's Query serializer sends for it."""
+    kind = shape.type_name
+    flattened = bool(shape.serialization.get("flattened"))
+    if kind == "structure":
+        _write_structure(shape, key, value, out)
+    elif kind == "list":
+        if not value:
+            out.append((key, ""))
+        for i, element in enumerate(value, 1):
+            item_key = f"{key}.{i}" if flattened else f"{key}.{_name(shape.member, 'member')}.{i}"
+            _write(shape.member, item_key, element, out)
+    elif kind == "map":
+        key_name, value_name = _name(shape.key, "key"), _name(shape.value, "value")
+        for i, (k, v) in enumerate(value.items(), 1):
+            entry = f"{key}.{i}" if flattened else f"{key}.entry.{i}"
+            out.append((f"{entry}.{key_name}", str(k)))
+            _write(shape.value, f"{entry}.{value_name}", v, out)
+    elif kind == "timestamp":
+        out.append((key, iso8601(value)))
+    elif kind == "blob":
+        out.append((key, base64.b64encode(value).decode()))
+    else:
+        out.append((key, _text(value)))
 
 
 # Java's Unicode category classes (``\p{L}``, ``\p{Lu}``…), which the IAM and STS models use in the
@@ -441,6 +502,7 @@ def result_json(service: str, operation: str, result: Mapping[str, Any] | None) 
 
 # --- audit ------------------------------------------------------------------------------------------
 
+# Pure memo: auditors compiled from the botocore models shipped with the package (as wire/audit.py).
 _compilers: dict[tuple[str, bool], _Compiler] = {}
 _lock = threading.Lock()
 

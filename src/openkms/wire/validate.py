@@ -298,6 +298,8 @@ def _compile_structure(shape: Any) -> Converter:
     return conv
 
 
+# Pure memos (this table and _operations): converters compiled from the botocore model shipped with
+# the package, the same for every runtime and never invalidated.
 _compiled: dict[str, Converter] = {}
 _SCALARS: dict[str, Converter] = {"boolean": _boolean, "timestamp": _timestamp}
 _COMPILERS: dict[str, Callable[[Any], Converter]] = {

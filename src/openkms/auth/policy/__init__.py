@@ -1,8 +1,9 @@
 """Policy evaluation engine: key policies, IAM identity policies and role trust policies.
 
-A pure package (no I/O). Parse a document once with :func:`parse_policy` (cached), then evaluate it
-on every request with :func:`evaluate` (one document) or :func:`authorize` (AWS KMS's combination of
-key policy, identity policies and grants). :func:`build_console_key_policy` and
+A pure package (no I/O). Parse a document once with :func:`parse_policy` (or through a
+:class:`PolicyCache`, which keeps parsed documents), then evaluate it on every request with
+:func:`evaluate` (one document) or :func:`authorize` (AWS KMS's combination of key policy, identity
+policies and grants). :func:`build_console_key_policy` and
 :func:`describe_console_key_policy` write and read the console-style key policy.
 """
 
@@ -27,10 +28,10 @@ from openkms.auth.policy.context import (
 from openkms.auth.policy.document import (
     MAX_KEY_POLICY_BYTES,
     MSG_INVALID_PRINCIPALS,
+    PolicyCache,
     PolicyDocument,
     PolicyKind,
     Statement,
-    cached_policy,
     check_principals,
     parse_policy,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ConsolePolicyView",
     "Decision",
     "Effect",
+    "PolicyCache",
     "PolicyDocument",
     "PolicyKind",
     "Request",
@@ -71,7 +73,6 @@ __all__ = [
     "access_denied_message",
     "authorize",
     "build_console_key_policy",
-    "cached_policy",
     "check_principals",
     "describe_console_key_policy",
     "evaluate",

@@ -161,7 +161,7 @@ def _address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return _parse_address(value)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # pure memo of a pure function
 def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """Parsed once per distinct address (aws:SourceIp repeats across a client's requests)."""
     try:

@@ -2,8 +2,10 @@
 
 A document is parsed once into immutable, pre-normalised :class:`Statement` objects (lower-cased
 actions in sets, precompiled wildcard regexes, normalised principals, parsed condition values), so
-evaluation does no JSON work. :func:`parse_policy` is cached on ``(text, kind, strict)``; its JSON
-comes from the one policy loader (:mod:`openkms.auth.policy.jsontext`).
+evaluation does no JSON work. :func:`parse_policy` parses (a pure function; its JSON comes from the
+one policy loader, :mod:`openkms.auth.policy.jsontext`); a :class:`PolicyCache` keeps the parsed
+documents by ``(text, kind, strict)`` — the server runtime holds one, shared by the KMS authorizer
+and the IAM operations.
 
 Error messages: key policies (KMS CreateKey / PutKeyPolicy) use the wording of
 :mod:`openkms.domain.policy` and KMS's "Policy contains a statement with one or more invalid
@@ -172,40 +174,56 @@ class _Errors:
 
 
 def parse_policy(text: str, *, kind: PolicyKind = "key", strict: bool = False) -> PolicyDocument:
-    """Parse and validate a policy document (cached; raises AWS's errors for bad documents).
+    """Parse and validate a policy document (raises AWS's errors for bad documents); not cached:
+    the service parses through its :class:`PolicyCache`.
 
     ``strict=True`` for a document being submitted (CreateKey, PutKeyPolicy, the IAM APIs): its JSON
     must also pass :mod:`openkms.auth.policy.jsontext`'s strict rules (no NaN/Infinity, finite
     numbers, no duplicate keys). Stored documents are read with ``strict=False``.
     """
-    return _parse_cached(text, kind, strict)
+    return _Parser(text, kind, strict).parse()
 
 
-_CACHE_SIZE = 2048
-_cache: OrderedDict[tuple[str, PolicyKind, bool], PolicyDocument] = OrderedDict()
-_cache_lock = threading.Lock()
+CACHE_SIZE = 2048
 
 
-def _parse_cached(text: str, kind: PolicyKind, strict: bool) -> PolicyDocument:
-    """The parsed document from a bounded LRU cache (documents that fail to parse are not kept)."""
-    key = (text, kind, strict)
-    doc = _cache.get(key)
-    if doc is not None:
-        with suppress(KeyError):  # evicted meanwhile by another thread
-            _cache.move_to_end(key)
+class PolicyCache:
+    """Parsed documents by ``(text, kind, strict)``: a bounded LRU of ``size`` documents (documents that
+    fail to parse are not kept). Safe to share between threads; the event loop only reads it."""
+
+    __slots__ = ("_entries", "_lock", "size")
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._entries: OrderedDict[tuple[str, PolicyKind, bool], PolicyDocument] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def parse(self, text: str, *, kind: PolicyKind = "key", strict: bool = False) -> PolicyDocument:
+        """:func:`parse_policy`, parsed once per ``(text, kind, strict)`` while the document is kept."""
+        key = (text, kind, strict)
+        entries = self._entries
+        doc = entries.get(key)
+        if doc is not None:
+            with suppress(KeyError):  # evicted meanwhile by another thread
+                entries.move_to_end(key)
+            return doc
+        doc = _Parser(text, kind, strict).parse()
+        with self._lock:
+            entries[key] = doc
+            while len(entries) > self.size:
+                entries.popitem(last=False)
         return doc
-    doc = _Parser(text, kind, strict).parse()
-    with _cache_lock:
-        _cache[key] = doc
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return doc
 
+    def cached(self, text: str, kind: PolicyKind = "key") -> PolicyDocument | None:
+        """The stored document ``text`` if it is parsed already, else None (a caller on the event loop
+        then moves to a worker thread: parsing a large document must not hold the loop)."""
+        return self._entries.get((text, kind, False))
 
-def cached_policy(text: str, kind: PolicyKind = "key") -> PolicyDocument | None:
-    """The stored document ``text`` if it is parsed already, else None (a caller on the event loop then
-    moves to a worker thread: parsing a large document must not hold the loop)."""
-    return _cache.get((text, kind, False))
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"PolicyCache(documents={len(self._entries)}, size={self.size})"
 
 
 def check_principals(doc: PolicyDocument, exists: Callable[[str], bool]) -> None:

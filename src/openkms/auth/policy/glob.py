@@ -63,6 +63,7 @@ class Budget:
             raise TooComplex()
 
 
+# The budget of a match without a limit: shared, and never exhausted (2**62 units); it holds no data.
 _NO_BUDGET = Budget(1 << 62)
 
 
@@ -280,7 +281,7 @@ def compile_arn(tokens: Tokens) -> ArnGlob:
     return ArnGlob(None, pick, expected, wild)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # pure memo of a pure function
 def cached_glob(tokens: Tokens, arn: bool) -> Glob | ArnGlob:
     """Compiled patterns of rendered policy variables (bounded: one entry per distinct rendering)."""
     return compile_arn(tokens) if arn else compile_glob(tokens)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import time
 import urllib.parse
 from typing import Any
 
@@ -24,18 +23,21 @@ from openkms.console.api import ApiError, input_error
 from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.domain.model import Principal
+from openkms.server.runtime import Runtime
 from openkms.service.iam import parsed_identity_policies, policy_caller
-from openkms.storage.store import Store
 
 PAGE = 50
 LOOKUP_ACTION = "cloudtrail:LookupEvents"
 
 
-def authorize_lookup(store: Store, principal: Principal) -> None:
+def authorize_lookup(runtime: Runtime, principal: Principal) -> None:
     caller = policy_caller(principal)
     request = PolicyRequest(action=LOOKUP_ACTION, resource="*", resource_account=principal.account_id)
     decision = authorize(
-        caller, request, key_policy=None, identity_policies=parsed_identity_policies(store, principal)
+        caller,
+        request,
+        key_policy=None,
+        identity_policies=parsed_identity_policies(runtime.policies, runtime.documents, principal),
     )
     if not decision.allowed:
         raise ApiError("AccessDeniedException", access_denied_message(caller, request, decision))
@@ -83,13 +85,13 @@ async def audit_page(page: Page) -> Response:
         request.arg("read_only") if request.arg("read_only") in ("all", "true") else "false"
     )
     before = request.arg("before")
-    started = time.time()
+    started = console.runtime.clock.now()
     events: list[dict[str, Any]] = []
     next_link: str | None = None
     error: dict[str, str] | None = None
     errors: dict[str, dict[str, str]] = {}
     try:
-        await console.in_thread(functools.partial(authorize_lookup, console.runtime.store, principal))
+        await console.in_thread(functools.partial(authorize_lookup, console.runtime, principal))
     except ApiError as exc:
         error = api_error(exc)
     window: dict[str, float | None] = {}
@@ -137,7 +139,6 @@ async def audit_page(page: Page) -> Response:
         event_name="LookupEvents",
         region=page.api.region,
         started=started,
-        read_only=True,
         error_code="AccessDenied" if error else None,
         error_message=error["message"] if error else None,
         request_parameters={"lookupAttributes": attributes, "maxResults": PAGE},

@@ -13,12 +13,13 @@ import functools
 import hmac
 import re
 import secrets
-import time
 
 from starlette.responses import RedirectResponse, Response
 
+from openkms.audit.events import ApiCall, fast_uuid
+from openkms.audit.writer import RecordNotStored
 from openkms.config import DEFAULT_REGION
-from openkms.console.api import audit_event
+from openkms.console.api import USER_AGENT
 from openkms.console.http import PREFIX, ConsoleRequest, delete_cookie, set_cookie
 from openkms.console.page import Page
 from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, tokens_equal
@@ -29,6 +30,7 @@ REASONS = {
     "signedout": "You have signed out.",
 }
 WRONG = "The access key ID or secret access key is not correct."
+NOT_RECORDED = "The sign-in could not be recorded in the audit trail, so you are not signed in. Request id: "
 
 
 def _form(
@@ -90,22 +92,23 @@ async def signin(page: Page) -> Response:
     creds = None
     if ACCESS_KEY_ID.match(access_key_id):
         creds = await console.in_thread(functools.partial(console.runtime.creds.load, access_key_id))
-    started = time.time()
+    started = console.runtime.clock.now()
     ok = creds is not None and hmac.compare_digest(creds.secret.encode(), secret.encode())
     if creds is not None and ok and creds.token_sha256 is not None:
         ok = False
         errors["form"] = "Temporary credentials cannot sign in to the console: use a long-term access key."
     if creds is not None:
-        await audit_event(
-            console.kms,
-            principal=creds.principal,
-            access_key_id=access_key_id,
-            source_ip=request.client_ip,
+        login = ApiCall(
             event_source="signin.amazonaws.com",
             event_name="ConsoleLogin",
-            region=region,
-            started=started,
             read_only=False,
+            principal=creds.principal,
+            access_key_id=access_key_id,
+            region=region,
+            source_ip=request.client_ip,
+            user_agent=USER_AGENT,
+            request_id=fast_uuid(),
+            started=started,
             error_message=None if ok else "Failed authentication",
             response_elements={"ConsoleLogin": "Success" if ok else "Failure"},
             additional_event_data={
@@ -114,6 +117,11 @@ async def signin(page: Page) -> Response:
                 "MFAUsed": "No",
             },
         )
+        try:
+            await console.runtime.audit.submit_call(login)
+        except RecordNotStored as exc:  # no sign-in without its record
+            errors["form"] = NOT_RECORDED + exc.request_id
+            return _form(page, status=500, access_key_id=access_key_id, region=region, errors=errors)
     if not ok or creds is None:
         errors.setdefault("form", WRONG)
         return _form(page, status=401, access_key_id=access_key_id, region=region, errors=errors)

@@ -47,6 +47,7 @@ from openkms.service.iam.roles import (
     update_role,
 )
 from openkms.service.iam.users import (
+    access_key_owner,
     create_access_key,
     create_user,
     delete_access_key,
@@ -69,6 +70,7 @@ __all__ = [
     "READ_ONLY",
     "IamContext",
     "Operation",
+    "access_key_owner",
     "attach_role_policy",
     "attach_user_policy",
     "authorize_iam",

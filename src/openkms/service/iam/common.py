@@ -4,12 +4,13 @@ policy documents, tags and paging."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openkms.arns import PARTITION
 from openkms.auth.policy import (
     Caller,
+    PolicyCache,
     PolicyDocument,
     PolicyKind,
     Request,
@@ -26,7 +27,7 @@ from openkms.errors import (
     MalformedPolicyDocument,
     ServiceError,
 )
-from openkms.service.identity.policies import identity_policies
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.storage.store import (
     Store,
 )
@@ -45,13 +46,17 @@ Operation = Callable[..., dict[str, Any] | None]
 
 @dataclass(frozen=True, slots=True)
 class IamContext:
-    """Who calls and on which data. ``caller`` None is the local administrator (``openkms admin``)."""
+    """Who calls and on which data. ``caller`` None is the local administrator (``openkms admin``).
+    ``policies`` and ``documents`` are the caches the call reads identity policies and parsed
+    documents through (the runtime's, shared with the KMS authorizer)."""
 
     store: Store
     root: RootKey
     now: float
     account_id: str
     caller: Principal | None = None
+    policies: IdentityPolicyCache = field(kw_only=True)
+    documents: PolicyCache = field(kw_only=True)
 
 
 # --- ARNs -------------------------------------------------------------------------------------------
@@ -77,11 +82,14 @@ def policy_caller(principal: Principal) -> Caller:
     )
 
 
-def parsed_identity_policies(store: Store, principal: Principal) -> list[PolicyDocument]:
+def parsed_identity_policies(
+    policies: IdentityPolicyCache, documents: PolicyCache, principal: Principal
+) -> list[PolicyDocument]:
+    """The principal's identity policies, parsed (a stored document the engine cannot read is left out)."""
     parsed = []
-    for text in identity_policies(store, principal):
+    for text in policies.get(principal):
         try:
-            parsed.append(parse_policy(text, kind="identity"))
+            parsed.append(documents.parse(text, kind="identity"))
         except ServiceError:
             continue
     return parsed
@@ -98,7 +106,10 @@ def authorize_iam(
         action=f"iam:{operation}", resource=resource, resource_account=ctx.account_id, context=context or {}
     )
     decision = authorize(
-        caller, request, key_policy=None, identity_policies=parsed_identity_policies(ctx.store, ctx.caller)
+        caller,
+        request,
+        key_policy=None,
+        identity_policies=parsed_identity_policies(ctx.policies, ctx.documents, ctx.caller),
     )
     if not decision.allowed:
         raise AccessDenied(access_denied_message(caller, request, decision))
@@ -108,7 +119,9 @@ def authorize_iam(
 
 
 def check_document(document: str, kind: PolicyKind) -> PolicyDocument:
-    """The parsed document; IAM's MalformedPolicyDocument / LimitExceeded for a bad one."""
+    """The parsed document; IAM's MalformedPolicyDocument / LimitExceeded for a bad one. A submitted
+    document is checked once (strictly), so it is parsed without the cache: reads of the stored
+    document parse it leniently, through ``IamContext.documents``."""
     try:
         return parse_policy(document, kind=kind, strict=True)
     except LimitExceededException as exc:

@@ -23,7 +23,7 @@ import string
 from typing import Any
 
 from openkms.arns import role_arn
-from openkms.auth.policy import Request, authorize, parse_policy
+from openkms.auth.policy import Request, authorize
 from openkms.domain.model import Principal
 from openkms.errors import AccessDenied, ServiceError, ValidationError
 from openkms.service.iam.common import (
@@ -67,7 +67,7 @@ def _trust_allows(ctx: IamContext, role: RoleRow, action: str, context: dict[str
     assert ctx.caller is not None
     arn = role_arn(role.account_id, role.path, role.role_name)
     try:
-        trust = parse_policy(role.trust_policy, kind="trust")
+        trust = ctx.documents.parse(role.trust_policy, kind="trust")
     except ServiceError:  # a trust policy the engine cannot read admits nobody
         return False
     request = Request(action=action, resource=arn, resource_account=role.account_id, context=context)
@@ -75,7 +75,7 @@ def _trust_allows(ctx: IamContext, role: RoleRow, action: str, context: dict[str
         policy_caller(ctx.caller),
         request,
         key_policy=trust,
-        identity_policies=parsed_identity_policies(ctx.store, ctx.caller),
+        identity_policies=parsed_identity_policies(ctx.policies, ctx.documents, ctx.caller),
     )
     return bool(decision.allowed)
 

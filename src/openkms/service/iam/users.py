@@ -27,10 +27,11 @@ from openkms.service.iam.common import (
     user_arn,
 )
 from openkms.service.iam.identities import Kind
-from openkms.service.identity.principals import add_access_key, new_id
+from openkms.service.identity.principals import add_access_key, new_user
 from openkms.storage.store import (
     AccessKeyRow,
     Conflict,
+    Store,
     Tx,
     UserRow,
 )
@@ -96,7 +97,7 @@ def create_user(
     if new_tags:
         authorize_iam(ctx, "TagUser", resource)
     merge_tags({}, new_tags)
-    row = UserRow(ctx.account_id, user_name, new_id("AIDA"), normalized_path(path), ctx.now, {}, new_tags)
+    row = new_user(ctx.account_id, user_name, ctx.now, path=normalized_path(path), tags=new_tags)
     with ctx.store.write() as tx:
         if not tx.account_exists(ctx.account_id):
             raise NoSuchEntity(f"The account {ctx.account_id} cannot be found.")
@@ -228,11 +229,25 @@ def list_access_keys(
     return {"access_key_metadata": [_key_view(r) for r in page], **extra}
 
 
+def _no_key(access_key_id: str) -> NoSuchEntity:
+    return NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+
+
 def _own_key(tx: Tx, ctx: IamContext, access_key_id: str, user_name: str) -> AccessKeyRow:
     row = tx.get_access_key(access_key_id)
     if row is None or row.account_id != ctx.account_id or row.user_name != user_name:
-        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+        raise _no_key(access_key_id)
     return row
+
+
+def access_key_owner(store: Store, access_key_id: str) -> tuple[str, str]:
+    """The account and user name of an access key, for the local administrator, who names a key by its
+    id alone (``openkms admin delete-access-key``); NoSuchEntity as DeleteAccessKey answers."""
+    with store.read() as tx:
+        row = tx.get_access_key(access_key_id)
+    if row is None:
+        raise _no_key(access_key_id)
+    return row.account_id, row.user_name
 
 
 def delete_access_key(ctx: IamContext, *, access_key_id: str, user_name: str | None = None) -> None:

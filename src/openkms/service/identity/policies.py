@@ -1,16 +1,17 @@
-"""The identity policies of a principal (inline and attached managed), cached per store.
+"""The identity policies of a principal (inline and attached managed), cached.
 
-:func:`identity_policies` is called by the authorizer on every request: when warm it is one dict
-lookup. Entries are dropped on ``("user", "<acct>/<name>")``, ``("role", "<acct>/<name>")`` changes and
-the whole cache on ``("policy", <arn>)`` changes (a managed policy edited or deleted), from this
-process (store listener) and from others (the runtime's change feed calls :meth:`invalidate`).
+The server runtime makes one :class:`IdentityPolicyCache` for its store and hands it to the KMS
+authorizer and the IAM operations. :meth:`IdentityPolicyCache.get` is called by the authorizer on
+every request: when warm it is one dict lookup. Entries are dropped on ``("user", "<acct>/<name>")``,
+``("role", "<acct>/<name>")`` changes and the whole cache on ``("policy", <arn>)`` changes (a managed
+policy edited or deleted), from this process and from others: the runtime calls :meth:`invalidate`
+for the store's local changes and for those its change feed hears of.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,10 @@ class IdentityPolicyCache:
         self.epoch = 0
 
     def get(self, principal: Principal) -> list[str]:
+        """The JSON texts of the identity policies of ``principal``: the IAM user's (or, for an
+        assumed-role session, the role's) inline policies in name order, then its attached managed
+        policies in ARN order. Empty for principals without identity policies (unknown user/role, root,
+        services). The list is shared with the cache: do not modify it."""
         key = principal_key(principal)
         if key is None:
             return []
@@ -94,28 +99,3 @@ class IdentityPolicyCache:
         with self._lock:
             self.epoch += 1
             self._entries.clear()
-
-
-_caches: weakref.WeakKeyDictionary[Store, IdentityPolicyCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-def policy_cache(store: Store) -> IdentityPolicyCache:
-    """The store's cache (created on first use and subscribed to the store's local changes)."""
-    cache = _caches.get(store)
-    if cache is None:
-        with _caches_lock:
-            cache = _caches.get(store)
-            if cache is None:
-                cache = IdentityPolicyCache(store)
-                store.add_listener(cache.invalidate)
-                _caches[store] = cache
-    return cache
-
-
-def identity_policies(store: Store, principal: Principal) -> list[str]:
-    """The JSON texts of the identity policies of ``principal``: the IAM user's (or, for an assumed-role
-    session, the role's) inline policies in name order, then its attached managed policies in ARN order.
-    Empty for principals without identity policies (unknown user/role, root, services). The list is
-    shared with the cache: do not modify it."""
-    return policy_cache(store).get(principal)

@@ -12,6 +12,7 @@ import os
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any
 
 from openkms.arns import is_account_id, role_arn
 from openkms.crypto.envelope import RootKey
@@ -78,8 +79,25 @@ def new_secret() -> str:
     return base64.b64encode(os.urandom(30)).decode()
 
 
+def new_user(
+    account_id: str,
+    user_name: str,
+    now: float,
+    *,
+    path: str = "/",
+    inline_policies: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> UserRow:
+    """The row of a new IAM user, with a fresh ``AIDA…`` id (for CreateUser and new accounts)."""
+    policies = dict(inline_policies or {})
+    return UserRow(account_id, user_name, new_id("AIDA"), path, now, policies, dict(tags or {}))
+
+
 def create_account(store: Store, root: RootKey, now: float, account_id: str | None = None) -> NewAccessKey:
-    """A new account with an ``admin`` user (allowed everything) and an access key for it."""
+    """A new account with an ``admin`` user (allowed everything) and an access key for it: the bootstrap
+    of ``openkms serve`` and ``openkms admin create-account``, before any IAM caller exists. The user and
+    its key are made as CreateUser and CreateAccessKey make them (:func:`new_user`,
+    :func:`add_access_key`)."""
     account = account_id or _new_account_id()
     if not is_account_id(account):
         raise PrincipalError(f"Account id must be 12 digits: {account!r}")
@@ -88,48 +106,15 @@ def create_account(store: Store, root: RootKey, now: float, account_id: str | No
             tx.create_account(account, now)
         except Conflict:
             raise PrincipalError(f"Account {account} already exists") from None
-        tx.insert_user(UserRow(account, ADMIN_USER, new_id("AIDA"), "/", now, ADMIN_POLICY, {}))
+        tx.insert_user(new_user(account, ADMIN_USER, now, inline_policies=ADMIN_POLICY))
         return add_access_key(tx, root, account, ADMIN_USER, now)
 
 
-def create_user(store: Store, account_id: str, user_name: str, now: float) -> UserRow:
-    with store.write() as tx:
-        if not tx.account_exists(account_id):
-            raise PrincipalError(f"Account {account_id} does not exist")
-        try:
-            tx.insert_user(UserRow(account_id, user_name, new_id("AIDA"), "/", now, {}, {}))
-        except Conflict:
-            raise PrincipalError(f"User {user_name} already exists in account {account_id}") from None
-        user = tx.get_user(account_id, user_name)
-    assert user is not None
-    return user
-
-
-def create_access_key(
-    store: Store, root: RootKey, account_id: str, user_name: str, now: float
-) -> NewAccessKey:
-    with store.write() as tx:
-        # The user's row locked, as the IAM API does: a DeleteUser at the same time cannot leave the
-        # new key behind (where a later user of the same name would inherit it).
-        if tx.get_user(account_id, user_name, for_update=True) is None:
-            raise PrincipalError(f"User {user_name} does not exist in account {account_id}")
-        return add_access_key(tx, root, account_id, user_name, now)
-
-
 def add_access_key(tx: Tx, root: RootKey, account_id: str, user_name: str, now: float) -> NewAccessKey:
-    """A new active access key for a user; its secret is stored only sealed and returned only here."""
+    """A new active access key for a user; its secret is stored only sealed and returned only here.
+    The caller holds the user's row locked (CreateAccessKey checks the quota under that lock)."""
     akid = new_id("AKIA", 16)
     secret = new_secret()
     sealed = root.seal(SECRET_PURPOSE, akid, secret.encode())
     tx.put_access_key(AccessKeyRow(akid, account_id, user_name, sealed, "Active", now))
     return NewAccessKey(account_id, user_name, akid, secret)
-
-
-def list_access_keys(store: Store, account_id: str, user_name: str | None) -> list[AccessKeyRow]:
-    with store.read() as tx:
-        return tx.list_access_keys(account_id, user_name)
-
-
-def delete_access_key(store: Store, access_key_id: str) -> bool:
-    with store.write() as tx:
-        return tx.delete_access_key(access_key_id)

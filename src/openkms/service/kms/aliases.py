@@ -17,7 +17,6 @@ from openkms.errors import (
 )
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import Conflict, Tx
 
 
@@ -92,7 +91,7 @@ def list_aliases(
     marker: str | None = None,
 ) -> dict[str, Any]:
     n = limit or 50
-    after = read_marker("aliases", marker)
+    after = core.pager.read_marker("aliases", marker)
     target: str | None = None
     if key_id is not None:
         target = core.resolve(ctx, key_id, action="ListAliases").record.key_id
@@ -100,7 +99,7 @@ def list_aliases(
         core.authorize(ctx, "ListAliases", None)
     with core.store.read() as tx:
         rows = tx.list_aliases(ctx.region, ctx.account_id, target, after, n + 1)
-    names, next_marker = page([a.alias_name for a in rows], n, "aliases")
+    names, next_marker = core.pager.page([a.alias_name for a in rows], n, "aliases")
     result: dict[str, Any] = {
         "aliases": [
             {

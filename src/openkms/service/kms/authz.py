@@ -18,44 +18,39 @@ from openkms.auth.policy import (
     REASON_NO_RESOURCE,
     Caller,
     Decision,
+    PolicyCache,
     PolicyDocument,
     Request,
     access_denied_message,
     authorize,
-    cached_policy,
     check_principals,
-    parse_policy,
 )
 from openkms.crypto import tokens
 from openkms.domain.conditions import encryption_context_conditions
 from openkms.domain.grants import CONSTRAINED, NewGrant, context_satisfies, derivable
 from openkms.domain.model import KeyRecord, Principal
 from openkms.errors import AccessDeniedException, MalformedPolicyDocumentException
-from openkms.service.identity.policies import identity_policies, policy_cache
+from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import LoadedKey
 from openkms.storage.store import GrantRow, Store
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
-_callers: dict[Principal, Caller] = {}
+CALLERS_KEPT = 10_000  # callers the authorizer keeps built (all are dropped past it)
 
 
 def caller_of(principal: Principal) -> Caller:
-    caller = _callers.get(principal)
-    if caller is None:
-        if len(_callers) > 10_000:
-            _callers.clear()
-        caller = Caller(
-            arn=principal.arn,
-            account_id=principal.account_id,
-            principal_type=principal.identity_type,
-            user_id=principal.principal_id,
-            user_name=principal.user_name,
-            role_arn=principal.role_arn,
-            tags=dict(principal.tags),
-        )
-        _callers[principal] = caller
-    return caller
+    """The policy engine's ``Caller`` for a principal (built once per principal by
+    :meth:`KmsAuthorizer.caller`)."""
+    return Caller(
+        arn=principal.arn,
+        account_id=principal.account_id,
+        principal_type=principal.identity_type,
+        user_id=principal.principal_id,
+        user_name=principal.user_name,
+        role_arn=principal.role_arn,
+        tags=dict(principal.tags),
+    )
 
 
 def base_context(ctx: RequestContext, now: float) -> dict[str, Any]:
@@ -129,12 +124,36 @@ def caller_identities(principal: Principal) -> set[str]:
 
 
 class KmsAuthorizer:
-    def __init__(self, store: Store, token_key: bytes | None = None) -> None:
+    """The KMS decision for a request, with what it reads through: the store (grants named by grant
+    tokens, principals a new key policy names), the principals' identity policies (``policies``) and
+    the parsed documents (``documents``), both caches the runtime owns and shares with the IAM code."""
+
+    def __init__(
+        self,
+        store: Store,
+        token_key: bytes | None,
+        policies: IdentityPolicyCache,
+        documents: PolicyCache,
+    ) -> None:
         self._store = store
         self._token_key = token_key
+        self._policies = policies
+        self._documents_cache = documents
+        self._callers: dict[Principal, Caller] = {}
+
+    def caller(self, principal: Principal) -> Caller:
+        """:func:`caller_of`, built once per principal (a principal is immutable; the same one comes
+        back from the credential cache on each of its requests)."""
+        caller = self._callers.get(principal)
+        if caller is None:
+            if len(self._callers) > CALLERS_KEPT:
+                self._callers.clear()
+            caller = self._callers[principal] = caller_of(principal)
+        return caller
 
     def identity_documents(self, principal: Principal) -> list[PolicyDocument]:
-        return [parse_policy(text, kind="identity") for text in identity_policies(self._store, principal)]
+        parse = self._documents_cache.parse
+        return [parse(text, kind="identity") for text in self._policies.get(principal)]
 
     def _documents(
         self, ctx: RequestContext, key: KeyRecord | None
@@ -142,17 +161,18 @@ class KmsAuthorizer:
         """The key policy and the caller's identity policies, parsed. On the event loop only documents
         parsed already are used: a document to parse (a large one takes tens of milliseconds) moves
         the call to a worker thread."""
+        documents = self._documents_cache
         if ctx.allow_io:
-            key_doc = parse_policy(key.policy, kind="key") if key is not None else None
+            key_doc = documents.parse(key.policy, kind="key") if key is not None else None
             return key_doc, self.identity_documents(ctx.principal)
         key_doc = None
         if key is not None:
-            key_doc = cached_policy(key.policy, "key")
+            key_doc = documents.cached(key.policy, "key")
             if key_doc is None:
                 raise NeedsIO()
         docs: list[PolicyDocument] = []
-        for text in identity_policies(self._store, ctx.principal):
-            doc = cached_policy(text, "identity")
+        for text in self._policies.get(ctx.principal):
+            doc = documents.cached(text, "identity")
             if doc is None:
                 raise NeedsIO()
             docs.append(doc)
@@ -167,7 +187,7 @@ class KmsAuthorizer:
         loaded: LoadedKey | None,
         now: float,
     ) -> Request:
-        if not ctx.allow_io and not policy_cache(self._store).is_warm(ctx.principal):
+        if not ctx.allow_io and not self._policies.is_warm(ctx.principal):
             raise NeedsIO()
         context = base_context(ctx, now)
         if key is not None:
@@ -205,7 +225,7 @@ class KmsAuthorizer:
         now: float,
     ) -> None:
         request = self._request(ctx, action, key, conditions, loaded, now)
-        caller = caller_of(ctx.principal)
+        caller = self.caller(ctx.principal)
         grants_ok = False
         if key is not None and loaded is not None and (loaded.grants or ctx.grant_tokens):
             encryption_context = (
@@ -267,7 +287,7 @@ class KmsAuthorizer:
         not effective in a key policy). An explicit Deny of kms:RetireGrant in the caller's IAM
         policies refuses every one of them. Anyone else is refused."""
         request = self._request(ctx, "RetireGrant", key, None, None, now)
-        caller = caller_of(ctx.principal)
+        caller = self.caller(ctx.principal)
         decision = authorize(
             caller, request, key_policy=None, identity_policies=self.identity_documents(ctx.principal)
         )
@@ -290,7 +310,7 @@ class KmsAuthorizer:
     ) -> PolicyDocument:
         """Parse a key policy for CreateKey/PutKeyPolicy: syntax, principals that exist, and (unless
         bypassed) the lockout safety check — the caller must still be allowed kms:PutKeyPolicy."""
-        doc = parse_policy(policy, kind="key", strict=True)
+        doc = self._documents_cache.parse(policy, kind="key", strict=True)
         check_principals(doc, self.principal_exists)
         if not bypass:
             request = Request(
@@ -300,7 +320,7 @@ class KmsAuthorizer:
                 context=base_context(ctx, now),
             )
             decision = authorize(
-                caller_of(ctx.principal),
+                self.caller(ctx.principal),
                 request,
                 key_policy=doc,
                 identity_policies=self.identity_documents(ctx.principal),

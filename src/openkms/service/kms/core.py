@@ -11,12 +11,14 @@ from typing import Any
 from openkms.arns import alias_arn, is_key_id, is_region, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
+from openkms.crypto.keypair_pool import KeyPairPool
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
 from openkms.service.kms.authz import KmsAuthorizer, caller_identities
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import KeyCache, LoadedKey
+from openkms.service.kms.paging import Pager
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"
@@ -50,12 +52,14 @@ class KmsCore:
     root: RootKey
     clock: Clock
     cache: KeyCache
+    keypairs: KeyPairPool  # pre-generated RSA key pairs (the runtime starts and stops its refill)
+    authorizer: KmsAuthorizer  # built by the runtime with the policy caches it owns
     # The Regions this service answers for (``--region``): where ReplicateKey may put a replica.
     region_ok: Callable[[str], bool] = is_region
-    authorizer: KmsAuthorizer = field(init=False)
+    pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:
-        self.authorizer = KmsAuthorizer(self.store, self.root.token_key())
+        self.pager = Pager(self.root.token_key())
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:

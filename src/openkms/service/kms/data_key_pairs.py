@@ -2,7 +2,7 @@
 the service, its private key (PKCS#8 DER) encrypted under a symmetric KMS key — a ciphertext that
 Decrypt opens like any other.
 
-RSA pairs come from the pre-generated pool (:mod:`openkms.crypto.keypair_pool`) when it has one;
+RSA pairs come from the runtime's pre-generated pool (``core.keypairs``) when it has one;
 otherwise they are generated now, on a worker thread (never on the event loop). Elliptic-curve pairs
 are generated on the spot (well under a millisecond).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openkms.crypto import asymmetric, keypair_pool
+from openkms.crypto import asymmetric
 from openkms.domain.keyspec import RSA_SPECS, KeySpec, KeyUsage
 from openkms.domain.keystate import check_key_state
 from openkms.errors import (
@@ -50,7 +50,7 @@ def _generate_data_key_pair(
         )
     if dry_run:
         raise DryRunOperationException()
-    pair = keypair_pool.POOL.take(spec)
+    pair = core.keypairs.take(spec)
     if pair is None:
         if spec in RSA_SPECS and not ctx.allow_io:
             raise NeedsIO()  # RSA generation takes 0.05-2 s: not on the event loop

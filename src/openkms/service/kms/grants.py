@@ -33,7 +33,6 @@ from openkms.errors import (
 )
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import GrantRow
 
 MAX_GRANTS_PER_KEY = 50_000
@@ -179,7 +178,7 @@ def list_grants(
 ) -> dict[str, Any]:
     key = core.resolve(ctx, key_id, action="ListGrants").record
     n = limit or 50
-    after = read_marker("grants", marker)
+    after = core.pager.read_marker("grants", marker)
     with core.store.read() as tx:
         rows = tx.list_grants(key.region, key.key_id)
     rows = [
@@ -189,7 +188,7 @@ def list_grants(
         and (grantee_principal is None or g.grantee_principal == grantee_principal)
         and (after is None or g.grant_id > after)
     ]
-    ids, next_marker = page([g.grant_id for g in rows], n, "grants")
+    ids, next_marker = core.pager.page([g.grant_id for g in rows], n, "grants")
     result: dict[str, Any] = {
         "grants": [_entry(key, g) for g in rows[: len(ids)]],
         "truncated": next_marker is not None,
@@ -217,11 +216,11 @@ def list_retirable_grants(
             "kms:ListRetirableGrants action"
         )
     n = limit or 50
-    after = read_marker("retirable", marker)
+    after = core.pager.read_marker("retirable", marker)
     with core.store.read() as tx:
         rows = tx.list_retirable_grants(retiring_principal, after, n + 1)
         keys = {(g.region, g.key_id): tx.get_key(g.region, g.key_id) for g in rows}
-    ids, next_marker = page([g.grant_id for g in rows], n, "retirable")
+    ids, next_marker = core.pager.page([g.grant_id for g in rows], n, "retirable")
     entries = []
     for g in rows[: len(ids)]:
         key = keys[(g.region, g.key_id)]

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from openkms.audit.events import service_event_record, storage_row
-from openkms.crypto import asymmetric, keypair_pool, tokens, wrapping
+from openkms.crypto import asymmetric, tokens, wrapping
 from openkms.crypto.envelope import SealError
 from openkms.domain.keyspec import HMAC_SPECS, RSA_SPECS, KeySpec, Origin
 from openkms.domain.keystate import check_key_state
@@ -96,7 +96,7 @@ def get_parameters_for_import(
     _require_external(record)
     check_key_state("GetParametersForImport", record)
     check_wrapping_choice(record.key_spec, wrapping_algorithm, wrapping_key_spec, ctx.region)
-    private_der, public_der = keypair_pool.POOL.key_pair(KeySpec(wrapping_key_spec))
+    private_der, public_der = core.keypairs.key_pair(KeySpec(wrapping_key_spec))
     token_id = str(uuid.uuid4())
     expires = core.clock.now() + PARAMETERS_LIFETIME
     sealed = core.root.seal(WRAPPING_PURPOSE, token_id, private_der)

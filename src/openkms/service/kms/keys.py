@@ -21,7 +21,6 @@ from openkms.errors import (
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.metadata import key_metadata
-from openkms.service.kms.paging import page, read_marker
 
 DAY = 86400.0
 
@@ -110,7 +109,7 @@ def create_key(
     )
     material: KeyMaterial | None = None
     if key_origin is Origin.AWS_KMS:
-        raw = generate_material(spec)
+        raw = generate_material(spec, core.keypairs)
         material_id = core.root.material_id(key_id, raw)
         material = KeyMaterial(
             material_id=material_id,
@@ -142,10 +141,10 @@ def list_keys(
 ) -> dict[str, Any]:
     core.authorize(ctx, "ListKeys", None)
     n = limit or 100
-    after = read_marker("keys", marker)
+    after = core.pager.read_marker("keys", marker)
     with core.store.read() as tx:
         ids = tx.list_keys(ctx.region, ctx.account_id, after, n + 1)
-    items, next_marker = page(ids, n, "keys")
+    items, next_marker = core.pager.page(ids, n, "keys")
     result: dict[str, Any] = {
         "keys": [{"key_id": k, "key_arn": key_arn(ctx.region, ctx.account_id, k)} for k in items],
         "truncated": next_marker is not None,

@@ -27,11 +27,12 @@ from typing import Any
 
 from openkms.arns import key_arn
 from openkms.audit.events import (
-    api_call_record,
+    EVENT_SOURCE,
+    ApiCall,
+    cloudtrail_record,
     fast_uuid,
     internal_call_record,
     storage_row,
-    user_identity,
 )
 from openkms.domain.keyspec import Origin
 from openkms.domain.keystate import check_key_state
@@ -115,27 +116,23 @@ def _invoked_record(
     """The record of what a call does in another Region (ReplicateKey's CreateKey in the replica's
     Region, UpdatePrimaryRegion in the new primary's): the caller's identity, invoked by KMS."""
     principal = ctx.principal
-    record = api_call_record(
+    call = ApiCall(
+        event_source=EVENT_SOURCE,
         event_name=event_name,
-        event_time=now,
-        region=region,
+        read_only=False,
         principal=principal,
         access_key_id=principal.access_key_id,
+        region=region,
         source_ip=ctx.source_ip,
         user_agent=ctx.user_agent,
         request_id=ctx.request_id,
+        started=now,
         request_parameters=request_parameters,
         response_elements=response_elements,
         resources=resources,
-        additional_event_data=None,
-        error_code=None,
-        error_message=None,
-        recipient_account_id=principal.account_id,
     )
-    record["userIdentity"] = {
-        **user_identity(principal, principal.access_key_id),
-        "invokedBy": "kms.amazonaws.com",
-    }
+    record = cloudtrail_record(call)
+    record["userIdentity"] = {**record["userIdentity"], "invokedBy": "kms.amazonaws.com"}
     if not resources:
         del record["resources"]  # as AWS's example of the new primary's UpdatePrimaryRegion record
     return record

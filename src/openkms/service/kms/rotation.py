@@ -25,7 +25,6 @@ from openkms.service.kms.multi_region import (
     propagate_rotation_settings,
     require_primary,
 )
-from openkms.service.kms.paging import page, read_marker
 from openkms.storage.store import Tx
 
 DAY = 86400.0
@@ -99,7 +98,7 @@ def _rotate(
         if m.state is MaterialState.CURRENT:
             m.state = MaterialState.NON_CURRENT
             tx.put_material(record.region, record.key_id, m)
-    raw = generate_material(record.key_spec)
+    raw = generate_material(record.key_spec, core.keypairs)
     material_id = core.root.material_id(record.key_id, raw)
     material = KeyMaterial(
         material_id=material_id,
@@ -182,11 +181,11 @@ def list_key_rotations(
     if include_key_material != "ALL_KEY_MATERIAL":
         materials = [m for m in materials if m.rotation_date is not None]
     n = limit or 100
-    after = read_marker("rotations", marker)
+    after = core.pager.read_marker("rotations", marker)
     ids = [m.material_id for m in materials]
     if after is not None:
         ids = ids[ids.index(after) + 1 :] if after in ids else []
-    ids_page, next_marker = page(ids, n, "rotations")
+    ids_page, next_marker = core.pager.page(ids, n, "rotations")
     by_id = {m.material_id: m for m in materials}
     entries = []
     for mid in ids_page:

@@ -8,7 +8,6 @@ from openkms.domain.keystate import check_key_state
 from openkms.domain.tags import check_new_tags
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import page, read_marker
 
 
 def tag_resource(core: KmsCore, ctx: RequestContext, *, key_id: str, tags: list[dict[str, str]]) -> None:
@@ -37,9 +36,9 @@ def list_resource_tags(
     with core.store.read() as tx:
         tags = tx.get_tags(loaded.record.region, loaded.record.key_id)
     n = limit or 50
-    after = read_marker("tags", marker)
+    after = core.pager.read_marker("tags", marker)
     names = [k for k in sorted(tags) if after is None or k > after]
-    names_page, next_marker = page(names, n, "tags")
+    names_page, next_marker = core.pager.page(names, n, "tags")
     result: dict[str, Any] = {
         "tags": [{"tag_key": k, "tag_value": tags[k]} for k in names_page],
         "truncated": next_marker is not None,

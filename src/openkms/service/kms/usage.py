@@ -8,26 +8,13 @@ import json
 from typing import Any
 
 from openkms.domain.keystate import check_key_state
+from openkms.domain.operations import OPERATIONS
 from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
-from openkms.service.kms.paging import read_marker
 
-# The operations AWS tracks as key usage.
-TRACKED = (
-    "Decrypt",
-    "DeriveSharedSecret",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "ReEncrypt",
-    "Sign",
-    "Verify",
-    "VerifyMac",
-)
+# The operations AWS tracks as key usage (the records' ``usage_tracked``).
+TRACKED = tuple(name for name, facts in OPERATIONS.items() if facts.usage_tracked)
 
 
 def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
@@ -66,7 +53,7 @@ def describe_custom_key_stores(
     marker: str | None = None,
 ) -> dict[str, Any]:
     core.authorize(ctx, "DescribeCustomKeyStores", None)
-    read_marker("custom-key-stores", marker)
+    core.pager.read_marker("custom-key-stores", marker)
     if custom_key_store_id is not None or custom_key_store_name is not None:
         raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
     return {"custom_key_stores": [], "truncated": False}
