@@ -31,7 +31,7 @@ class Console:
     def __init__(self, kms: KmsApp) -> None:
         self.kms = kms
         self.runtime = kms.runtime
-        self.sessions = SessionStore(kms.runtime.store)
+        self.sessions = SessionStore(kms.runtime.store, kms.runtime.clock)
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
         """Run blocking work (database reads and writes) on the server's thread pool."""

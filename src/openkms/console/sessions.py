@@ -4,7 +4,8 @@ The browser holds a random session id (cookie ``openkms_session``); the database
 SHA-256, the access key id that signed in, the region, and the idle and absolute expiry. No secret is
 ever stored: the signed-in principal is looked up again from the access key id on every request, so a
 deleted or deactivated access key ends its sessions at once. The CSRF token of a session is an HMAC of
-its id (nothing more to store, and it reveals nothing about the id).
+its id (nothing more to store, and it reveals nothing about the id). Expiry is judged by the service
+clock the store is given.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from dataclasses import dataclass
 
+from openkms.clock import Clock
 from openkms.storage.store import ConsoleSessionRow, Store
 
 SESSION_COOKIE = "openkms_session"
@@ -50,13 +51,16 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, store: Store, idle_timeout: float = IDLE_TIMEOUT, lifetime: float = LIFETIME) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, idle_timeout: float = IDLE_TIMEOUT, lifetime: float = LIFETIME
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.idle_timeout = idle_timeout
         self.lifetime = lifetime
 
     def create(self, access_key_id: str, account_id: str, region: str) -> Session:
-        now = time.time()
+        now = self.clock.now()
         session_id = secrets.token_urlsafe(32)
         row = ConsoleSessionRow(
             session_hash(session_id), access_key_id, account_id, region, now, now, now + self.lifetime, {}
@@ -75,7 +79,7 @@ class SessionStore:
             row = tx.get_console_session(digest)
         if row is None:
             return None
-        now = time.time()
+        now = self.clock.now()
         if now >= row.expires or now - row.last_seen >= self.idle_timeout:
             self.delete(session_id)
             return None

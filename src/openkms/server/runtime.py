@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from openkms.audit.writer import AuditWriter
-from openkms.clock import Clock, clock_from_env
+from openkms.clock import Clock, SystemClock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
 from openkms.crypto import keypair_pool
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
@@ -31,14 +30,20 @@ log = logging.getLogger("openkms.runtime")
 CREDENTIALS_FILE = "admin-credentials.env"
 DB_FILE = "openkms.db"
 SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a day, then are forgotten
+CHANGE_RETENTION = 3600.0  # the change log keeps an hour (of wall-clock time) for other processes' feeds
 
 
 @dataclass
 class Runtime:
+    """One process's service: its settings, store, root key, clocks (``clock`` the service clock,
+    ``wall`` the real time clients sign with and other processes share: :mod:`openkms.clock`), the KMS
+    core, the caches, the audit writer, the change feed and the scheduler."""
+
     settings: Settings
     store: Store
     root: RootKey
     clock: Clock
+    wall: Clock
     core: KmsCore
     creds: CredentialCache
     audit: AuditWriter
@@ -98,16 +103,20 @@ def load_quotas(settings: Settings) -> QuotaTable | None:
     return table
 
 
-def open_store(settings: Settings) -> tuple[Store, RootKey]:
+def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, RootKey]:
+    """The store (its change log stamped by ``wall``, the real clock unless given) and the root key."""
     prepare_data_dir(settings)
     root = load_or_create_root_key(settings.root_key_path)
-    return Store(settings.db_url), root
+    return Store(settings.db_url, wall if wall is not None else SystemClock()), root
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    store, root = open_store(settings)
+def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | None = None) -> Runtime:
+    """The runtime of ``settings``; the service clock is :func:`openkms.clock.clock_from_env`'s and the
+    wall clock the system's unless given."""
+    clock = clock if clock is not None else clock_from_env()
+    wall = wall if wall is not None else SystemClock()
+    store, root = open_store(settings, wall)
     paging.configure(root.token_key())
-    clock = clock_from_env()
     cache = KeyCache()
     core = KmsCore(store=store, root=root, clock=clock, cache=cache)
     creds = CredentialCache(store, root)
@@ -128,7 +137,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
     def prune() -> None:
         with store.write() as tx:
-            tx.prune_changes(time.time() - 3600)
+            tx.prune_changes(wall.now() - CHANGE_RETENTION)
 
     def purge_sessions() -> None:
         with store.write() as tx:
@@ -147,7 +156,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ],
         settings.scheduler_interval,
     )
-    return Runtime(settings, store, root, clock, core, creds, AuditWriter(store), feed, scheduler)
+    return Runtime(settings, store, root, clock, wall, core, creds, AuditWriter(store), feed, scheduler)
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:
@@ -157,7 +166,7 @@ def bootstrap(runtime: Runtime) -> NewAccessKey | None:
             return None
     try:
         return principals.create_account(
-            runtime.store, runtime.root, time.time(), runtime.settings.account_id
+            runtime.store, runtime.root, runtime.clock.now(), runtime.settings.account_id
         )
     except principals.PrincipalError:
         return None  # another process bootstrapped the same database a moment ago

@@ -76,7 +76,7 @@ async def _render(
             **values,
         },
         errors=errors or {},
-        max_valid_to=(dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M"),
+        max_valid_to=(_now(page) + dt.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M"),
     )
 
 
@@ -99,7 +99,7 @@ async def download_parameters(page: Page, key_id: str) -> Response:
         )
     key_arn = str(params["KeyId"])
     valid_to = dt.datetime.fromtimestamp(float(params["ParametersValidTo"]), dt.UTC)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    stamp = _now(page).strftime("%Y-%m-%dT%H-%M-%SZ")
     name = f"Import_Parameters_{key_arn.rsplit('/', 1)[-1]}_{stamp}"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -111,6 +111,11 @@ async def download_parameters(page: Page, key_id: str) -> Response:
         media_type="application/zip",
         headers={"content-disposition": f'attachment; filename="{name}.zip"'},
     )
+
+
+def _now(page: Page) -> dt.datetime:
+    """The service clock's time (the one ValidTo and the parameters' expiry are judged by)."""
+    return dt.datetime.fromtimestamp(page.console.runtime.clock.now(), dt.UTC)
 
 
 def _valid_to(text: str) -> float:
