@@ -33,7 +33,7 @@ def _print_key(new: principals.NewAccessKey, as_json: bool) -> None:
                     "AccountId": new.account_id,
                     "UserName": new.user_name,
                     "AccessKeyId": new.access_key_id,
-                    "SecretAccessKey": new.secret_access_key,
+                    "SecretAccessKey": new.secret_access_key.reveal(),
                 }
             )
         )
@@ -41,7 +41,7 @@ def _print_key(new: principals.NewAccessKey, as_json: bool) -> None:
         click.echo(f"AccountId:       {new.account_id}")
         click.echo(f"UserName:        {new.user_name}")
         click.echo(f"AccessKeyId:     {new.access_key_id}")
-        click.echo(f"SecretAccessKey: {new.secret_access_key}")
+        click.echo(f"SecretAccessKey: {new.secret_access_key.reveal()}")
 
 
 @admin.command("create-account")

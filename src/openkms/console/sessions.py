@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 
 from openkms.clock import Clock
+from openkms.crypto.secret import Secret
 from openkms.storage.store import ConsoleSessionRow, Store
 
 SESSION_COOKIE = "openkms_session"
@@ -42,12 +43,12 @@ def tokens_equal(a: str, b: str) -> bool:
 
 @dataclass
 class Session:
-    id: str
+    id: Secret[str]  # the cookie's value
     row: ConsoleSessionRow
 
     @property
     def csrf(self) -> str:
-        return csrf_token(self.id)
+        return csrf_token(self.id.reveal())
 
 
 class SessionStore:
@@ -68,7 +69,7 @@ class SessionStore:
         with self.store.write() as tx:
             tx.purge_console_sessions(now - self.idle_timeout, now)
             tx.insert_console_session(row)
-        return Session(session_id, row)
+        return Session(Secret(session_id), row)
 
     def load(self, session_id: str) -> Session | None:
         """The live session with this id (its idle time restarted), or None."""
@@ -86,7 +87,7 @@ class SessionStore:
         if now - row.last_seen >= min(TOUCH_EVERY, self.idle_timeout / 4):
             with self.store.write() as tx:
                 tx.touch_console_session(digest, now)
-        return Session(session_id, row)
+        return Session(Secret(session_id), row)
 
     def delete(self, session_id: str) -> None:
         with self.store.write() as tx:

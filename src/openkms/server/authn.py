@@ -83,7 +83,7 @@ class Authenticator:
         if creds.token_sha256 is not None or cred.security_token is not None:
             creds.check_session(cred.security_token, self.runtime.clock.now())
         signing_key = self.signing_keys.signing_key(
-            cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+            cred.access_key_id, creds.secret.reveal(), cred.date, cred.region, cred.service
         )
         verify_signature(
             cred,

@@ -175,7 +175,7 @@ def bootstrap(runtime: Runtime) -> NewAccessKey | None:
 def export_lines(new: NewAccessKey, endpoint: str, region: str = DEFAULT_REGION) -> list[str]:
     return [
         f"export AWS_ACCESS_KEY_ID={new.access_key_id}",
-        f"export AWS_SECRET_ACCESS_KEY={new.secret_access_key}",
+        f"export AWS_SECRET_ACCESS_KEY={new.secret_access_key.reveal()}",
         f"export AWS_ENDPOINT_URL_KMS={endpoint}",
         f"export AWS_DEFAULT_REGION={region}",
     ]

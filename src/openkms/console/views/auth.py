@@ -91,7 +91,7 @@ async def signin(page: Page) -> Response:
     if ACCESS_KEY_ID.match(access_key_id):
         creds = await console.in_thread(functools.partial(console.runtime.creds.load, access_key_id))
     started = time.time()
-    ok = creds is not None and hmac.compare_digest(creds.secret.encode(), secret.encode())
+    ok = creds is not None and hmac.compare_digest(creds.secret.reveal().encode(), secret.encode())
     if creds is not None and ok and creds.token_sha256 is not None:
         ok = False
         errors["form"] = "Temporary credentials cannot sign in to the console: use a long-term access key."
@@ -121,14 +121,14 @@ async def signin(page: Page) -> Response:
         functools.partial(console.sessions.create, access_key_id, creds.principal.account_id, region)
     )
     response = RedirectResponse(f"{PREFIX}/keys", 303)
-    set_cookie(response, SESSION_COOKIE, session.id, secure=request.secure)
+    set_cookie(response, SESSION_COOKIE, session.id.reveal(), secure=request.secure)
     delete_cookie(response, SIGNIN_COOKIE, secure=request.secure)
     return response
 
 
 async def signout(page: Page) -> Response:
     assert page.session is not None
-    await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id))
+    await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id.reveal()))
     response = RedirectResponse(f"{PREFIX}/signin?reason=signedout", 303)
     delete_cookie(response, SESSION_COOKIE, secure=page.request.secure)
     return response

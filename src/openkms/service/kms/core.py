@@ -11,6 +11,7 @@ from typing import Any
 from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
+from openkms.crypto.secret import Secret
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
@@ -120,7 +121,9 @@ class KmsCore:
             key_id = record.key_id
             own = {m.material_id: m for m in materials.get(key_id, [])}
             secrets = {
-                mid: self.unseal_material(region, key_id, m) for mid, m in own.items() if m.sealed is not None
+                mid: Secret(self.unseal_material(region, key_id, m))
+                for mid, m in own.items()
+                if m.sealed is not None
             }
             names = tuple(a.alias_name for a in aliases.get(key_id, []) if a.account_id == record.account_id)[
                 :MAX_KEY_ALIASES

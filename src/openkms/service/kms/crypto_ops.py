@@ -68,7 +68,9 @@ def _symmetric_encrypt(
     if material_id is None or material_id not in loaded.secrets:
         raise KMSInvalidStateException(f"{record.arn} is pending import.")
     ctx.additional_event_data["keyMaterialId"] = material_id
-    return symmetric.encrypt(record.key_id, material_id, loaded.secrets[material_id], plaintext, context)
+    return symmetric.encrypt(
+        record.key_id, material_id, loaded.secrets[material_id].reveal(), plaintext, context
+    )
 
 
 def _usable_for_encrypt(
@@ -190,7 +192,7 @@ def _open_symmetric(
     if material is None:
         raise InvalidCiphertextException("")
     try:
-        plaintext = symmetric.decrypt(material, blob, context)
+        plaintext = symmetric.decrypt(material.reveal(), blob, context)
     except symmetric.InvalidCiphertext:
         raise InvalidCiphertextException("") from None
     return loaded, header.material_id, plaintext
