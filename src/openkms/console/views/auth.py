@@ -22,6 +22,7 @@ from openkms.console.api import audit_event
 from openkms.console.http import PREFIX, ConsoleRequest, delete_cookie, set_cookie
 from openkms.console.page import Page
 from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, tokens_equal
+from openkms.errors import InternalError
 
 ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 REASONS = {
@@ -127,7 +128,8 @@ async def signin(page: Page) -> Response:
 
 
 async def signout(page: Page) -> Response:
-    assert page.session is not None
+    if page.session is None:  # signing out is a signed-in view
+        raise InternalError("sign-out without a session")
     await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id.reveal()))
     response = RedirectResponse(f"{PREFIX}/signin?reason=signedout", 303)
     delete_cookie(response, SESSION_COOKIE, secure=page.request.secure)

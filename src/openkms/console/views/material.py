@@ -155,9 +155,8 @@ async def upload_material(page: Page, key_id: str) -> Response:
             errors["valid_to"] = api_error(exc)
     else:
         params["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
-    if errors:
+    if errors or wrapped is None or token is None:  # both files are there when nothing is in error
         return await _render(page, key_id, status=400, errors=errors, values=values)
-    assert wrapped is not None and token is not None
     params.update(EncryptedKeyMaterial=wrapped.data, ImportToken=token.data)
     if values["description"]:
         params["KeyMaterialDescription"] = values["description"]

@@ -17,6 +17,7 @@ from openkms.arns import is_account_id, role_arn
 from openkms.crypto.envelope import RootKey
 from openkms.crypto.secret import Secret
 from openkms.domain.model import Principal
+from openkms.errors import InternalError
 from openkms.storage.store import AccessKeyRow, Conflict, SessionRow, Store, Tx, UserRow
 
 SECRET_PURPOSE = "access-key-secret"  # noqa: S105 - a sealing label, not a secret
@@ -102,7 +103,8 @@ def create_user(store: Store, account_id: str, user_name: str, now: float) -> Us
         except Conflict:
             raise PrincipalError(f"User {user_name} already exists in account {account_id}") from None
         user = tx.get_user(account_id, user_name)
-    assert user is not None
+    if user is None:  # inserted a moment ago in this transaction
+        raise InternalError(f"user {user_name} not found after its insert")
     return user
 
 
