@@ -204,12 +204,11 @@ class KmsApp:
         ctx: RequestContext | None = None
         body_out = b""
         principal = call.principal
-        if error is None and principal is None:
-            error = UnrecognizedClientException()
         try:
             if error is not None:
                 raise error
-            assert principal is not None
+            if principal is None:
+                raise UnrecognizedClientException()
             if operation not in self.known_ops:
                 raise UnknownOperationException("")
             try:

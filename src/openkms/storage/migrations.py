@@ -14,7 +14,6 @@ from ``_TYPES``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -260,8 +259,9 @@ def _sql(conn: Connection, statement: str) -> str:
     return statement.format(**_TYPES[conn.dialect.name])
 
 
-def migrate(conn: Connection, target: int = LATEST) -> list[int]:
-    """Apply the steps up to ``target`` not yet applied; returns the versions applied.
+def migrate(conn: Connection, target: int = LATEST, *, now: float) -> list[int]:
+    """Apply the steps up to ``target`` not yet applied (recorded as applied at ``now``); returns the
+    versions applied.
 
     The caller holds a write lock (and the transaction). ``target`` below the newest is for tests that
     build a database as an older release left it.
@@ -276,7 +276,7 @@ def migrate(conn: Connection, target: int = LATEST) -> list[int]:
             conn.exec_driver_sql(_sql(conn, statement))
         conn.execute(
             sa.text("INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :at)"),
-            {"version": version, "at": time.time()},
+            {"version": version, "at": now},
         )
         applied.append(version)
     return applied
