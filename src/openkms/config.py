@@ -28,6 +28,9 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     request_quotas: str | None = None
     quota_processes: int = 1
+    # The XKS proxy (server/xks_app.py): seconds a call may wait for the database before it is answered
+    # DependencyTimeoutException.
+    xks_timeout: float = 1.0
 
     @property
     def root_key_path(self) -> Path:
