@@ -80,6 +80,7 @@ def run_server(
     keep_alive_timeout: int,
     max_connections: int,
     request_quotas: str | None,
+    xks_timeout: float,
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -99,6 +100,7 @@ def run_server(
         trusted_proxies=list(trusted_proxies),
         request_quotas=request_quotas,
         quota_processes=workers,
+        xks_timeout=xks_timeout,
     )
 
     prepare_data_dir(settings)
