@@ -340,12 +340,13 @@ def _base64(document: dict[str, Any], name: str, required: bool, limit: int | No
         return None
     if not isinstance(value, str):
         raise ValidationException(f"{name} must be a Base64-encoded string.")
-    if limit is not None and len(value) > 4 * ((limit + 2) // 3):
-        raise UnsupportedOperationException(f"{name} is longer than the {limit} bytes this proxy supports.")
     try:
-        return base64.b64decode(value, validate=True)
+        decoded = base64.b64decode(value, validate=True)  # the body is bounded: so is this
     except (binascii.Error, ValueError):
         raise ValidationException(f"{name} is not valid standard Base64.") from None
+    if limit is not None and len(decoded) > limit:
+        raise UnsupportedOperationException(f"{name} is longer than the {limit} bytes this proxy supports.")
+    return decoded
 
 
 def _algorithm(document: dict[str, Any]) -> None:
