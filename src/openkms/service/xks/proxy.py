@@ -2,13 +2,14 @@
 external keys of a key store, one call at a time, from its request path to its answer (run on a worker
 thread by ``server/xks_app.py``).
 
-The order of checks: HTTPS → the path (InvalidUriPathException: not an API path, or no such key store)
-→ the method (405 for anything but POST) → the key store's TLS client certificate CN, if it requires
-one → SigV4 with service ``kms-xks-proxy``, a request time within 5 minutes and one of the key store's
-valid credentials (AuthenticationFailedException) → its request quota (ThrottlingException) → the body
-(ValidationException; UnsupportedOperationException past this proxy's sizes) → the external key
-(KeyNotFoundException) → its allowed callers against ``awsPrincipalArn`` (AccessDeniedException; never
-for GetHealthStatus) → its status (InvalidStateException) → its usage (InvalidKeyUsageException) → the
+The order of checks: HTTPS (AccessDeniedException) → the path (InvalidUriPathException: not an API
+path, or no such key store) → the method (405 for anything but POST) → the key store's TLS client
+certificate CN, if it requires one → SigV4 with service ``kms-xks-proxy``, a request time within 5
+minutes and one of the key store's valid credentials (AuthenticationFailedException) → its request
+quota (ThrottlingException) → the body (ValidationException; UnsupportedOperationException past this
+proxy's sizes) → the external key (KeyNotFoundException) → its allowed callers against
+``awsPrincipalArn`` (AccessDeniedException; never for GetHealthStatus) → its status
+(InvalidStateException) → its usage (InvalidKeyUsageException) → the
 work. The key store, credential and key are read in one read transaction, never cached.
 """
 
@@ -111,15 +112,15 @@ class XksProxy:
         if not call.secure:
             raise xks.AccessDeniedException("XKS proxy API calls must be made over HTTPS.")
         route = call.route = xks.route(call.path)
-        if call.method != "POST":
-            raise xks.MethodNotAllowed(
-                f"{call.method} is not allowed: XKS proxy API calls are POST requests."
-            )
         with self.store.read() as tx:
             keystore = tx.get_xks_keystore(route.keystore)
             if keystore is None:
                 raise xks.InvalidUriPathException(
                     "The request was rejected because the specified URI path is not valid."
+                )
+            if call.method != "POST":
+                raise xks.MethodNotAllowed(
+                    f"{call.method} is not allowed: XKS proxy API calls are POST requests."
                 )
             self._check_client_certificate(keystore, call)
             self._authenticate(tx, keystore, call)
