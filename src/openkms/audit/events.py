@@ -15,42 +15,13 @@ from typing import Any
 import orjson
 
 from openkms.domain.model import Principal
+from openkms.domain.operations import OPERATIONS
 
 EVENT_VERSION = "1.11"
 EVENT_SOURCE = "kms.amazonaws.com"
 
-# Operations whose records have readOnly true (they change nothing).
-READ_ONLY = frozenset(
-    {
-        "DescribeKey",
-        "ListKeys",
-        "ListAliases",
-        "ListGrants",
-        "ListKeyPolicies",
-        "ListKeyRotations",
-        "ListResourceTags",
-        "ListRetirableGrants",
-        "GetKeyPolicy",
-        "GetKeyRotationStatus",
-        "GetPublicKey",
-        "GetParametersForImport",
-        "GetKeyLastUsage",
-        "DescribeCustomKeyStores",
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateRandom",
-        "GenerateMac",
-        "VerifyMac",
-        "Sign",
-        "Verify",
-        "DeriveSharedSecret",
-    }
-)
+#: Operations whose records have readOnly true (they change nothing): the records' ``read_only``.
+READ_ONLY = frozenset(name for name, facts in OPERATIONS.items() if facts.read_only)
 
 
 def fast_uuid() -> str:

@@ -1,5 +1,6 @@
 """The condition keys a KMS request's parameters set (``kms:EncryptionAlgorithm``,
 ``kms:EncryptionContext:<key>``, ``aws:RequestTag/<key>``…), with AWS's defaults for omitted parameters.
+Which parameter sets which key is written in each operation's record (``domain/operations.py``).
 
 Pure: the request context computes them when it learns the request's parameters
 (``RequestContext.set_request``), and authorization (``service/kms/authz.py``) reads them.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from openkms.domain.operations import OPERATIONS
 
 
 class _Ambiguous:
@@ -46,70 +49,29 @@ def encryption_context_conditions(context: Mapping[str, str] | None) -> dict[str
     return conditions
 
 
-# Per operation: request parameter -> (condition key, value used when the parameter is omitted).
-_ALGORITHM = ("encryption_algorithm", "kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
-_SIGNING = (("signing_algorithm", "kms:SigningAlgorithm", None), ("message_type", "kms:MessageType", "RAW"))
-_OPERATION_KEYS: dict[str, tuple[tuple[str, str, Any], ...]] = {
-    "Encrypt": (_ALGORITHM,),
-    "Decrypt": (_ALGORITHM,),
-    "GenerateDataKey": (_ALGORITHM,),
-    "GenerateDataKeyWithoutPlaintext": (_ALGORITHM,),
-    "GenerateDataKeyPair": (_ALGORITHM, ("key_pair_spec", "kms:DataKeyPairSpec", None)),
-    "GenerateDataKeyPairWithoutPlaintext": (_ALGORITHM, ("key_pair_spec", "kms:DataKeyPairSpec", None)),
-    "ReEncrypt": (("source_encryption_algorithm", "kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT"),),
-    "Sign": (("signing_algorithm", "kms:SigningAlgorithm", None), ("message_type", "kms:MessageType", "RAW")),
-    "Verify": (
-        ("signing_algorithm", "kms:SigningAlgorithm", None),
-        ("message_type", "kms:MessageType", "RAW"),
-    ),
-    "GenerateMac": (("mac_algorithm", "kms:MacAlgorithm", None),),
-    "VerifyMac": (("mac_algorithm", "kms:MacAlgorithm", None),),
-    "DeriveSharedSecret": (("key_agreement_algorithm", "kms:KeyAgreementAlgorithm", None),),
-    "GetParametersForImport": (
-        ("wrapping_algorithm", "kms:WrappingAlgorithm", None),
-        ("wrapping_key_spec", "kms:WrappingKeySpec", None),
-    ),
-    "ImportKeyMaterial": (
-        ("expiration_model", "kms:ExpirationModel", "KEY_MATERIAL_EXPIRES"),
-        ("valid_to", "kms:ValidTo", None),
-    ),
-    "ScheduleKeyDeletion": (("pending_window_in_days", "kms:ScheduleKeyDeletionPendingWindowInDays", 30),),
-    "EnableKeyRotation": (("rotation_period_in_days", "kms:RotationPeriodInDays", 365),),
-    "CreateKey": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
-    "PutKeyPolicy": (("bypass_policy_lockout_safety_check", "kms:BypassPolicyLockoutSafetyCheck", False),),
-}
-# Operations whose encryption context is a condition (kms:EncryptionContext:…, kms:EncryptionContextKeys).
-_WITH_CONTEXT = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-    }
-)
-
-
 def request_conditions(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The condition keys a request's parameters set (defaults apply to omitted parameters, as in AWS)."""
+    """The condition keys a request's parameters set (defaults apply to omitted parameters, as in AWS):
+    those its operation's record names (``conditions``, ``context_conditions``, ``tag_conditions`` in
+    ``domain/operations.py``); none for an unknown operation."""
     conditions: dict[str, Any] = {}
-    for name, key, default in _OPERATION_KEYS.get(operation, ()):
-        value = params.get(name)
+    facts = OPERATIONS.get(operation)
+    if facts is None:
+        return conditions
+    for name, key, default in facts.conditions:
+        value = None if name is None else params.get(name)
         if value is None:
             value = default
         if value is not None:
             conditions[key] = value
-    if operation in _WITH_CONTEXT:
-        conditions.update(encryption_context_conditions(params.get("encryption_context")))
-    elif operation == "ReEncrypt":
-        conditions.update(encryption_context_conditions(params.get("source_encryption_context")))
-        # kms:ReEncryptOnSameKey is set by ReEncrypt itself, once it knows both keys.
-    tags = params.get("tags")
-    if tags:
-        for tag in tags:
-            conditions[f"aws:RequestTag/{tag['tag_key']}"] = tag["tag_value"]
-        conditions["aws:TagKeys"] = [tag["tag_key"] for tag in tags]
-    if params.get("tag_keys"):
-        conditions["aws:TagKeys"] = list(params["tag_keys"])
+    if facts.context_conditions is not None:
+        # ReEncrypt's is the source's (kms:ReEncryptOnSameKey is set by ReEncrypt once it knows both keys).
+        conditions.update(encryption_context_conditions(params.get(facts.context_conditions)))
+    if facts.tag_conditions:
+        tags = params.get("tags")
+        if tags:
+            for tag in tags:
+                conditions[f"aws:RequestTag/{tag['tag_key']}"] = tag["tag_value"]
+            conditions["aws:TagKeys"] = [tag["tag_key"] for tag in tags]
+        if params.get("tag_keys"):
+            conditions["aws:TagKeys"] = list(params["tag_keys"])
     return conditions

@@ -1,6 +1,7 @@
-"""Grant rules: which grant operations each kind of key supports, which of them are subject to a
-grant's encryption-context constraints, how a request's encryption context is compared with those
-constraints, and which grants a grant's CreateGrant permission may create (pure functions)."""
+"""Grant rules: which grant operations each kind of key supports and which of them are subject to a
+grant's encryption-context constraints (both derived from the operations' records in
+``domain/operations.py``), how a request's encryption context is compared with those constraints, and
+which grants a grant's CreateGrant permission may create (pure functions)."""
 
 from __future__ import annotations
 
@@ -8,39 +9,44 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from openkms.domain.keyspec import HMAC_SPECS, KeySpec, KeyUsage
+from openkms.domain.operations import OPERATIONS, KeyKind
 
-COMMON = ("DescribeKey", "CreateGrant", "RetireGrant")
-SYMMETRIC = (
-    "Decrypt",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "ReEncryptFrom",
-    "ReEncryptTo",
+
+def key_kind(spec: KeySpec, usage: KeyUsage) -> KeyKind:
+    """The kind of a key of this spec and usage, as far as grant operations are concerned."""
+    if spec is KeySpec.SYMMETRIC_DEFAULT:
+        return KeyKind.SYMMETRIC
+    if spec in HMAC_SPECS:
+        return KeyKind.MAC
+    if usage is KeyUsage.ENCRYPT_DECRYPT:
+        return KeyKind.ASYMMETRIC_ENCRYPT
+    if usage is KeyUsage.KEY_AGREEMENT:
+        return KeyKind.AGREEMENT
+    return KeyKind.SIGN
+
+
+#: The grant operations each kind of key supports (from the records' ``grant_key_kinds``).
+BY_KEY_KIND: Mapping[KeyKind, frozenset[str]] = {
+    kind: frozenset(
+        grant_operation
+        for facts in OPERATIONS.values()
+        if kind in facts.grant_key_kinds
+        for grant_operation in facts.grant_operations
+    )
+    for kind in KeyKind
+}
+#: Grant operations whose encryption-context constraints apply (the records' ``grant_constrained``).
+CONSTRAINED: frozenset[str] = frozenset(
+    grant_operation
+    for facts in OPERATIONS.values()
+    if facts.grant_constrained
+    for grant_operation in facts.grant_operations
 )
-ASYMMETRIC_ENCRYPT = ("Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey")
-SIGN = ("Sign", "Verify", "GetPublicKey")
-MAC = ("GenerateMac", "VerifyMac")
-AGREEMENT = ("DeriveSharedSecret", "GetPublicKey")
-# Grant operations whose encryption-context constraints apply.
-CONSTRAINED = frozenset(SYMMETRIC)
 
 
 def allowed_operations(spec: KeySpec, usage: KeyUsage) -> frozenset[str]:
     """The grant operations a key of this spec and usage supports."""
-    if spec is KeySpec.SYMMETRIC_DEFAULT:
-        ops: tuple[str, ...] = SYMMETRIC
-    elif spec in HMAC_SPECS:
-        ops = MAC
-    elif usage is KeyUsage.ENCRYPT_DECRYPT:
-        ops = ASYMMETRIC_ENCRYPT
-    elif usage is KeyUsage.KEY_AGREEMENT:
-        ops = AGREEMENT
-    else:
-        ops = SIGN
-    return frozenset(ops + COMMON)
+    return BY_KEY_KIND[key_kind(spec, usage)]
 
 
 # --- encryption-context constraints -------------------------------------------------------------------

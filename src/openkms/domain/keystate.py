@@ -1,4 +1,5 @@
-"""AWS's "key states: effect on your KMS key" table: which operations a key's state allows.
+"""AWS's "key states: effect on your KMS key" table: what each row allows (which row an operation has is
+its record's ``key_state`` in ``domain/operations.py``).
 
 :func:`check_key_state` raises the exception AWS raises for an operation on a key in a given state,
 with AWS's message (short forms as observed on AWS: "<arn> is pending deletion.", "<arn> is pending
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from openkms.domain.keyspec import Origin
 from openkms.domain.model import KeyRecord, KeyState
+from openkms.domain.operations import OPERATIONS, KeyStateRule
 from openkms.errors import DisabledException, KMSInvalidStateException, UnsupportedOperationException
 
 
@@ -101,66 +103,21 @@ def _cancel_deletion(key: KeyRecord) -> Exception | None:
     return None if key.key_state in _PD else _not_pending_deletion(key)
 
 
+# What each row of the table allows; which row an operation has is its record's ``key_state``.
+_RULE_OF: dict[KeyStateRule, Rule] = {
+    KeyStateRule.USABLE: _usable,
+    KeyStateRule.ANY_STATE: _always,
+    KeyStateRule.NOT_PENDING_DELETION: _not_pd,
+    KeyStateRule.ENABLE_DISABLE: _enable_disable,
+    KeyStateRule.ROTATION_SETTING: _rotation_setting,
+    KeyStateRule.ROTATION_STATUS: _rotation_status,
+    KeyStateRule.ROTATE_ON_DEMAND: _rotate_on_demand,
+    KeyStateRule.CANCEL_DELETION: _cancel_deletion,
+}
+
+#: Operation name -> its rule, for the operations that act on a key.
 RULES: dict[str, Rule] = {
-    **dict.fromkeys(
-        (
-            "Encrypt",
-            "Decrypt",
-            "ReEncrypt",
-            "GenerateDataKey",
-            "GenerateDataKeyWithoutPlaintext",
-            "GenerateDataKeyPair",
-            "GenerateDataKeyPairWithoutPlaintext",
-            "Sign",
-            "Verify",
-            "GenerateMac",
-            "VerifyMac",
-            "DeriveSharedSecret",
-            "GetPublicKey",
-            "CreateGrant",
-            "ReplicateKey",
-            "UpdatePrimaryRegion",
-        ),
-        _usable,
-    ),
-    **dict.fromkeys(
-        (
-            "DescribeKey",
-            "GetKeyPolicy",
-            "PutKeyPolicy",
-            "ListAliases",
-            "ListGrants",
-            "ListKeyPolicies",
-            "ListResourceTags",
-            "RetireGrant",
-            "RevokeGrant",
-            "DeleteAlias",
-            "GetKeyLastUsage",
-            "ListKeyRotations",
-            "DeleteImportedKeyMaterial",
-        ),
-        _always,
-    ),
-    **dict.fromkeys(
-        (
-            "CreateAlias",
-            "UpdateAlias",
-            "TagResource",
-            "UntagResource",
-            "UpdateKeyDescription",
-            "ScheduleKeyDeletion",
-            "GetParametersForImport",
-            "ImportKeyMaterial",
-        ),
-        _not_pd,
-    ),
-    "EnableKey": _enable_disable,
-    "DisableKey": _enable_disable,
-    "EnableKeyRotation": _rotation_setting,
-    "DisableKeyRotation": _rotation_setting,
-    "GetKeyRotationStatus": _rotation_status,
-    "RotateKeyOnDemand": _rotate_on_demand,
-    "CancelKeyDeletion": _cancel_deletion,
+    name: _RULE_OF[facts.key_state] for name, facts in OPERATIONS.items() if facts.key_state is not None
 }
 
 

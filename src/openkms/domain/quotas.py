@@ -1,6 +1,7 @@
 """Request quotas: AWS KMS's quota groups (which operations share a requests-per-second budget per
 account and Region), the group of a request, AWS's published default values (the ``aws-default``
-profile), and the parsing of a quotas document (TOML or JSON).
+profile), and the parsing of a quotas document (TOML or JSON). Each operation's budget and its own
+default are written in its record (``quota``, ``default_quota`` in ``domain/operations.py``).
 
 A document names groups or single operations with requests per second::
 
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.domain.operations import OPERATIONS, Quota
+
 THROTTLING_MESSAGE = (
     "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
 )
@@ -32,24 +35,15 @@ ECC = "cryptographic_ecc"
 ML_DSA = "cryptographic_ml_dsa"
 CRYPTO_GROUPS = (SYMMETRIC, RSA, ECC, ML_DSA)
 
-# Operations whose budget is the cryptographic one of their key's type.
-BY_KEY_TYPE = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateMac",
-        "VerifyMac",
-        "Sign",
-        "Verify",
-        "DeriveSharedSecret",
-    }
+# Operations whose budget is the cryptographic one of their key's type, and those whose budget is
+# their key pair spec's (the records' ``quota`` in domain/operations.py).
+BY_KEY_TYPE = frozenset(name for name, facts in OPERATIONS.items() if facts.quota is Quota.KEY_TYPE)
+KEY_PAIR_OPERATIONS = frozenset(
+    name for name, facts in OPERATIONS.items() if facts.quota is Quota.KEY_PAIR_SPEC
 )
-KEY_PAIR_OPERATIONS = frozenset({"GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"})
 
-# AWS's default request quotas (requests per second per account and Region), from AWS KMS's quotas page.
+# AWS's default request quotas (requests per second per account and Region), from AWS KMS's quotas page:
+# the shared budgets here, each operation's own budget in its record (``default_quota``).
 AWS_DEFAULT: dict[str, float] = {
     SYMMETRIC: 10_000,
     RSA: 1_000,
@@ -60,48 +54,7 @@ AWS_DEFAULT: dict[str, float] = {
     "GenerateDataKeyPair:RSA_3072": 4,
     "GenerateDataKeyPair:RSA_4096": 1,
     "GenerateDataKeyPair:SM2": 25,
-    "GenerateRandom": 10_000,
-    "GetParametersForImport": 1,
-    "ImportKeyMaterial": 15,
-    "DeleteImportedKeyMaterial": 15,
-    "CreateKey": 5,
-    "CreateAlias": 5,
-    "UpdateAlias": 5,
-    "DeleteAlias": 15,
-    "CreateGrant": 50,
-    "RetireGrant": 50,
-    "RevokeGrant": 50,
-    "ListGrants": 100,
-    "ListRetirableGrants": 100,
-    "DescribeKey": 2_000,
-    "GetPublicKey": 2_000,
-    "ListResourceTags": 2_000,
-    "GetKeyPolicy": 1_000,
-    "GetKeyRotationStatus": 1_000,
-    "ListKeys": 500,
-    "ListAliases": 500,
-    "ListKeyPolicies": 100,
-    "ListKeyRotations": 100,
-    "EnableKey": 5,
-    "DisableKey": 5,
-    "EnableKeyRotation": 15,
-    "DisableKeyRotation": 5,
-    "RotateKeyOnDemand": 5,
-    "ScheduleKeyDeletion": 15,
-    "CancelKeyDeletion": 5,
-    "PutKeyPolicy": 15,
-    "TagResource": 10,
-    "UntagResource": 5,
-    "UpdateKeyDescription": 5,
-    "ReplicateKey": 5,
-    "UpdatePrimaryRegion": 5,
-    "GetKeyLastUsage": 5,
-    "ConnectCustomKeyStore": 5,
-    "CreateCustomKeyStore": 5,
-    "DeleteCustomKeyStore": 5,
-    "DescribeCustomKeyStores": 5,
-    "DisconnectCustomKeyStore": 5,
-    "UpdateCustomKeyStore": 5,
+    **{name: facts.default_quota for name, facts in OPERATIONS.items() if facts.default_quota is not None},
 }
 # The symmetric budget is larger in some Regions.
 AWS_SYMMETRIC_BY_REGION: dict[str, float] = {

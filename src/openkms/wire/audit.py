@@ -15,37 +15,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from openkms.domain.operations import OPERATIONS
 from openkms.wire import model
 from openkms.wire.naming import lower_first, to_snake
 from openkms.wire.validate import parse_timestamp
 
 #: Operations whose response CloudTrail records as null (reference §7: responses of cryptographic
-#: operations, the GetKeyPolicy response, the GetParametersForImport public key and token).
-RESPONSE_NOT_LOGGED = frozenset(
-    {
-        "Decrypt",
-        "DeriveSharedSecret",
-        "Encrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateMac",
-        "GenerateRandom",
-        "GetKeyPolicy",
-        "GetParametersForImport",
-        "ReEncrypt",
-        "Sign",
-        "Verify",
-        "VerifyMac",
-    }
-)
+#: operations, the GetKeyPolicy response, the GetParametersForImport public key and token): the
+#: records' ``response_logged``.
+RESPONSE_NOT_LOGGED = frozenset(name for name, facts in OPERATIONS.items() if not facts.response_logged)
 
 #: Parameters CloudTrail records with their default value when the request omitted them (the ct-encrypt
-#: and ct-decrypt examples: "always includes the encryptionAlgorithm ... even if ... wasn't specified").
+#: and ct-decrypt examples: "always includes the encryptionAlgorithm ... even if ... wasn't specified"):
+#: the records' ``logged_defaults``.
 REQUEST_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Encrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-    "Decrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    name: dict(facts.logged_defaults) for name, facts in OPERATIONS.items() if facts.logged_defaults
 }
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -1,11 +1,13 @@
-"""The operation table: AWS operation name -> service function, and which operations may run on the
-event loop when their key is cached (the hot path)."""
+"""The operation table: AWS operation name -> service function (the operations implemented), and which
+of them may run on the event loop when their key is cached (the hot path, derived from the operations'
+records in ``domain/operations.py``, where every other fact about an operation is written)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from openkms.domain.operations import OPERATIONS as FACTS
 from openkms.service.kms import (
     aliases,
     asymmetric_ops,
@@ -73,25 +75,6 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
 }
 
-# Operations that need no database when their key is cached: run on the event loop first.
-HOT = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateRandom",
-        "DescribeKey",
-        # Slow work in these (parsing a private key, RSA-3072/4096 private-key operations, RSA key
-        # generation, Ed25519ph) raises NeedsIO first and runs on a worker thread.
-        "Sign",
-        "Verify",
-        "GetPublicKey",
-        "DeriveSharedSecret",
-        "GenerateMac",
-        "VerifyMac",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-    }
-)
+# Operations that need no database when their key is cached: run on the event loop first (the
+# records' ``hot``; slow work in some of them raises NeedsIO first and runs on a worker thread).
+HOT = frozenset(name for name, facts in FACTS.items() if facts.hot)

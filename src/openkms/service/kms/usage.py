@@ -8,26 +8,14 @@ import json
 from typing import Any
 
 from openkms.domain.keystate import check_key_state
+from openkms.domain.operations import OPERATIONS
 from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.paging import read_marker
 
-# The operations AWS tracks as key usage.
-TRACKED = (
-    "Decrypt",
-    "DeriveSharedSecret",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "ReEncrypt",
-    "Sign",
-    "Verify",
-    "VerifyMac",
-)
+# The operations AWS tracks as key usage (the records' ``usage_tracked``).
+TRACKED = tuple(name for name, facts in OPERATIONS.items() if facts.usage_tracked)
 
 
 def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
