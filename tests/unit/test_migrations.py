@@ -274,7 +274,24 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    5: [
+        (
+            "console_sessions",
+            {
+                "session_hash": "s" * 64,
+                "access_key_id": "AKIAEXAMPLE",
+                "account_id": "111122223333",
+                "region": "us-east-1",
+                "created_at": 15.5,
+                "last_seen": 15.5,
+                "expires": 16.5,
+                "prefs": "{}",
+            },
+        ),
+    ],
 }
+# The tables the newest step creates: a database left at an older version has none of them.
+NEWEST_TABLES = set(re.findall(r"CREATE TABLE (\w+)", " ".join(MIGRATIONS[-1][1])))
 
 
 def insert_rows(eng: Engine, up_to: int) -> list[tuple[str, dict[str, Any]]]:
@@ -304,7 +321,7 @@ def test_upgrade_from_an_older_version_keeps_rows_and_equals_a_fresh_install(
     old = migrated(new_url(), start)
     fresh = migrated(new_url())
     try:
-        assert "console_sessions" not in describe(old)
+        assert not NEWEST_TABLES & set(describe(old))
         rows = insert_rows(old, start)
         with old.begin() as conn:
             assert migrate(conn, now=APPLIED_AT) == list(range(start + 1, LATEST + 1))

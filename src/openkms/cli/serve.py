@@ -83,6 +83,7 @@ def run_server(
     keep_alive_timeout: int,
     max_connections: int,
     request_quotas: str | None,
+    xks_timeout: float,
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -107,6 +108,7 @@ def run_server(
         request_quotas=request_quotas,
         quota_processes=workers,
         **from_environment,
+        xks_timeout=xks_timeout,
     )
 
     prepare_data_dir(settings)

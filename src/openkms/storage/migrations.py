@@ -251,7 +251,38 @@ _V5 = (
     "CREATE INDEX ix_console_sessions_last_seen ON console_sessions (last_seen)",
 )
 
-MIGRATIONS: list[tuple[int, Sequence[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+# --- v6: the XKS proxy's key stores, their SigV4 credentials and external keys (see openkms.service.xks)
+_V6 = (
+    """CREATE TABLE xks_keystores (
+    name VARCHAR(64) NOT NULL,
+    created_at FLOAT NOT NULL,
+    max_tps FLOAT,
+    client_cn VARCHAR(256),
+    PRIMARY KEY (name)
+)""",
+    """CREATE TABLE xks_credentials (
+    access_key_id VARCHAR(32) NOT NULL,
+    keystore VARCHAR(64) NOT NULL,
+    secret_sealed {blob} NOT NULL,
+    created_at FLOAT NOT NULL,
+    valid_until FLOAT,
+    PRIMARY KEY (access_key_id)
+)""",
+    "CREATE INDEX ix_xks_credentials_keystore ON xks_credentials (keystore)",
+    """CREATE TABLE xks_keys (
+    keystore VARCHAR(64) NOT NULL,
+    key_id VARCHAR(128) NOT NULL,
+    key_spec VARCHAR(16) NOT NULL,
+    key_usage VARCHAR(32) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    material_sealed {blob} NOT NULL,
+    allowed_principals TEXT NOT NULL,
+    created_at FLOAT NOT NULL,
+    PRIMARY KEY (keystore, key_id)
+)""",
+)
+
+MIGRATIONS: list[tuple[int, Sequence[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -39,6 +39,7 @@ from openkms.storage.tx_console import ConsoleTx
 from openkms.storage.tx_grants import GrantsTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
+from openkms.storage.tx_xks import XksTx
 
 log = logging.getLogger("openkms.storage")
 __all__ = [
@@ -161,7 +162,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx):
+class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 
