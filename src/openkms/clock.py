@@ -2,7 +2,14 @@
 
 :class:`SystemClock` is the wall clock. :class:`OffsetClock` adds an offset read from a file, so that
 tests can move the service's lifecycle time (key deletion windows, material expiry) forward without
-waiting days. Request signing always uses the real wall clock.
+waiting days.
+
+A process has two clocks (``Runtime.clock`` and ``Runtime.wall``): the service clock, which every
+lifecycle date, session expiry, creation date and ``aws:CurrentTime`` comes from (an
+:class:`OffsetClock` in those tests), and the wall clock for what must agree with other clocks in real
+time: the request time clients sign with (SigV4 clock skew), the change log other processes poll, the
+validity of the self-signed TLS certificates. Both are :class:`SystemClock` outside tests.
+``time.monotonic()`` stays for timeouts and intervals (it measures durations, not dates).
 """
 
 from __future__ import annotations

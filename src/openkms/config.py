@@ -51,6 +51,9 @@ class Settings:
     # Console sessions end after this many seconds without a request, or this long after sign-in.
     console_idle_timeout: float = CONSOLE_IDLE_TIMEOUT
     console_session_lifetime: float = CONSOLE_SESSION_LIFETIME
+    # The XKS proxy (server/xks_app.py): seconds a call may wait for the database before it is answered
+    # DependencyTimeoutException.
+    xks_timeout: float = 1.0
 
     @property
     def root_key_path(self) -> Path:

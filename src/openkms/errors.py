@@ -108,11 +108,19 @@ The hierarchy (HTTP status 400 unless given)::
 
 ``tests/unit/test_errors.py`` checks this tree, and every class's code, status and sender fault against
 botocore's models.
+
+Outside the tree, :class:`InternalError` is a broken invariant of the service itself (a bug, never the
+client's doing): it is raised where ``assert`` would otherwise stand, and answered like any unexpected
+exception (logged with its traceback, then ``KMSInternalException`` or ``InternalFailure``).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, TypeVar
+
+
+class InternalError(Exception):
+    """Something the code relies on does not hold (a bug); never answered to a client as such."""
 
 
 class ServiceError(Exception):

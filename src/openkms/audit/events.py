@@ -111,6 +111,9 @@ class ApiCall:
     error_message: str | None = None
     resources: Sequence[str] = ()
     key_id: str | None = None
+    # The record's userIdentity as given, for a caller that is no principal of an account (an XKS key
+    # store's credential); None: built from ``principal`` and ``access_key_id``.
+    identity: dict[str, Any] | None = None
 
     @property
     def durable(self) -> bool:
@@ -123,7 +126,9 @@ def cloudtrail_record(call: ApiCall) -> dict[str, Any]:
     principal = call.principal
     record: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(principal, call.access_key_id),
+        "userIdentity": (
+            call.identity if call.identity is not None else user_identity(principal, call.access_key_id)
+        ),
         "eventTime": iso_time(call.started),
         "eventSource": call.event_source,
         "eventName": call.event_name,

@@ -37,12 +37,13 @@ import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from openkms.crypto.secret import Secret
 from openkms.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
@@ -80,7 +81,7 @@ class Credential:
     signed_headers: tuple[str, ...]  # lowercased, in the order given
     signature: str  # hex
     amz_date: str  # YYYYMMDDTHHMMSSZ: the X-Amz-Date header, or the Date header converted to that form
-    security_token: str | None = field(repr=False)  # X-Amz-Security-Token header, if present
+    security_token: Secret[str] | None  # X-Amz-Security-Token header, if present
 
 
 # --- Parsing --------------------------------------------------------------------------------------------
@@ -159,9 +160,16 @@ def parse_authorization(headers: Mapping[str, str]) -> Credential:
         raise InvalidSignatureException(
             f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
         )
-    security_token = headers.get("x-amz-security-token") or None
+    session_token = headers.get("x-amz-security-token")
     return Credential(
-        access_key_id, scope_date, region, service, signed_headers, signature, amz_date, security_token
+        access_key_id,
+        scope_date,
+        region,
+        service,
+        signed_headers,
+        signature,
+        amz_date,
+        Secret(session_token) if session_token else None,
     )
 
 

@@ -24,6 +24,7 @@ from openkms.auth.policy import PolicyCache
 from openkms.cli.options import data_options, settings_from
 from openkms.clock import Clock, clock_from_env
 from openkms.crypto.envelope import RootKey
+from openkms.crypto.secret import Secret
 from openkms.errors import NoSuchEntity, ServiceError
 from openkms.service import iam
 from openkms.service.iam import IamContext
@@ -94,7 +95,7 @@ def _print_key(new: principals.NewAccessKey, as_json: bool) -> None:
                     "AccountId": new.account_id,
                     "UserName": new.user_name,
                     "AccessKeyId": new.access_key_id,
-                    "SecretAccessKey": new.secret_access_key,
+                    "SecretAccessKey": new.secret_access_key.reveal(),
                 }
             )
         )
@@ -102,7 +103,7 @@ def _print_key(new: principals.NewAccessKey, as_json: bool) -> None:
         click.echo(f"AccountId:       {new.account_id}")
         click.echo(f"UserName:        {new.user_name}")
         click.echo(f"AccessKeyId:     {new.access_key_id}")
-        click.echo(f"SecretAccessKey: {new.secret_access_key}")
+        click.echo(f"SecretAccessKey: {new.secret_access_key.reveal()}")
 
 
 @admin.command("create-account")
@@ -175,7 +176,7 @@ def create_access_key(
     with local_iam(data_dir, database_url, root_key_file) as local:
         key = local.call("CreateAccessKey", account_id, user_name=user_name)["access_key"]
     new = principals.NewAccessKey(
-        account_id, key["user_name"], key["access_key_id"], key["secret_access_key"]
+        account_id, key["user_name"], key["access_key_id"], Secret(key["secret_access_key"])
     )
     _print_key(new, as_json)
 

@@ -125,6 +125,9 @@ def wrap_key_material(parameters_dir: Path, material_file: Path) -> None:
     click.echo(f"Wrote {parameters_dir / WRAPPED_FILE} ({algorithm})")
 
 
+_ONE_SOURCE = "give exactly one of --material-file and --parameters-dir"
+
+
 @click.command("import-key-material")
 @click.option("--key-id", required=True)
 @click.option("--material-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -150,13 +153,12 @@ def import_key_material(
 ) -> None:
     """Wrap and import key material into a key with origin EXTERNAL."""
     if (material_file is None) == (parameters_dir is None):
-        raise click.UsageError("give exactly one of --material-file and --parameters-dir")
+        raise click.UsageError(_ONE_SOURCE)
     kms = _client(endpoint_url, region, profile)
     if parameters_dir is not None:
         token = (parameters_dir / TOKEN_FILE).read_bytes()
         wrapped = (parameters_dir / WRAPPED_FILE).read_bytes()
-    else:
-        assert material_file is not None
+    elif material_file is not None:
         key_spec = kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeySpec"]
         algorithm, spec = _strongest(key_spec)
         params = kms.get_parameters_for_import(
@@ -164,6 +166,8 @@ def import_key_material(
         )
         token = params["ImportToken"]
         wrapped = wrapping.wrap(algorithm, params["PublicKey"], _read_material(material_file))
+    else:  # neither (refused above)
+        raise click.UsageError(_ONE_SOURCE)
     request: dict[str, Any] = {"KeyId": key_id, "ImportToken": token, "EncryptedKeyMaterial": wrapped}
     expiry = _valid_to(valid_to)
     if expiry is None:

@@ -7,7 +7,10 @@ from typing import Any
 
 import click
 
-from openkms.cli import admin_iam  # noqa: F401 - registers the IAM commands of ``openkms admin``
+from openkms.cli import (
+    admin_iam,  # noqa: F401 - registers the IAM commands of ``openkms admin``
+    admin_xks,  # noqa: F401 - registers the XKS proxy commands of ``openkms admin``
+)
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
@@ -121,6 +124,14 @@ def _edge_options(fn: Any) -> Any:
             "--request-quotas",
             envvar="OPENKMS_REQUEST_QUOTAS",
             help="Request quotas (ThrottlingException): a TOML/JSON file, or aws-default. Off by default.",
+        ),
+        click.option(
+            "--xks-timeout",
+            type=click.FloatRange(0.01, 60),
+            default=1.0,
+            show_default=True,
+            envvar="OPENKMS_XKS_TIMEOUT",
+            help="Seconds an XKS proxy call may wait for the database (DependencyTimeoutException).",
         ),
     ]
     for option in reversed(options):

@@ -15,6 +15,7 @@ from uvicorn.supervisors import Multiprocess
 
 from openkms.cli.factory import export_settings
 from openkms.cli.options import settings_from
+from openkms.clock import SystemClock
 from openkms.config import DEFAULT_REGION, environment_settings
 from openkms.console import mount
 from openkms.crypto.certificates import ensure_self_signed
@@ -47,7 +48,8 @@ def _tls_config(
     if bool(cert) != bool(key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if self_signed:
-        files = ensure_self_signed(data_dir / "tls", [n for value in sans for n in value.split(",")])
+        names = [n for value in sans for n in value.split(",")]
+        files = ensure_self_signed(data_dir / "tls", names, now=SystemClock().now())
         return TlsConfig(files.server_cert, files.server_key, client_ca, files.ca_cert)
     if cert and key:
         return TlsConfig(cert, key, client_ca)
@@ -82,6 +84,7 @@ def run_server(
     keep_alive_timeout: int,
     max_connections: int,
     request_quotas: str | None,
+    xks_timeout: float,
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -107,6 +110,7 @@ def run_server(
         quota_processes=workers,
         multi_region_delay=multi_region_delay,
         **from_environment,
+        xks_timeout=xks_timeout,
     )
 
     prepare_data_dir(settings)

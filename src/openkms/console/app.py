@@ -156,7 +156,7 @@ class ConsoleApp:
                     functools.partial(console.runtime.creds.load, session.row.access_key_id)
                 )
             if creds is None:  # the access key was deleted or deactivated: the session ends with it
-                await console.in_thread(functools.partial(console.sessions.delete, session.id))
+                await console.in_thread(functools.partial(console.sessions.delete, session.id.reveal()))
                 session = None
             else:
                 principal = creds.principal

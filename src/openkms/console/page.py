@@ -33,7 +33,10 @@ class Console:
         self.runtime = kms.runtime
         settings = kms.runtime.settings
         self.sessions = SessionStore(
-            kms.runtime.store, settings.console_idle_timeout, settings.console_session_lifetime
+            kms.runtime.store,
+            kms.runtime.clock,
+            settings.console_idle_timeout,
+            settings.console_session_lifetime,
         )
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:

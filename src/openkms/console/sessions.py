@@ -6,7 +6,8 @@ ever stored: the signed-in principal is looked up again from the access key id o
 deleted or deactivated access key ends its sessions at once. The CSRF token of a session is an HMAC of
 its id (nothing more to store, and it reveals nothing about the id). The idle timeout and the
 lifetime are settings (``Settings.console_idle_timeout`` and ``console_session_lifetime``, from
-``OPENKMS_CONSOLE_IDLE_TIMEOUT`` and ``OPENKMS_CONSOLE_SESSION_LIFETIME``), given to the store.
+``OPENKMS_CONSOLE_IDLE_TIMEOUT`` and ``OPENKMS_CONSOLE_SESSION_LIFETIME``), given to the store with
+the service clock that judges expiry.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
+from openkms.clock import Clock
+from openkms.crypto.secret import Secret
 from openkms.storage.store import ConsoleSessionRow, Store
 
 SESSION_COOKIE = "openkms_session"
@@ -40,22 +42,23 @@ def tokens_equal(a: str, b: str) -> bool:
 
 @dataclass
 class Session:
-    id: str
+    id: Secret[str]  # the cookie's value
     row: ConsoleSessionRow
 
     @property
     def csrf(self) -> str:
-        return csrf_token(self.id)
+        return csrf_token(self.id.reveal())
 
 
 class SessionStore:
-    def __init__(self, store: Store, idle_timeout: float, lifetime: float) -> None:
+    def __init__(self, store: Store, clock: Clock, idle_timeout: float, lifetime: float) -> None:
         self.store = store
+        self.clock = clock
         self.idle_timeout = idle_timeout
         self.lifetime = lifetime
 
     def create(self, access_key_id: str, account_id: str, region: str) -> Session:
-        now = time.time()
+        now = self.clock.now()
         session_id = secrets.token_urlsafe(32)
         row = ConsoleSessionRow(
             session_hash(session_id), access_key_id, account_id, region, now, now, now + self.lifetime, {}
@@ -63,7 +66,7 @@ class SessionStore:
         with self.store.write() as tx:
             tx.purge_console_sessions(now - self.idle_timeout, now)
             tx.insert_console_session(row)
-        return Session(session_id, row)
+        return Session(Secret(session_id), row)
 
     def load(self, session_id: str) -> Session | None:
         """The live session with this id (its idle time restarted), or None."""
@@ -74,14 +77,14 @@ class SessionStore:
             row = tx.get_console_session(digest)
         if row is None:
             return None
-        now = time.time()
+        now = self.clock.now()
         if now >= row.expires or now - row.last_seen >= self.idle_timeout:
             self.delete(session_id)
             return None
         if now - row.last_seen >= min(TOUCH_EVERY, self.idle_timeout / 4):
             with self.store.write() as tx:
                 tx.touch_console_session(digest, now)
-        return Session(session_id, row)
+        return Session(Secret(session_id), row)
 
     def delete(self, session_id: str) -> None:
         with self.store.write() as tx:

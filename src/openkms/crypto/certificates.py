@@ -3,6 +3,7 @@ server certificate it signs, written as PEM files (private keys mode 0600).
 
 The CA is made once and kept; the server certificate is made again when it is missing, about to
 expire, or does not cover the names it must (localhost, 127.0.0.1, ::1 and every ``--tls-san``).
+Validity is judged at the time the caller gives (the wall clock: clients check it in real time).
 """
 
 from __future__ import annotations
@@ -76,14 +77,9 @@ def _names(extra: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([*DEFAULT_NAMES, *(n.strip() for n in extra if n.strip())]))
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _make_ca(files: SelfSignedFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _make_ca(files: SelfSignedFiles, now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openkms local CA")])
-    now = _now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -115,21 +111,23 @@ def _make_ca(files: SelfSignedFiles) -> tuple[x509.Certificate, ec.EllipticCurve
     return cert, key
 
 
-def _load_ca(files: SelfSignedFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+def _load_ca(
+    files: SelfSignedFiles, now: dt.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
     if not (files.ca_cert.exists() and files.ca_key.exists()):
         return None
     cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
     key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or cert.not_valid_after_utc < _now() + RENEW_BEFORE:
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or cert.not_valid_after_utc < now + RENEW_BEFORE:
         return None
     return cert, key
 
 
-def _server_cert_ok(files: SelfSignedFiles, ca: x509.Certificate, names: list[str]) -> bool:
+def _server_cert_ok(files: SelfSignedFiles, ca: x509.Certificate, names: list[str], now: dt.datetime) -> bool:
     if not (files.server_cert.exists() and files.server_key.exists()):
         return False
     cert = x509.load_pem_x509_certificate(files.server_cert.read_bytes())
-    if cert.issuer != ca.subject or cert.not_valid_after_utc < _now() + RENEW_BEFORE:
+    if cert.issuer != ca.subject or cert.not_valid_after_utc < now + RENEW_BEFORE:
         return False
     try:
         cert.verify_directly_issued_by(ca)
@@ -139,26 +137,26 @@ def _server_cert_ok(files: SelfSignedFiles, ca: x509.Certificate, names: list[st
     return all(_general_name(n) in san for n in names)
 
 
-def ensure_self_signed(directory: Path, extra_names: Iterable[str] = ()) -> SelfSignedFiles:
-    """The CA and server certificate in ``directory`` (made or renewed as needed)."""
+def ensure_self_signed(directory: Path, extra_names: Iterable[str] = (), *, now: float) -> SelfSignedFiles:
+    """The CA and server certificate in ``directory`` (made or renewed as needed, valid at ``now``)."""
+    moment = dt.datetime.fromtimestamp(now, dt.UTC)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     files = SelfSignedFiles(directory)
     names = _names(extra_names)
-    loaded = _load_ca(files)
-    ca_cert, ca_key = loaded if loaded is not None else _make_ca(files)
-    if _server_cert_ok(files, ca_cert, names):
+    loaded = _load_ca(files, moment)
+    ca_cert, ca_key = loaded if loaded is not None else _make_ca(files, moment)
+    if _server_cert_ok(files, ca_cert, names, moment):
         return files
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
+        .not_valid_before(moment - dt.timedelta(minutes=5))
+        .not_valid_after(moment + dt.timedelta(days=SERVER_DAYS))
         .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

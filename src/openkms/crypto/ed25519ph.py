@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 
+from openkms.errors import InternalError
+
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
 D = -121665 * pow(121666, P - 2, P) % P
@@ -56,7 +58,8 @@ def _recover_x(y: int, sign: int) -> int | None:
 
 _BY = 4 * pow(5, P - 2, P) % P
 _BX = _recover_x(_BY, 0)
-assert _BX is not None
+if _BX is None:  # the base point's y has an x: RFC 8032's constants
+    raise InternalError("Ed25519 base point not on the curve")
 BASE: Point = (_BX, _BY, 1, _BX * _BY % P)
 
 

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
+from openkms.errors import InternalError
+
 OAEP_ALGORITHMS = ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256")
 KEY_WRAP_ALGORITHMS = ("RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256")
 
@@ -40,7 +42,8 @@ def oaep_capacity(bits: int, algorithm: str) -> int:
 
 def unwrap(algorithm: str, private_der: bytes, wrapped: bytes) -> bytes:
     key = serialization.load_der_private_key(private_der, password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
+    if not isinstance(key, rsa.RSAPrivateKey):  # the service made it: an RSA key of a wrapping spec
+        raise InternalError("the wrapping private key is not an RSA key")
     size = key.key_size // 8
     try:
         if algorithm in OAEP_ALGORITHMS:

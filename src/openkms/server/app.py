@@ -22,6 +22,7 @@ from openkms.audit.events import EVENT_SOURCE, READ_ONLY, ApiCall, fast_uuid
 from openkms.audit.writer import RecordNotStored
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
+from openkms.domain import xks
 from openkms.domain.model import KeyRecord, Principal
 from openkms.domain.quotas import crypto_group, operation_group
 from openkms.errors import (
@@ -45,6 +46,7 @@ from openkms.server.authn import (
 from openkms.server.query_app import QueryApp
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime, load_quotas
+from openkms.server.xks_app import XksApp
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.grants import check_grant_tokens
 from openkms.service.kms.registry import HOT, OPERATIONS
@@ -109,6 +111,7 @@ class KmsApp:
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self.query = QueryApp(runtime, self.authn, self.pool)
+        self.mounts[xks.MOUNT] = XksApp(runtime, self._in_thread)  # the XKS proxy API: /xks/<key store>/…
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -204,12 +207,11 @@ class KmsApp:
         ctx: RequestContext | None = None
         body_out = b""
         principal = call.principal
-        if error is None and principal is None:
-            error = UnrecognizedClientException()
         try:
             if error is not None:
                 raise error
-            assert principal is not None
+            if principal is None:
+                raise UnrecognizedClientException()
             if operation not in self.known_ops:
                 raise UnknownOperationException("")
             try:

@@ -5,7 +5,6 @@ session credentials)."""
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,7 +50,8 @@ class Authenticator:
     """SigV4 verification, the one path of every signed request (the KMS JSON API and the IAM/STS Query
     API): the Authorization header and the headers that must be signed, scope and clock skew, the access
     key (and session token; an id refused a moment ago is refused again without a database read), the
-    signature."""
+    signature. The request time is checked against the wall clock (``runtime.wall``: what clients sign
+    with), a session's expiry against the service clock."""
 
     def __init__(self, runtime: Runtime, in_thread: InThread) -> None:
         self.runtime = runtime
@@ -71,7 +71,7 @@ class Authenticator:
         cred = parse_authorization(headers)
         if on_credential is not None:
             on_credential(cred)
-        check_scope(cred, service=service, region_ok=region_ok, now=time.time())
+        check_scope(cred, service=service, region_ok=region_ok, now=self.runtime.wall.now())
         cache = self.runtime.creds
         creds = cache.cached(cred.access_key_id)
         if creds is None:
@@ -83,7 +83,7 @@ class Authenticator:
         if creds.token_sha256 is not None or cred.security_token is not None:
             creds.check_session(cred.security_token, self.runtime.clock.now())
         signing_key = self.signing_keys.prepared_key(
-            cred.access_key_id, creds.secret, cred.date, cred.region, cred.service
+            cred.access_key_id, creds.secret.reveal(), cred.date, cred.region, cred.service
         )
         verify_signature(
             cred,

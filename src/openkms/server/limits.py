@@ -18,6 +18,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from openkms.server.tls import subject_name
+
 _REASONS = {
     408: b"Request Timeout",
     413: b"Content Too Large",
@@ -50,6 +52,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._rejected = False
+        self._extensions: dict[str, Any] | None = None  # the ASGI TLS extension, with a client certificate
 
     # -- deadlines -----------------------------------------------------------------------------------
     def _arm(self, seconds: float, status: int) -> None:
@@ -89,6 +92,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections:
             self._reject(503)
             return
+        peercert = transport.get_extra_info("peercert") if self.scheme == "https" else None
+        if peercert:  # verified: only with --tls-client-ca
+            self._extensions = {"tls": {"client_cert_name": subject_name(peercert)}}
         self._arm(self.limits.header_timeout, 408)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -118,6 +124,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._extensions is not None:
+            self.scope["extensions"] = self._extensions
         self._reading_headers = True
         self._header_count = 0
         if self._deadline is None:

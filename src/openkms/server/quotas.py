@@ -41,9 +41,12 @@ class RequestLimiter:
         rate = self.table.rate(group, region)
         if rate is None:
             return
-        rate *= self._share
+        self.take((account, region, group), rate * self._share)
+
+    def take(self, key: tuple[str, str, str], rate: float) -> None:
+        """Take one request from the bucket ``key`` refilled at ``rate`` (this process's share) per
+        second; raises ThrottlingException when it is spent."""
         now = self._clock()
-        key = (account, region, group)
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:

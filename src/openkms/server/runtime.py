@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from openkms.audit.writer import AuditWriter
 from openkms.auth.policy import PolicyCache
-from openkms.clock import Clock, clock_from_env
+from openkms.clock import Clock, SystemClock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
 from openkms.crypto.envelope import RootKey, load_or_create_root_key
 from openkms.crypto.keypair_pool import KeyPairPool, targets_from_env
@@ -33,6 +32,7 @@ log = logging.getLogger("openkms.runtime")
 CREDENTIALS_FILE = "admin-credentials.env"
 DB_FILE = "openkms.db"
 SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a day, then are forgotten
+CHANGE_RETENTION = 3600.0  # the change log keeps an hour (of wall-clock time) for other processes' feeds
 
 
 @dataclass
@@ -45,12 +45,16 @@ class Runtime:
 
     ``core`` (the KMS service core) holds the key cache, the key-pair pool, the listing markers' key
     and the authorizer, which reads ``policies`` (principals' identity policies) and ``documents``
-    (parsed policy documents); the IAM code gets the same two in its ``IamContext``."""
+    (parsed policy documents); the IAM code gets the same two in its ``IamContext``.
+
+    ``clock`` is the service clock, ``wall`` the real time clients sign with and other processes
+    share (:mod:`openkms.clock`)."""
 
     settings: Settings
     store: Store
     root: RootKey
     clock: Clock
+    wall: Clock
     core: KmsCore
     creds: CredentialCache
     policies: IdentityPolicyCache
@@ -113,15 +117,19 @@ def load_quotas(settings: Settings) -> QuotaTable | None:
     return table
 
 
-def open_store(settings: Settings) -> tuple[Store, RootKey]:
+def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, RootKey]:
+    """The store (its change log stamped by ``wall``, the real clock unless given) and the root key."""
     prepare_data_dir(settings)
     root = load_or_create_root_key(settings.root_key_path)
-    return Store(settings.db_url), root
+    return Store(settings.db_url, wall if wall is not None else SystemClock()), root
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    store, root = open_store(settings)
-    clock = clock_from_env()
+def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | None = None) -> Runtime:
+    """The runtime of ``settings``; the service clock is :func:`openkms.clock.clock_from_env`'s and the
+    wall clock the system's unless given."""
+    clock = clock if clock is not None else clock_from_env()
+    wall = wall if wall is not None else SystemClock()
+    store, root = open_store(settings, wall)
     cache = KeyCache()
     keypairs = KeyPairPool()
     creds = CredentialCache(store, root)
@@ -153,7 +161,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
     def prune() -> None:
         with store.write() as tx:
-            tx.prune_changes(time.time() - 3600)
+            tx.prune_changes(wall.now() - CHANGE_RETENTION)
 
     def purge_sessions() -> None:
         with store.write() as tx:
@@ -178,6 +186,7 @@ def build_runtime(settings: Settings) -> Runtime:
         store=store,
         root=root,
         clock=clock,
+        wall=wall,
         core=core,
         creds=creds,
         policies=policies,
@@ -196,7 +205,7 @@ def bootstrap(runtime: Runtime) -> NewAccessKey | None:
             return None
     try:
         return principals.create_account(
-            runtime.store, runtime.root, time.time(), runtime.settings.account_id
+            runtime.store, runtime.root, runtime.clock.now(), runtime.settings.account_id
         )
     except principals.PrincipalError:
         return None  # another process bootstrapped the same database a moment ago
@@ -205,7 +214,7 @@ def bootstrap(runtime: Runtime) -> NewAccessKey | None:
 def export_lines(new: NewAccessKey, endpoint: str, region: str = DEFAULT_REGION) -> list[str]:
     return [
         f"export AWS_ACCESS_KEY_ID={new.access_key_id}",
-        f"export AWS_SECRET_ACCESS_KEY={new.secret_access_key}",
+        f"export AWS_SECRET_ACCESS_KEY={new.secret_access_key.reveal()}",
         f"export AWS_ENDPOINT_URL_KMS={endpoint}",
         f"export AWS_DEFAULT_REGION={region}",
     ]

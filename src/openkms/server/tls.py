@@ -3,6 +3,9 @@ suites only, optional client certificates) and its reload on SIGHUP.
 
 Reloading loads the certificate chain again into the same context: handshakes after the reload use
 the new certificate, connections already open keep theirs and are not dropped.
+
+With ``--tls-client-ca`` each request's scope carries the verified client certificate's subject as the
+ASGI TLS extension's ``client_cert_name`` (RFC 4514), for the XKS key stores that require a subject.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import signal
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("openkms.tls")
 
@@ -56,3 +60,36 @@ class ServerTls:
 
     def reload_on_sighup(self) -> None:
         signal.signal(signal.SIGHUP, lambda _sig, _frame: self.reload())
+
+
+# Short names of RFC 4514 (section 3) for the attribute names Python's ssl module gives.
+_SHORT_NAMES = {
+    "commonName": "CN",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _escape(value: str) -> str:
+    out = "".join("\\" + c if c in '\\,+"<>;=' else c for c in value)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def subject_name(peercert: dict[str, Any]) -> str:
+    """The subject of a certificate as :meth:`ssl.SSLSocket.getpeercert` gives it, in RFC 4514's
+    string form (the last RDN first)."""
+    rdns = [
+        "+".join(f"{_SHORT_NAMES.get(name, name)}={_escape(value)}" for name, value in rdn)
+        for rdn in peercert.get("subject", ())
+    ]
+    return ",".join(reversed(rdns))

@@ -14,7 +14,6 @@ from ``_TYPES``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -252,9 +251,40 @@ _V5 = (
     "CREATE INDEX ix_console_sessions_last_seen ON console_sessions (last_seen)",
 )
 
-# --- v6: multi-Region keys: one row per key of a set (primary and replicas), the set's primary Region,
-# and since when the key is in a transient state (Creating, Updating); rows for the primaries made before
+# --- v6: the XKS proxy's key stores, their SigV4 credentials and external keys (see openkms.service.xks)
 _V6 = (
+    """CREATE TABLE xks_keystores (
+    name VARCHAR(64) NOT NULL,
+    created_at FLOAT NOT NULL,
+    max_tps FLOAT,
+    client_cn VARCHAR(256),
+    PRIMARY KEY (name)
+)""",
+    """CREATE TABLE xks_credentials (
+    access_key_id VARCHAR(32) NOT NULL,
+    keystore VARCHAR(64) NOT NULL,
+    secret_sealed {blob} NOT NULL,
+    created_at FLOAT NOT NULL,
+    valid_until FLOAT,
+    PRIMARY KEY (access_key_id)
+)""",
+    "CREATE INDEX ix_xks_credentials_keystore ON xks_credentials (keystore)",
+    """CREATE TABLE xks_keys (
+    keystore VARCHAR(64) NOT NULL,
+    key_id VARCHAR(128) NOT NULL,
+    key_spec VARCHAR(16) NOT NULL,
+    key_usage VARCHAR(32) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    material_sealed {blob} NOT NULL,
+    allowed_principals TEXT NOT NULL,
+    created_at FLOAT NOT NULL,
+    PRIMARY KEY (keystore, key_id)
+)""",
+)
+
+# --- v7: multi-Region keys: one row per key of a set (primary and replicas), the set's primary Region,
+# and since when the key is in a transient state (Creating, Updating); rows for the primaries made before
+_V7 = (
     """CREATE TABLE multi_region_keys (
     region VARCHAR(32) NOT NULL,
     key_id VARCHAR(64) NOT NULL,
@@ -276,6 +306,7 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (4, _V4),
     (5, _V5),
     (6, _V6),
+    (7, _V7),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -284,8 +315,9 @@ def _sql(conn: Connection, statement: str) -> str:
     return statement.format(**_TYPES[conn.dialect.name])
 
 
-def migrate(conn: Connection, target: int = LATEST) -> list[int]:
-    """Apply the steps up to ``target`` not yet applied; returns the versions applied.
+def migrate(conn: Connection, target: int = LATEST, *, now: float) -> list[int]:
+    """Apply the steps up to ``target`` not yet applied (recorded as applied at ``now``); returns the
+    versions applied.
 
     The caller holds a write lock (and the transaction). ``target`` below the newest is for tests that
     build a database as an older release left it.
@@ -300,7 +332,7 @@ def migrate(conn: Connection, target: int = LATEST) -> list[int]:
             conn.exec_driver_sql(_sql(conn, statement))
         conn.execute(
             sa.text("INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :at)"),
-            {"version": version, "at": time.time()},
+            {"version": version, "at": now},
         )
         applied.append(version)
     return applied

@@ -255,3 +255,38 @@ def like_escape(value: str) -> str:
 
 def alias_from_row(r: Any) -> Alias:
     return Alias(r.region, r.account_id, r.alias_name, r.key_id, r.creation_date, r.last_updated_date)
+
+
+@dataclass(frozen=True, slots=True)
+class XksKeyStoreRow:
+    """A key store of the XKS proxy (migration 6): its API is at ``/xks/<name>/kms/xks/v1``."""
+
+    name: str
+    created_at: float
+    max_tps: float | None  # requests per second on its path prefix; None: unlimited
+    client_cn: str | None  # the subject CN its TLS client certificates must have; None: any
+
+
+@dataclass(frozen=True, slots=True)
+class XksCredentialRow:
+    """A SigV4 credential of a key store; ``valid_until`` None for the current one."""
+
+    access_key_id: str
+    keystore: str
+    secret_sealed: bytes
+    created_at: float
+    valid_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class XksKeyRow:
+    """An external key of a key store: AES-256 material (sealed), usage, status, allowed callers."""
+
+    keystore: str
+    key_id: str
+    key_spec: str
+    key_usage: tuple[str, ...]
+    status: str
+    material_sealed: bytes
+    allowed_principals: tuple[str, ...]
+    created_at: float

@@ -249,7 +249,42 @@ console_sessions = sa.Table(
     sa.Index("ix_console_sessions_access_key", "access_key_id"),
 )
 
-# --- v6: multi-Region keys (see openkms.service.kms.multi_region) -------------------------------------
+# --- v6: the XKS proxy's key stores, their SigV4 credentials and their external keys ------------------
+# Secrets (credentials' secret access keys, keys' AES-256 material) are stored sealed under the root key.
+xks_keystores = sa.Table(
+    "xks_keystores",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("max_tps", sa.Float),  # requests per second on its path prefix; NULL: unlimited
+    sa.Column("client_cn", sa.String(256)),  # the TLS client certificate's subject CN; NULL: any
+)
+
+xks_credentials = sa.Table(
+    "xks_credentials",
+    metadata,
+    sa.Column("access_key_id", sa.String(32), primary_key=True),
+    sa.Column("keystore", sa.String(64), nullable=False),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("valid_until", sa.Float),  # NULL: the key store's current credential
+    sa.Index("ix_xks_credentials_keystore", "keystore"),
+)
+
+xks_keys = sa.Table(
+    "xks_keys",
+    metadata,
+    sa.Column("keystore", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(128), primary_key=True),
+    sa.Column("key_spec", sa.String(16), nullable=False),
+    sa.Column("key_usage", sa.String(32), nullable=False),  # "ENCRYPT,DECRYPT", "ENCRYPT", "DECRYPT" or ""
+    sa.Column("status", sa.String(16), nullable=False),  # ENABLED or DISABLED
+    sa.Column("material_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("allowed_principals", sa.Text, nullable=False),  # JSON list; empty: any principal
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# --- v7: multi-Region keys (see openkms.service.kms.multi_region) -------------------------------------
 # One row per key of a set of related multi-Region keys (the primary and each replica, all with the
 # same key id), naming the set's primary Region; ``sync_since`` is when the key entered a transient
 # state (Creating after ReplicateKey, Updating after UpdatePrimaryRegion), which the synchronization job

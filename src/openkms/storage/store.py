@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from openkms.clock import Clock, SystemClock
 from openkms.config import WORKER_THREADS
 from openkms.storage.migrations import migrate
 from openkms.storage.rows import (
@@ -38,6 +39,7 @@ from openkms.storage.tx_console import ConsoleTx
 from openkms.storage.tx_grants import GrantsTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
+from openkms.storage.tx_xks import XksTx
 
 log = logging.getLogger("openkms.storage")
 __all__ = [
@@ -76,8 +78,12 @@ def normalize_url(url: str) -> str:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    """The database. ``clock`` stamps the change log and the migrations applied: the wall clock (the
+    change log is pruned by age in real time while other processes poll it)."""
+
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
         self.url = normalize_url(url)
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self._listeners: list[ChangeListener] = []
         self._write_lock = threading.RLock()
@@ -101,7 +107,7 @@ class Store:
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
-            migrate(conn)
+            migrate(conn, now=self.clock.now())
 
     def close(self) -> None:
         self.engine.dispose()
@@ -127,7 +133,7 @@ class Store:
         # keeps them out of SQLite's busy handler, whose back-off sleeps cost tens of milliseconds.
         lock = self._write_lock if self.backend == "sqlite" else contextlib.nullcontext()
         with lock, self._connect(write=True) as conn:
-            tx = Tx(conn, self.backend, write=True)
+            tx = Tx(conn, self.backend, write=True, clock=self.clock)
             with conn.begin():
                 yield tx
         if tx.changes:
@@ -137,7 +143,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self._connect(write=False) as conn, conn.begin():
-            yield Tx(conn, self.backend, write=False)
+            yield Tx(conn, self.backend, write=False, clock=self.clock)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -156,7 +162,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx):
+class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from openkms.clock import Clock
 from openkms.storage import schema as t
 
 NOTIFY_CHANNEL = "openkms_changes"
@@ -19,12 +18,14 @@ def storable(*texts: str | None) -> bool:
 
 
 class TxBase:
-    """What every transaction has: its connection, its backend, and the changes it announces."""
+    """What every transaction has: its connection, its backend, its store's clock (the time of the
+    changes it logs), and the changes it announces."""
 
-    def __init__(self, conn: Connection, backend: str, write: bool) -> None:
+    def __init__(self, conn: Connection, backend: str, write: bool, clock: Clock) -> None:
         self.conn = conn
         self.backend = backend
         self.write = write
+        self.clock = clock
         self.changes: list[tuple[str, str]] = []
 
     # -- change notification ------------------------------------------------------------------------
@@ -33,7 +34,7 @@ class TxBase:
         if self.backend == "postgresql":
             self.conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{kind}|{ident}")))
         else:
-            self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=time.time()))
+            self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=self.clock.now()))
 
     def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
         rows = self.conn.execute(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from openkms.auth.policy.glob import Budget
 from openkms.domain.conditions import AMBIGUOUS as AMBIGUOUS
 from openkms.domain.conditions import _Ambiguous
+from openkms.domain.model import Principal
 
 ConditionValue = str | bool | int | float | datetime | Sequence[str] | _Ambiguous
 
@@ -45,6 +46,19 @@ class Caller:
     user_name: str | None = None
     role_arn: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, principal: Principal) -> Caller:
+        """The caller a service principal (``domain.model.Principal``) is to the policy engine."""
+        return cls(
+            arn=principal.arn,
+            account_id=principal.account_id,
+            principal_type=principal.identity_type,
+            user_id=principal.principal_id,
+            user_name=principal.user_name,
+            role_arn=principal.role_arn,
+            tags=dict(principal.tags),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from openkms.console.api import ApiError, input_error
 from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.domain.model import Principal
+from openkms.errors import InternalError
 from openkms.server.runtime import Runtime
 from openkms.service.iam import parsed_identity_policies, policy_caller
 
@@ -73,7 +74,8 @@ def _key_of(record: dict[str, Any]) -> str:
 async def audit_page(page: Page) -> Response:
     request = page.request
     principal = page.principal
-    assert principal is not None
+    if principal is None:  # the router serves this view to signed-in sessions only
+        raise InternalError("the event history without a signed-in principal")
     console = page.console
     filters = {
         name: request.arg(name).strip()[:2048]

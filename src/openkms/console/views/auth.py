@@ -23,6 +23,7 @@ from openkms.console.api import USER_AGENT
 from openkms.console.http import PREFIX, ConsoleRequest, delete_cookie, set_cookie
 from openkms.console.page import Page
 from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, tokens_equal
+from openkms.errors import InternalError
 
 ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 REASONS = {
@@ -93,7 +94,7 @@ async def signin(page: Page) -> Response:
     if ACCESS_KEY_ID.match(access_key_id):
         creds = await console.in_thread(functools.partial(console.runtime.creds.load, access_key_id))
     started = console.runtime.clock.now()
-    ok = creds is not None and hmac.compare_digest(creds.secret.encode(), secret.encode())
+    ok = creds is not None and hmac.compare_digest(creds.secret.reveal().encode(), secret.encode())
     if creds is not None and ok and creds.token_sha256 is not None:
         ok = False
         errors["form"] = "Temporary credentials cannot sign in to the console: use a long-term access key."
@@ -129,14 +130,15 @@ async def signin(page: Page) -> Response:
         functools.partial(console.sessions.create, access_key_id, creds.principal.account_id, region)
     )
     response = RedirectResponse(f"{PREFIX}/keys", 303)
-    set_cookie(response, SESSION_COOKIE, session.id, secure=request.secure)
+    set_cookie(response, SESSION_COOKIE, session.id.reveal(), secure=request.secure)
     delete_cookie(response, SIGNIN_COOKIE, secure=request.secure)
     return response
 
 
 async def signout(page: Page) -> Response:
-    assert page.session is not None
-    await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id))
+    if page.session is None:  # signing out is a signed-in view
+        raise InternalError("sign-out without a session")
+    await page.console.in_thread(functools.partial(page.console.sessions.delete, page.session.id.reveal()))
     response = RedirectResponse(f"{PREFIX}/signin?reason=signedout", 303)
     delete_cookie(response, SESSION_COOKIE, secure=page.request.secure)
     return response

@@ -22,6 +22,7 @@ from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import console_key_type
 from openkms.console.views.keys import show_key
+from openkms.errors import InternalError
 
 STEPS = [
     "Configure key",
@@ -249,7 +250,8 @@ async def _render(
         principals, problem = await page.api.iam_principals()
         context.update(principals=principals, iam_error=api_error(problem) if problem else None)
     if step == 5 and "policy" not in extra:
-        assert page.principal is not None
+        if page.principal is None:  # the wizard is a signed-in view
+            raise InternalError("the key wizard without a signed-in principal")
         extra["policy"] = w.policy(page.principal.account_id)
     return page.render(
         "create.html",

@@ -23,6 +23,7 @@ from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
+from openkms.errors import InternalError
 
 # A page's keys are loaded into the service's cache in a few queries (Api.preload_keys) before each is
 # described: a first view of 50 keys takes about 25 ms on a quiet two-CPU machine (measured in the
@@ -198,7 +199,8 @@ async def keys_list(page: Page) -> Response:
 
 async def preferences(page: Page) -> Response:
     request = page.request
-    assert page.session is not None
+    if page.session is None:  # preferences are a signed-in view
+        raise InternalError("preferences without a session")
     number = whole_number(request.field("page_size"))
     size = number if number is not None and number in PAGE_SIZES else DEFAULT_PAGE_SIZE
     prefs = {**page.prefs, "show_origin": request.field("show_origin") == "yes", "page_size": size}

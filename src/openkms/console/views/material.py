@@ -76,7 +76,7 @@ async def _render(
             **values,
         },
         errors=errors or {},
-        max_valid_to=(dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M"),
+        max_valid_to=(_now(page) + dt.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M"),
     )
 
 
@@ -99,7 +99,7 @@ async def download_parameters(page: Page, key_id: str) -> Response:
         )
     key_arn = str(params["KeyId"])
     valid_to = dt.datetime.fromtimestamp(float(params["ParametersValidTo"]), dt.UTC)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    stamp = _now(page).strftime("%Y-%m-%dT%H-%M-%SZ")
     name = f"Import_Parameters_{key_arn.rsplit('/', 1)[-1]}_{stamp}"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -111,6 +111,11 @@ async def download_parameters(page: Page, key_id: str) -> Response:
         media_type="application/zip",
         headers={"content-disposition": f'attachment; filename="{name}.zip"'},
     )
+
+
+def _now(page: Page) -> dt.datetime:
+    """The service clock's time (the one ValidTo and the parameters' expiry are judged by)."""
+    return dt.datetime.fromtimestamp(page.console.runtime.clock.now(), dt.UTC)
 
 
 def _valid_to(text: str) -> float:
@@ -150,9 +155,8 @@ async def upload_material(page: Page, key_id: str) -> Response:
             errors["valid_to"] = api_error(exc)
     else:
         params["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
-    if errors:
+    if errors or wrapped is None or token is None:  # both files are there when nothing is in error
         return await _render(page, key_id, status=400, errors=errors, values=values)
-    assert wrapped is not None and token is not None
     params.update(EncryptedKeyMaterial=wrapped.data, ImportToken=token.data)
     if values["description"]:
         params["KeyMaterialDescription"] = values["description"]

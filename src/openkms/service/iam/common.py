@@ -71,15 +71,7 @@ def user_arn(account: str, path: str, name: str) -> str:
 
 def policy_caller(principal: Principal) -> Caller:
     """The policy engine's ``Caller`` for an authenticated principal."""
-    return Caller(
-        arn=principal.arn,
-        account_id=principal.account_id,
-        principal_type=principal.identity_type,
-        user_id=principal.principal_id,
-        user_name=principal.user_name,
-        role_arn=principal.role_arn,
-        tags=dict(principal.tags),
-    )
+    return Caller.of(principal)
 
 
 def parsed_identity_policies(

@@ -25,7 +25,7 @@ from typing import Any
 from openkms.arns import role_arn
 from openkms.auth.policy import Request, authorize
 from openkms.domain.model import Principal
-from openkms.errors import AccessDenied, ServiceError, ValidationError
+from openkms.errors import AccessDenied, InternalError, ServiceError, ValidationError
 from openkms.service.iam.common import (
     IamContext,
     Operation,
@@ -56,15 +56,23 @@ def _parse_role_arn(arn: str) -> tuple[str, str, str] | None:
     return parts[4], path + "/", name
 
 
+def _caller(ctx: IamContext) -> Principal:
+    """The signed-in caller: STS is served only to signed requests (``openkms admin`` has no STS)."""
+    if ctx.caller is None:
+        raise InternalError("an STS operation without an authenticated caller")
+    return ctx.caller
+
+
 def _denied(caller: Principal, action: str, resource: str) -> AccessDenied:
     return AccessDenied(f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource}")
 
 
-def _trust_allows(ctx: IamContext, role: RoleRow, action: str, context: dict[str, Any]) -> bool:
+def _trust_allows(
+    ctx: IamContext, caller: Principal, role: RoleRow, action: str, context: dict[str, Any]
+) -> bool:
     """The trust policy as the resource policy of the role, with the caller's identity policies: the
     engine's :func:`authorize` applies AWS's rules (a trust policy naming the caller itself suffices in
     the same account; naming its account, or another account, needs the identity policies too)."""
-    assert ctx.caller is not None
     arn = role_arn(role.account_id, role.path, role.role_name)
     try:
         trust = ctx.documents.parse(role.trust_policy, kind="trust")
@@ -72,10 +80,10 @@ def _trust_allows(ctx: IamContext, role: RoleRow, action: str, context: dict[str
         return False
     request = Request(action=action, resource=arn, resource_account=role.account_id, context=context)
     decision = authorize(
-        policy_caller(ctx.caller),
+        policy_caller(caller),
         request,
         key_policy=trust,
-        identity_policies=parsed_identity_policies(ctx.policies, ctx.documents, ctx.caller),
+        identity_policies=parsed_identity_policies(ctx.policies, ctx.documents, caller),
     )
     return bool(decision.allowed)
 
@@ -96,8 +104,7 @@ def assume_role(
     source_identity: str | None = None,
     provided_contexts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    caller = ctx.caller
-    assert caller is not None, "AssumeRole needs an authenticated caller"
+    caller = _caller(ctx)
     if policy is not None or policy_arns:
         raise ValidationError("Session policies (Policy, PolicyArns) are not supported by this service.")
     denied = _denied(caller, "sts:AssumeRole", role_arn)
@@ -121,9 +128,9 @@ def assume_role(
             context[f"aws:RequestTag/{key}"] = value
     if transitive_tag_keys:
         context["sts:TransitiveTagKeys"] = list(transitive_tag_keys)
-    if not _trust_allows(ctx, role, "sts:AssumeRole", context):
+    if not _trust_allows(ctx, caller, role, "sts:AssumeRole", context):
         raise denied
-    if session_tags and not _trust_allows(ctx, role, "sts:TagSession", context):
+    if session_tags and not _trust_allows(ctx, caller, role, "sts:TagSession", context):
         raise _denied(caller, "sts:TagSession", role_arn)
     duration = duration_seconds or DEFAULT_DURATION
     if caller.identity_type == "AssumedRole" and duration > CHAINING_LIMIT:
@@ -177,8 +184,7 @@ def assume_role(
 
 def get_caller_identity(ctx: IamContext) -> dict[str, Any]:
     """Who the caller is: always allowed, whatever the policies say (as on AWS)."""
-    caller = ctx.caller
-    assert caller is not None
+    caller = _caller(ctx)
     return {"user_id": caller.principal_id, "account": caller.account_id, "arn": caller.arn}
 
 

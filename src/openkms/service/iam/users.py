@@ -214,7 +214,7 @@ def create_access_key(ctx: IamContext, *, user_name: str | None = None) -> dict[
             raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
         new = add_access_key(tx, ctx.root, ctx.account_id, name, ctx.now)
     row = AccessKeyRow(new.access_key_id, ctx.account_id, name, b"", "Active", ctx.now)
-    return {"access_key": {**_key_view(row), "secret_access_key": new.secret_access_key}}
+    return {"access_key": {**_key_view(row), "secret_access_key": new.secret_access_key.reveal()}}
 
 
 def list_access_keys(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from openkms.arns import user_arn
 from openkms.crypto.envelope import RootKey, SealError
+from openkms.crypto.secret import Secret
 from openkms.domain.model import Principal
 from openkms.errors import ExpiredTokenException, UnrecognizedClientException
 from openkms.service.identity.principals import (
@@ -30,18 +31,19 @@ from openkms.storage.store import Store
 @dataclass(frozen=True, slots=True)
 class Credentials:
     principal: Principal
-    secret: str
+    secret: Secret[str]
     # Temporary (STS session) credentials only: SHA-256 of the session token, and the expiry.
     token_sha256: bytes | None = None
     expires: float | None = None
 
-    def check_session(self, token: str | None, now: float) -> None:
+    def check_session(self, token: Secret[str] | None, now: float) -> None:
         """For a request signed with these credentials and carrying ``token`` (X-Amz-Security-Token):
         UnrecognizedClientException unless session credentials come with their own token (and long-term
         ones with none), ExpiredTokenException once the session has expired (``now``: the service clock)."""
         if self.token_sha256 is None or token is None:
             raise UnrecognizedClientException()
-        if not hmac.compare_digest(hashlib.sha256(token.encode("utf-8")).digest(), self.token_sha256):
+        digest = hashlib.sha256(token.reveal().encode("utf-8")).digest()
+        if not hmac.compare_digest(digest, self.token_sha256):
             raise UnrecognizedClientException()
         if self.expires is not None and now >= self.expires:
             raise ExpiredTokenException()
@@ -144,7 +146,7 @@ class CredentialCache:
             access_key_id=access_key_id,
             tags=tuple(sorted(user.tags.items())),
         )
-        return Credentials(principal, secret)
+        return Credentials(principal, Secret(secret))
 
     def _load_session(self, access_key_id: str) -> Credentials | None:
         with self._store.read() as tx:
@@ -157,7 +159,7 @@ class CredentialCache:
             secret = self._root.unseal(SESSION_PURPOSE, access_key_id, row.secret_sealed).decode()
         except SealError:
             return None
-        return Credentials(session_principal(row), secret, row.token_sha256, row.expires)
+        return Credentials(session_principal(row), Secret(secret), row.token_sha256, row.expires)
 
     def invalidate(self, changes: Sequence[tuple[str, str]]) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from typing import Any
 
 from openkms.arns import is_account_id, role_arn
 from openkms.crypto.envelope import RootKey
+from openkms.crypto.secret import Secret
 from openkms.domain.model import Principal
 from openkms.storage.store import AccessKeyRow, Conflict, SessionRow, Store, Tx, UserRow
 
@@ -63,7 +64,7 @@ class NewAccessKey:
     account_id: str
     user_name: str
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: Secret[str]
 
 
 def _new_account_id() -> str:
@@ -117,4 +118,4 @@ def add_access_key(tx: Tx, root: RootKey, account_id: str, user_name: str, now: 
     secret = new_secret()
     sealed = root.seal(SECRET_PURPOSE, akid, secret.encode())
     tx.put_access_key(AccessKeyRow(akid, account_id, user_name, sealed, "Active", now))
-    return NewAccessKey(account_id, user_name, akid, secret)
+    return NewAccessKey(account_id, user_name, akid, Secret(secret))

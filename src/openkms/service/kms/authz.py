@@ -42,15 +42,7 @@ CALLERS_KEPT = 10_000  # callers the authorizer keeps built (all are dropped pas
 def caller_of(principal: Principal) -> Caller:
     """The policy engine's ``Caller`` for a principal (built once per principal by
     :meth:`KmsAuthorizer.caller`)."""
-    return Caller(
-        arn=principal.arn,
-        account_id=principal.account_id,
-        principal_type=principal.identity_type,
-        user_id=principal.principal_id,
-        user_name=principal.user_name,
-        role_arn=principal.role_arn,
-        tags=dict(principal.tags),
-    )
+    return Caller.of(principal)
 
 
 def base_context(ctx: RequestContext, now: float) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from openkms.arns import alias_arn, is_key_id, is_region, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.crypto.keypair_pool import KeyPairPool
-from openkms.domain.model import KeyMaterial, KeyRecord
+from openkms.crypto.secret import Secret
+from openkms.domain.model import KeyRecord
 from openkms.domain.operations import accepts_other_accounts_key
 from openkms.errors import KMSInternalException, NotFoundException
 from openkms.service.kms.authz import KmsAuthorizer, caller_identities
@@ -65,10 +66,9 @@ class KmsCore:
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:
         return self.root.seal(MATERIAL_PURPOSE, material_ident(region, key_id, material_id), material)
 
-    def unseal_material(self, region: str, key_id: str, m: KeyMaterial) -> bytes:
-        assert m.sealed is not None
+    def unseal_material(self, region: str, key_id: str, material_id: str, sealed: bytes) -> bytes:
         try:
-            return self.root.unseal(MATERIAL_PURPOSE, material_ident(region, key_id, m.material_id), m.sealed)
+            return self.root.unseal(MATERIAL_PURPOSE, material_ident(region, key_id, material_id), sealed)
         except SealError:
             raise KMSInternalException(
                 "Key material could not be opened with this service's root key."
@@ -126,7 +126,9 @@ class KmsCore:
             key_id = record.key_id
             own = {m.material_id: m for m in materials.get(key_id, [])}
             secrets = {
-                mid: self.unseal_material(region, key_id, m) for mid, m in own.items() if m.sealed is not None
+                mid: Secret(self.unseal_material(region, key_id, mid, m.sealed))
+                for mid, m in own.items()
+                if m.sealed is not None
             }
             names = tuple(a.alias_name for a in aliases.get(key_id, []) if a.account_id == record.account_id)[
                 :MAX_KEY_ALIASES

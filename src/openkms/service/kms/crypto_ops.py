@@ -68,7 +68,9 @@ def _symmetric_encrypt(
     if material_id is None or material_id not in loaded.secrets:
         raise KMSInvalidStateException(f"{record.arn} is pending import.")
     ctx.additional_event_data["keyMaterialId"] = material_id
-    return symmetric.encrypt(record.key_id, material_id, loaded.secrets[material_id], plaintext, context)
+    return symmetric.encrypt(
+        record.key_id, material_id, loaded.secrets[material_id].reveal(), plaintext, context
+    )
 
 
 def _usable_for_encrypt(
@@ -190,7 +192,7 @@ def _open_symmetric(
     if material is None:
         raise InvalidCiphertextException("")
     try:
-        plaintext = symmetric.decrypt(material, blob, context)
+        plaintext = symmetric.decrypt(material.reveal(), blob, context)
     except symmetric.InvalidCiphertext:
         raise InvalidCiphertextException("") from None
     return loaded, header.material_id, plaintext
@@ -283,7 +285,8 @@ def re_encrypt(
     if same is not None:
         ctx.conditions["kms:ReEncryptOnSameKey"] = same
     if ignore_ciphertext or ciphertext_blob is None:
-        assert source_key_id is not None
+        if source_key_id is None:  # refused above: ignoring the ciphertext needs the source key
+            raise _not_null("sourceKeyId")
         _usable_for_encrypt(core, ctx, source_key_id, "ReEncrypt", source_alg, "ReEncryptFrom")
         _usable_for_encrypt(core, ctx, destination_key_id, "ReEncrypt", dest_alg, "ReEncryptTo")
         raise DryRunOperationException()
@@ -323,13 +326,12 @@ def re_encrypt(
 
 
 def _data_key_length(key_spec: str | None, number_of_bytes: int | None) -> int:
-    if key_spec is None and number_of_bytes is None:
-        raise ValidationException("Please specify either number of bytes or key spec.")
     if key_spec is not None and number_of_bytes is not None:
         raise ValidationException("Please specify either number of bytes or key spec, not both.")
     if key_spec is not None:
         return 32 if key_spec == "AES_256" else 16
-    assert number_of_bytes is not None
+    if number_of_bytes is None:
+        raise ValidationException("Please specify either number of bytes or key spec.")
     return number_of_bytes
 
 

@@ -26,12 +26,13 @@ def current_material(loaded: LoadedKey) -> tuple[str, bytes]:
     record = loaded.record
     mid = record.current_material_id
     if mid is not None and mid in loaded.secrets:
-        return mid, loaded.secrets[mid]
+        return mid, loaded.secrets[mid].reveal()
     for mid, material in loaded.materials.items():
         if material.state is MaterialState.CURRENT and mid in loaded.secrets:
-            return mid, loaded.secrets[mid]
+            return mid, loaded.secrets[mid].reveal()
     if len(loaded.secrets) == 1:
-        return next(iter(loaded.secrets.items()))
+        mid, secret = next(iter(loaded.secrets.items()))
+        return mid, secret.reveal()
     raise KMSInvalidStateException(f"{record.arn} is pending import.")
 
 

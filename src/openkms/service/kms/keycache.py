@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkms.crypto.secret import Secret
 from openkms.domain.model import KeyMaterial, KeyRecord
 from openkms.storage.store import GrantRow
 
@@ -23,7 +24,7 @@ class LoadedKey:
     record: KeyRecord
     materials: dict[str, KeyMaterial]
     # material id -> plaintext material (present only for material that is imported / generated)
-    secrets: dict[str, bytes] = field(repr=False, default_factory=dict)
+    secrets: dict[str, Secret[bytes]] = field(repr=False, default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     grants: tuple[GrantRow, ...] = ()

@@ -145,7 +145,7 @@ def _copy_material(core: KmsCore, source: KeyRecord, m: KeyMaterial, target: Key
     sealed = None
     import_state = m.import_state
     if m.sealed is not None and source.origin is not Origin.EXTERNAL:
-        raw = core.unseal_material(source.region, source.key_id, m)
+        raw = core.unseal_material(source.region, source.key_id, m.material_id, m.sealed)
         sealed = core.seal_material(target.region, target.key_id, m.material_id, raw)
     elif source.origin is Origin.EXTERNAL:
         import_state = ImportState.PENDING_IMPORT
