@@ -1,4 +1,4 @@
-"""Transaction methods for multi-Region keys (migration 6): which keys form a set of related
+"""Transaction methods for multi-Region keys (migration 7): which keys form a set of related
 multi-Region keys, which Region holds the set's primary key, and which keys are in a transient state
 (Creating, Updating) since when.
 
