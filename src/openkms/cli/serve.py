@@ -66,6 +66,7 @@ def run_server(
     account_id: str | None,
     log_level: str,
     workers: int,
+    multi_region_delay: float,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -107,6 +108,7 @@ def run_server(
         trusted_proxies=list(trusted_proxies),
         request_quotas=request_quotas,
         quota_processes=workers,
+        multi_region_delay=multi_region_delay,
         **from_environment,
         xks_timeout=xks_timeout,
     )

@@ -21,7 +21,7 @@ from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
 from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.identity.principals import NewAccessKey
-from openkms.service.kms import importing, keys, rotation
+from openkms.service.kms import importing, keys, multi_region, rotation
 from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
@@ -136,7 +136,15 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     policies = IdentityPolicyCache(store)
     documents = PolicyCache()
     authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
-    core = KmsCore(store=store, root=root, clock=clock, cache=cache, keypairs=keypairs, authorizer=authorizer)
+    core = KmsCore(
+        store=store,
+        root=root,
+        clock=clock,
+        cache=cache,
+        keypairs=keypairs,
+        authorizer=authorizer,
+        region_ok=settings.region_ok,
+    )
 
     def on_changes(changes: object) -> None:
         cache.invalidate(changes)  # type: ignore[arg-type]
@@ -165,6 +173,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("delete-keys", lambda: keys.delete_due_keys(core), 0),
             ("rotate-keys", lambda: rotation.rotate_due_keys(core), 0),
             ("expire-material", lambda: importing.expire_due_material(core), 0),
+            ("sync-multi-region", lambda: multi_region.sync_due_keys(core, settings.multi_region_delay), 0),
             # ...housekeeping writes once a minute.
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),
