@@ -5,8 +5,10 @@ SQLite store)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,13 @@ from openkms.domain.model import Principal
 from openkms.storage.store import Store
 
 A, B, C = "111111111111", "222222222222", "333333333333"
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to its end on a thread of its own: the browser tests' session-wide Playwright
+    keeps an event loop running on the main thread, where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def key(account: str, name: str) -> str:
@@ -154,7 +163,7 @@ def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pyte
         refused = api_call(event_name="DisableKey", read_only=False)
         assert refused.durable
         with pytest.raises(RecordNotStored) as exc:
-            asyncio.run(writer.submit_call(refused))
+            _run(writer.submit_call(refused))
         assert exc.value.message == (
             "The request was carried out, but its audit record could not be stored. Request id: "
             + refused.request_id
@@ -163,9 +172,9 @@ def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pyte
         # A failed call and a read-only one do not wait for their records (this one is refused too).
         failed = api_call(event_name="DisableKey", read_only=False, error_code="NotFoundException")
         assert not failed.durable
-        asyncio.run(writer.submit_call(failed))
-        asyncio.run(writer.submit_call(api_call(event_name="DescribeKey")))
-        asyncio.run(writer.submit_call(api_call(event_name="EnableKey", read_only=False)))
+        _run(writer.submit_call(failed))
+        _run(writer.submit_call(api_call(event_name="DescribeKey")))
+        _run(writer.submit_call(api_call(event_name="EnableKey", read_only=False)))
     finally:
         writer.close()
     with store.read() as tx:

@@ -167,14 +167,7 @@ def service_event_record(
 ) -> dict[str, Any]:
     """An event the service initiates itself (``DeleteKey``, ``DeleteExpiredKeyMaterial``, ``RotateKey``)."""
     return {
-        "eventVersion": EVENT_VERSION,
-        "userIdentity": {"accountId": account_id, "invokedBy": "AWS Internal"},
-        "eventTime": iso_time(event_time),
-        "eventSource": EVENT_SOURCE,
-        "eventName": event_name,
-        "awsRegion": region,
-        "sourceIPAddress": "AWS Internal",
-        "userAgent": "AWS Internal",
+        **_by_aws_internal(event_name, event_time, region, account_id),
         "requestParameters": None,
         "responseElements": None,
         "eventID": str(uuid.uuid4()),
@@ -201,14 +194,7 @@ def internal_call_record(
     ``AwsApiCall`` by "AWS Internal", without parameters, naming the key in ``responseElements.keyId``
     and ``resources``."""
     return {
-        "eventVersion": EVENT_VERSION,
-        "userIdentity": {"accountId": account_id, "invokedBy": "AWS Internal"},
-        "eventTime": iso_time(event_time),
-        "eventSource": EVENT_SOURCE,
-        "eventName": event_name,
-        "awsRegion": region,
-        "sourceIPAddress": "AWS Internal",
-        "userAgent": "AWS Internal",
+        **_by_aws_internal(event_name, event_time, region, account_id),
         "requestParameters": None,
         "responseElements": {"keyId": key_arn},
         "requestID": request_id,
@@ -219,6 +205,20 @@ def internal_call_record(
         "managementEvent": True,
         "recipientAccountId": account_id,
         "eventCategory": "Management",
+    }
+
+
+def _by_aws_internal(event_name: str, event_time: float, region: str, account_id: str) -> dict[str, Any]:
+    """The first fields of a record of what the service does itself ("AWS Internal")."""
+    return {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account_id, "invokedBy": "AWS Internal"},
+        "eventTime": iso_time(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": "AWS Internal",
+        "userAgent": "AWS Internal",
     }
 
 
