@@ -289,6 +289,32 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    6: [
+        ("xks_keystores", {"name": "ks1", "created_at": 17.5, "max_tps": None, "client_cn": None}),
+        (
+            "xks_credentials",
+            {
+                "access_key_id": "A" * 20,
+                "keystore": "ks1",
+                "secret_sealed": b"\x02" * 40,
+                "created_at": 17.5,
+                "valid_until": None,
+            },
+        ),
+        (
+            "xks_keys",
+            {
+                "keystore": "ks1",
+                "key_id": "key-1",
+                "key_spec": "AES_256",
+                "key_usage": "ENCRYPT,DECRYPT",
+                "status": "ENABLED",
+                "material_sealed": b"\x03" * 60,
+                "allowed_principals": "[]",
+                "created_at": 17.5,
+            },
+        ),
+    ],
 }
 # The tables the newest step creates: a database left at an older version has none of them.
 NEWEST_TABLES = set(re.findall(r"CREATE TABLE (\w+)", " ".join(MIGRATIONS[-1][1])))

@@ -283,3 +283,33 @@ xks_keys = sa.Table(
     sa.Column("allowed_principals", sa.Text, nullable=False),  # JSON list; empty: any principal
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# --- v7: the external key stores this service uses as a KMS, and the KMS keys in them -----------------
+custom_key_stores = sa.Table(
+    "custom_key_stores",
+    metadata,
+    sa.Column("custom_key_store_id", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("store_type", sa.String(32), nullable=False),  # EXTERNAL_KEY_STORE
+    sa.Column("connection_state", sa.String(16), nullable=False),
+    sa.Column("connection_error_code", sa.String(64)),  # set while FAILED
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("uri_endpoint", sa.String(128), nullable=False),
+    sa.Column("uri_path", sa.String(128), nullable=False),
+    sa.Column("connectivity", sa.String(32), nullable=False),
+    sa.Column("access_key_id", sa.String(32), nullable=False),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),  # the proxy credential's secret, sealed
+    sa.Index("ux_custom_key_stores_name", "region", "account_id", "name", unique=True),
+)
+
+external_store_keys = sa.Table(
+    "external_store_keys",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("custom_key_store_id", sa.String(64), nullable=False),
+    sa.Column("xks_key_id", sa.String(128), nullable=False),
+    sa.Index("ix_external_store_keys_store", "custom_key_store_id", "xks_key_id"),
+)

@@ -20,6 +20,7 @@ from openkms.service.kms.authz import KmsAuthorizer, caller_identities
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import KeyCache, LoadedKey
 from openkms.service.kms.paging import Pager
+from openkms.service.kms.xks_client import XksClient
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"
@@ -55,6 +56,8 @@ class KmsCore:
     cache: KeyCache
     keypairs: KeyPairPool  # pre-generated RSA key pairs (the runtime starts and stops its refill)
     authorizer: KmsAuthorizer  # built by the runtime with the policy caches it owns
+    # The client of external key stores' XKS proxies (None: built without one, as some tools are).
+    xks: XksClient | None = None
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:
