@@ -150,6 +150,11 @@ class XksClient:
                 data = response.read(MAX_RESPONSE + 1)
             finally:
                 response.release_conn()
+        # NewConnectionError is a ConnectTimeoutError in urllib3: a refused connection comes first.
+        except NewConnectionError:
+            raise ProxyError(
+                Failure.NOT_REACHABLE, f"The XKS proxy at {target.uri_endpoint} is not reachable."
+            ) from None
         except (ConnectTimeoutError, ReadTimeoutError, TimeoutError):
             raise ProxyError(
                 Failure.TIMED_OUT, f"The XKS proxy did not answer within {self.timeout * 1000:g} ms."
@@ -157,10 +162,6 @@ class XksClient:
         except SSLError as exc:
             raise ProxyError(
                 Failure.INVALID_TLS, f"The XKS proxy's TLS certificate is not trusted: {exc}"
-            ) from None
-        except NewConnectionError:
-            raise ProxyError(
-                Failure.NOT_REACHABLE, f"The XKS proxy at {target.uri_endpoint} is not reachable."
             ) from None
         except ProtocolError as exc:
             if isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc):
