@@ -42,6 +42,9 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     request_quotas: str | None = None
     quota_processes: int = 1
+    # Seconds a new multi-Region replica stays Creating, and the keys of an UpdatePrimaryRegion stay
+    # Updating, before the background job ends the state (AWS: "a few seconds").
+    multi_region_delay: float = 1.0
     # The sizes of the pre-generated RSA key-pair pool, as ``OPENKMS_KEYPAIR_POOL`` gives them (parsed by
     # crypto/keypair_pool.targets_from_env when the runtime starts the pool; None: the default sizes).
     keypair_pool: str | None = None

@@ -23,8 +23,9 @@ import html
 import json
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,12 @@ KINDS = {
     "hmac": {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
     "agree": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"},
     "external": {"Origin": "EXTERNAL"},
+    "mrk": {"MultiRegion": True},  # replicated into REPLICA_REGION when the world is made
 }
+REPLICA_REGION = "us-west-2"
+# Regions the ReplicateKey cells replicate into, one per call (a Region holds one key of a set).
+_AREAS = ("eu-west", "eu-central", "ap-south", "ap-northeast", "sa-east")
+FRESH_REGIONS = tuple(f"{area}-{n}" for area in _AREAS for n in (1, 2, 3))
 DESCRIPTION = "cross-account matrix"
 TAG = {"TagKey": "matrix", "TagValue": "1"}
 MESSAGE = b"cross-account matrix"
@@ -108,9 +114,14 @@ class World:
     keys: dict[tuple[str, bool], Key] = field(default_factory=dict)
     policies: dict[bool, str] = field(default_factory=dict)  # shared? -> A's key policy text
     public_key: bytes = b""  # a P-256 public key of a peer (DeriveSharedSecret)
+    fresh_regions: Iterator[str] = field(default_factory=lambda: iter(FRESH_REGIONS))
 
     def key(self, kind: str, shared: bool) -> Key:
         return self.keys[(kind, shared)]
+
+    def a_in(self, region: str) -> Any:
+        """A's administrator's KMS client in another Region."""
+        return self.server.client(region=region, access_key=self.a.access_key, secret_key=self.a.secret_key)
 
     def import_token(self, key: Key) -> dict[str, Any]:
         """Fresh import parameters of A's key and its material wrapped with them."""
@@ -173,6 +184,9 @@ def _make_world(server: Server) -> World:
             elif kind == "external":
                 key.material = os.urandom(32)
                 a.kms.import_key_material(KeyId=key.id, **world.import_token(key))
+            elif kind == "mrk":
+                a.kms.replicate_key(KeyId=key.id, ReplicaRegion=REPLICA_REGION)
+                _wait_enabled(world.a_in(REPLICA_REGION), key.id)
             world.keys[(kind, shared)] = key
     # Each caller's own symmetric key (the other side of ReEncrypt) and an alias on it (UpdateAlias).
     for caller in (a, b):
@@ -224,7 +238,6 @@ class Row:
     label: str = ""  # distinguishes two rows of one operation
     returns: str | None = "KeyId"  # the response member naming the key by ARN (None: none does)
     undo: Undo | None = None  # run by A after each of A's own cells (idempotent)
-    unsupported: bool = False  # not implemented: UnsupportedOperationException for everyone
     # The AccessDenied message when the key policy does not allow B (default: AWS's "no
     # resource-based policy allows" message).
     denied: Callable[[World, Key], str] | None = None
@@ -276,6 +289,30 @@ def _restore_state(w: World, k: Key) -> None:
     if state == "PendingDeletion":
         w.a.kms.cancel_key_deletion(KeyId=k.id)
     w.a.kms.enable_key(KeyId=k.id)
+
+
+def _wait_enabled(kms: Any, key_id: str) -> None:
+    """Until a multi-Region key has left its transient state (Creating, Updating)."""
+    deadline = time.time() + 10
+    while kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] != "Enabled":
+        assert time.time() < deadline, key_id
+        time.sleep(0.1)
+
+
+def _fresh_region(w: World, c: Caller, ref: str, k: Key) -> dict[str, Any]:
+    return {"KeyId": ref, "ReplicaRegion": next(w.fresh_regions)}
+
+
+def _primary_back(w: World, k: Key) -> None:
+    """After A's UpdatePrimaryRegion: the primary back in A's Region (both keys Enabled)."""
+    replica = w.a_in(REPLICA_REGION)
+    _wait_enabled(w.a.kms, k.id)
+    _wait_enabled(replica, k.id)
+    config = replica.describe_key(KeyId=k.id)["KeyMetadata"]["MultiRegionConfiguration"]
+    if config["MultiRegionKeyType"] == "PRIMARY":
+        replica.update_primary_region(KeyId=k.id, PrimaryRegion=REGION)
+        _wait_enabled(w.a.kms, k.id)
+        _wait_enabled(replica, k.id)
 
 
 def _cancel(w: World, c: Caller, ref: str, k: Key) -> dict[str, Any]:
@@ -414,17 +451,13 @@ ROWS: tuple[Row, ...] = (
     Row("GetParametersForImport", "external", _with(**WRAPPING)),
     Row("ImportKeyMaterial", "external", _import),
     Row("DeleteImportedKeyMaterial", "external", _key_id, undo=_reimport),
-    Row("ReplicateKey", "sym", _with(ReplicaRegion="us-west-2"), unsupported=True),
-    Row("UpdatePrimaryRegion", "sym", _with(PrimaryRegion="us-west-2"), unsupported=True),
+    Row("ReplicateKey", "mrk", _fresh_region, returns=None),
+    Row("UpdatePrimaryRegion", "mrk", _with(PrimaryRegion=REPLICA_REGION), returns=None, undo=_primary_back),
 )
 
 
 def expected_error(w: World, row: Row, caller: Caller, form: str, key: Key) -> AwsError | None:
     """AWS's answer to one cell (None: success)."""
-    if row.unsupported:
-        return AwsError(
-            "UnsupportedOperationException", f"{row.operation} is not supported by this service.", 400
-        )
     ref = {"id": key.id, "arn": key.arn, "alias": key.alias_arn}[form]
     if form == "alias" and not row.aliases:
         return AwsError("NotFoundException", f"Invalid arn {ref}", 400)

@@ -290,13 +290,13 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
         ),
     ],
     6: [
-        ("xks_keystores", {"name": "ks1", "created_at": 17.5, "max_tps": None, "client_cn": None}),
+        ("xks_keystores", {"name": "store", "created_at": 17.5, "max_tps": None, "client_cn": None}),
         (
             "xks_credentials",
             {
-                "access_key_id": "A" * 20,
-                "keystore": "ks1",
-                "secret_sealed": b"\x02" * 40,
+                "access_key_id": "XKSEXAMPLE",
+                "keystore": "store",
+                "secret_sealed": b"secret",
                 "created_at": 17.5,
                 "valid_until": None,
             },
@@ -304,17 +304,38 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
         (
             "xks_keys",
             {
-                "keystore": "ks1",
-                "key_id": "key-1",
+                "keystore": "store",
+                "key_id": "external-1",
                 "key_spec": "AES_256",
                 "key_usage": "ENCRYPT,DECRYPT",
                 "status": "ENABLED",
-                "material_sealed": b"\x03" * 60,
+                "material_sealed": b"material",
                 "allowed_principals": "[]",
                 "created_at": 17.5,
             },
         ),
     ],
+    7: [
+        (
+            "multi_region_keys",
+            {
+                "region": "us-west-2",
+                "key_id": "mrk-" + "cd" * 16,
+                "account_id": "111122223333",
+                "primary_region": "us-east-1",
+                "sync_since": None,
+            },
+        ),
+    ],
+}
+# A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
+MRK_ID = "mrk-" + "ab" * 16
+MRK_ROW = {
+    **dict(ROWS[1][3][1]),
+    "region": "eu-west-1",
+    "key_id": MRK_ID,
+    "multi_region": True,
+    "current_material_id": "m2",
 }
 # The tables the newest step creates: a database left at an older version has none of them.
 NEWEST_TABLES = set(re.findall(r"CREATE TABLE (\w+)", " ".join(MIGRATIONS[-1][1])))
@@ -401,3 +422,21 @@ def test_two_fresh_stores_in_one_process(new_url: NewUrl) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_multi_region_keys_made_before_v7_become_primaries_of_their_own_region(new_url: NewUrl) -> None:
+    old = migrated(new_url(), 6)
+    try:
+        with old.begin() as conn:
+            cols = ", ".join(MRK_ROW)
+            conn.execute(
+                sa.text(f"INSERT INTO keys ({cols}) VALUES ({', '.join(':' + c for c in MRK_ROW)})"), MRK_ROW
+            )
+        insert_rows(old, 1)  # and a single-Region key, which gets no row
+        with old.begin() as conn:
+            assert migrate(conn, 7, now=APPLIED_AT) == [7]
+        columns = ["region", "key_id", "account_id", "primary_region", "sync_since"]
+        rows = read_back(old, "multi_region_keys", columns)
+        assert rows == [("eu-west-1", MRK_ID, "111122223333", "eu-west-1", None)]
+    finally:
+        old.dispose()

@@ -188,6 +188,40 @@ def service_event_record(
     }
 
 
+def internal_call_record(
+    *,
+    event_name: str,
+    event_time: float,
+    region: str,
+    account_id: str,
+    key_arn: str,
+    request_id: str,
+) -> dict[str, Any]:
+    """A call the service makes to itself, recorded as AWS records ``SynchronizeMultiRegionKey``: an
+    ``AwsApiCall`` by "AWS Internal", without parameters, naming the key in ``responseElements.keyId``
+    and ``resources``."""
+    return {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account_id, "invokedBy": "AWS Internal"},
+        "eventTime": iso_time(event_time),
+        "eventSource": EVENT_SOURCE,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": "AWS Internal",
+        "userAgent": "AWS Internal",
+        "requestParameters": None,
+        "responseElements": {"keyId": key_arn},
+        "requestID": request_id,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "resources": [_resource(key_arn)],
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "eventCategory": "Management",
+    }
+
+
 def _resource(arn: str) -> dict[str, str]:
     account = arn.split(":")[4] if arn.count(":") >= 5 else ""
     return {"accountId": account, "type": "AWS::KMS::Key", "ARN": arn}

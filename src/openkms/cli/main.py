@@ -177,6 +177,14 @@ def _edge_options(fn: Any) -> Any:
     envvar="OPENKMS_WORKERS",
     help="Server processes on this port (one per core; they share the database like separate servers).",
 )
+@click.option(
+    "--multi-region-delay",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 86400),
+    envvar="OPENKMS_MULTI_REGION_DELAY",
+    help="Seconds a new multi-Region replica stays Creating, and the keys of UpdatePrimaryRegion Updating.",
+)
 @_edge_options
 @data_options
 def serve(
@@ -186,6 +194,7 @@ def serve(
     account_id: str | None,
     log_level: str,
     workers: int,
+    multi_region_delay: float,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -202,6 +211,7 @@ def serve(
         account_id=account_id,
         log_level=log_level,
         workers=workers,
+        multi_region_delay=multi_region_delay,
         data_dir=data_dir,
         database_url=database_url,
         root_key_file=root_key_file,

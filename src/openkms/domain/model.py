@@ -24,6 +24,9 @@ class MaterialState(StrEnum):
     CURRENT = "CURRENT"
     NON_CURRENT = "NON_CURRENT"
     PENDING_ROTATION = "PENDING_ROTATION"
+    # Shown (never stored) for new material of a multi-Region primary key while a replica still has
+    # to import it: RotateKeyOnDemand waits for every replica.
+    PENDING_MULTI_REGION_IMPORT_AND_ROTATION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
 
 
 class ImportState(StrEnum):
@@ -55,10 +58,33 @@ class KeyRecord:
     expiration_model: str | None = None
     valid_to: float | None = None
     version: int = 1
+    # Multi-Region keys (read with the key from ``multi_region_keys``, not columns of ``keys``): the
+    # Region of the set's primary key (None: this key's own, as for a new primary) and the Regions of
+    # every replica of the set, this key's included when it is one.
+    primary_region: str | None = None
+    replica_regions: tuple[str, ...] = ()
 
     @property
     def arn(self) -> str:
         return key_arn(self.region, self.account_id, self.key_id)
+
+    @property
+    def is_replica(self) -> bool:
+        """A multi-Region replica key (its set's primary key is in another Region)."""
+        return self.multi_region and self.primary_region not in (None, self.region)
+
+    @property
+    def multi_region_type(self) -> str | None:
+        """``PRIMARY`` or ``REPLICA`` for a multi-Region key (MultiRegionKeyType), None otherwise."""
+        if not self.multi_region:
+            return None
+        return "REPLICA" if self.is_replica else "PRIMARY"
+
+    @property
+    def related_regions(self) -> tuple[str, ...]:
+        """Every Region of the key's multi-Region set, the primary's first (just its own for others)."""
+        primary = self.primary_region or self.region
+        return (primary, *(r for r in self.replica_regions if r != primary))
 
 
 @dataclass(slots=True)

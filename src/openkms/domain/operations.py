@@ -66,14 +66,19 @@ class KeyStateRule(enum.Enum):
     """A row of AWS's "key states: effect on your KMS key" table; ``domain/keystate.py`` holds what
     each row allows and the error (with AWS's message) it raises otherwise."""
 
-    USABLE = "Enabled keys only (cryptographic use)"
+    USABLE = "Enabled keys, and multi-Region keys being updated (cryptographic use)"
     ANY_STATE = "every state"
     NOT_PENDING_DELETION = "not pending (replica) deletion"
-    ENABLE_DISABLE = "not pending deletion or import"
-    ROTATION_SETTING = "not disabled, pending deletion or import; origin not EXTERNAL"
+    ENABLE_DISABLE = "not pending deletion or import, creating or updating"
+    ROTATION_SETTING = "not disabled, pending deletion, creating or pending import; origin not EXTERNAL"
     ROTATION_STATUS = "not pending import"
-    ROTATE_ON_DEMAND = "not disabled, pending deletion or import"
+    ROTATE_ON_DEMAND = "not disabled, pending deletion, creating or pending import"
     CANCEL_DELETION = "pending (replica) deletion only"
+    REPLICATE = "Enabled keys only, not being updated"
+    SCHEDULE_DELETION = "not pending (replica) deletion or updating"
+    IMPORT_PARAMETERS = "not pending (replica) deletion, creating or updating"
+    IMPORT = "not pending (replica) deletion or creating"
+    DELETE_IMPORTED = "not creating or updating"
 
 
 class KeyKind(enum.Enum):
@@ -235,7 +240,10 @@ _RECORDS = (
     OperationFacts(name="DeleteAlias", cross_account=_N, key_state=_ANY_STATE, default_quota=15),
     OperationFacts(name="DeleteCustomKeyStore", cross_account=_N, default_quota=5),
     OperationFacts(
-        name="DeleteImportedKeyMaterial", cross_account=_N, key_state=_ANY_STATE, default_quota=15
+        name="DeleteImportedKeyMaterial",
+        cross_account=_N,
+        key_state=KeyStateRule.DELETE_IMPORTED,
+        default_quota=15,
     ),
     OperationFacts(
         name="DeriveSharedSecret",
@@ -398,7 +406,7 @@ _RECORDS = (
         cross_account=_N,
         read_only=True,
         response_logged=False,
-        key_state=_NOT_PD,
+        key_state=KeyStateRule.IMPORT_PARAMETERS,
         conditions=(
             RequestCondition("wrapping_algorithm", "kms:WrappingAlgorithm"),
             RequestCondition("wrapping_key_spec", "kms:WrappingKeySpec"),
@@ -418,7 +426,7 @@ _RECORDS = (
     OperationFacts(
         name="ImportKeyMaterial",
         cross_account=_N,
-        key_state=_NOT_PD,
+        key_state=KeyStateRule.IMPORT,
         conditions=(
             RequestCondition("expiration_model", "kms:ExpirationModel", "KEY_MATERIAL_EXPIRES"),
             RequestCondition("valid_to", "kms:ValidTo"),
@@ -475,7 +483,12 @@ _RECORDS = (
         hot=True,
     ),
     OperationFacts(
-        name="ReplicateKey", cross_account=_N, key_state=_USABLE, tag_conditions=True, default_quota=5
+        name="ReplicateKey",
+        cross_account=_N,
+        key_state=KeyStateRule.REPLICATE,
+        conditions=(RequestCondition("replica_region", "kms:ReplicaRegion"),),
+        tag_conditions=True,
+        default_quota=5,
     ),
     OperationFacts(
         name="RetireGrant",
@@ -492,7 +505,7 @@ _RECORDS = (
     OperationFacts(
         name="ScheduleKeyDeletion",
         cross_account=_N,
-        key_state=_NOT_PD,
+        key_state=KeyStateRule.SCHEDULE_DELETION,
         conditions=(
             RequestCondition("pending_window_in_days", "kms:ScheduleKeyDeletionPendingWindowInDays", 30),
         ),
@@ -520,7 +533,13 @@ _RECORDS = (
     OperationFacts(name="UpdateAlias", cross_account=_N, key_state=_NOT_PD, default_quota=5),
     OperationFacts(name="UpdateCustomKeyStore", cross_account=_N, default_quota=5),
     OperationFacts(name="UpdateKeyDescription", cross_account=_N, key_state=_NOT_PD, default_quota=5),
-    OperationFacts(name="UpdatePrimaryRegion", cross_account=_N, key_state=_USABLE, default_quota=5),
+    OperationFacts(
+        name="UpdatePrimaryRegion",
+        cross_account=_N,
+        key_state=_USABLE,
+        conditions=(RequestCondition("primary_region", "kms:PrimaryRegion"),),
+        default_quota=5,
+    ),
     OperationFacts(
         name="Verify",
         cross_account=_Y,

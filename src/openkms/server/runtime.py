@@ -22,7 +22,7 @@ from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
 from openkms.service.identity.policies import IdentityPolicyCache
 from openkms.service.identity.principals import NewAccessKey
-from openkms.service.kms import importing, keys, rotation
+from openkms.service.kms import importing, keys, multi_region, rotation
 from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
@@ -147,7 +147,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
     xks = XksClient(timeout=settings.xks_client_timeout, ssl_context=_xks_trust(settings), wall=wall)
     core = KmsCore(
-        store=store, root=root, clock=clock, cache=cache, keypairs=keypairs, authorizer=authorizer, xks=xks
+        store=store,
+        root=root,
+        clock=clock,
+        cache=cache,
+        keypairs=keypairs,
+        authorizer=authorizer,
+        region_ok=settings.region_ok,
+        xks=xks,
     )
 
     def on_changes(changes: object) -> None:
@@ -177,6 +184,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("delete-keys", lambda: keys.delete_due_keys(core), 0),
             ("rotate-keys", lambda: rotation.rotate_due_keys(core), 0),
             ("expire-material", lambda: importing.expire_due_material(core), 0),
+            ("sync-multi-region", lambda: multi_region.sync_due_keys(core, settings.multi_region_delay), 0),
             # ...housekeeping writes once a minute.
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),

@@ -282,9 +282,26 @@ _V6 = (
 )""",
 )
 
-# --- v7: the external key stores openkms uses as a KMS (CreateCustomKeyStore; the proxy's credential
-# secret sealed under the root key) and the KMS keys in them with their external key's id
+# --- v7: multi-Region keys: one row per key of a set (primary and replicas), the set's primary Region,
+# and since when the key is in a transient state (Creating, Updating); rows for the primaries made before
 _V7 = (
+    """CREATE TABLE multi_region_keys (
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    primary_region VARCHAR(32) NOT NULL,
+    sync_since FLOAT,
+    PRIMARY KEY (region, key_id)
+)""",
+    "CREATE INDEX ix_multi_region_keys_set ON multi_region_keys (account_id, key_id)",
+    "CREATE INDEX ix_multi_region_keys_sync ON multi_region_keys (sync_since)",
+    """INSERT INTO multi_region_keys (region, key_id, account_id, primary_region, sync_since)
+    SELECT region, key_id, account_id, region, NULL FROM keys WHERE multi_region""",
+)
+
+# --- v8: the external key stores openkms uses as a KMS (CreateCustomKeyStore; the proxy's credential
+# secret sealed under the root key) and the KMS keys in them with their external key's id
+_V8 = (
     """CREATE TABLE custom_key_stores (
     custom_key_store_id VARCHAR(64) NOT NULL,
     region VARCHAR(32) NOT NULL,
@@ -320,6 +337,7 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (5, _V5),
     (6, _V6),
     (7, _V7),
+    (8, _V8),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -294,7 +294,7 @@ class XksKeyRow:
 
 @dataclass(slots=True)
 class CustomKeyStoreRow:
-    """An external key store this service uses as a KMS (migration 7): where its XKS proxy is, the
+    """An external key store this service uses as a KMS (migration 8): where its XKS proxy is, the
     SigV4 credential it signs with (the secret sealed) and its connection state."""
 
     custom_key_store_id: str

@@ -284,7 +284,24 @@ xks_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
-# --- v7: the external key stores this service uses as a KMS, and the KMS keys in them -----------------
+# --- v7: multi-Region keys (see openkms.service.kms.multi_region) -------------------------------------
+# One row per key of a set of related multi-Region keys (the primary and each replica, all with the
+# same key id), naming the set's primary Region; ``sync_since`` is when the key entered a transient
+# state (Creating after ReplicateKey, Updating after UpdatePrimaryRegion), which the synchronization job
+# ends once the configured delay has passed (None: not in one).
+multi_region_keys = sa.Table(
+    "multi_region_keys",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("primary_region", sa.String(32), nullable=False),
+    sa.Column("sync_since", sa.Float),
+    sa.Index("ix_multi_region_keys_set", "account_id", "key_id"),
+    sa.Index("ix_multi_region_keys_sync", "sync_since"),
+)
+
+# --- v8: the external key stores this service uses as a KMS, and the KMS keys in them -----------------
 custom_key_stores = sa.Table(
     "custom_key_stores",
     metadata,

@@ -36,16 +36,20 @@ class AuditTx(TxBase):
         )
         self.conn.exec_driver_sql(sql, [tuple(row[c] for c in self._AUDIT_COLUMNS) for row in rows])
 
-    def last_successful_event(self, account_id: str, key_id: str, event_names: Sequence[str]) -> str | None:
+    def last_successful_event(
+        self, account_id: str, region: str, key_id: str, event_names: Sequence[str]
+    ) -> str | None:
         """The record, in the trail of the key's account ``account_id``, of the newest successful call
         among ``event_names`` on a key (or None). Another account's use of the key is there too, as
-        the owner's copy of its record (its eventID the one the owner's trail knows)."""
+        the owner's copy of its record (its eventID the one the owner's trail knows). The key's
+        region counts: the keys of a multi-Region set share their key id."""
         c = t.audit_events.c
         q = (
             sa.select(c.record)
             .where(
                 c.key_id == key_id,
                 c.account_id == account_id,
+                c.region == region,
                 c.error_code.is_(None),
                 c.event_name.in_(list(event_names)),
             )

@@ -1,4 +1,4 @@
-"""Transaction methods for the external key stores this service uses as a KMS (migration 7): the key
+"""Transaction methods for the external key stores this service uses as a KMS (migration 8): the key
 stores (``custom_key_stores``) and the KMS keys in them (``external_store_keys``: the external key's
 id at the proxy).
 

@@ -16,26 +16,38 @@ from openkms.storage.rows import (
     material_from_row,
     material_values,
 )
-from openkms.storage.tx_base import TxBase, storable
+from openkms.storage.tx_base import storable
+from openkms.storage.tx_multi_region import MultiRegionTx
 
 
-class KeysTx(TxBase):
+class KeysTx(MultiRegionTx):
     # -- keys ------------------------------------------------------------------------------------------
-    def insert_key(self, key: KeyRecord) -> None:
+    def insert_key(self, key: KeyRecord, sync_since: float | None = None) -> None:
+        """A new key; a multi-Region one also joins its set (``key.primary_region``: the set's primary
+        Region, None for a new primary; ``sync_since``: a replica being created since then)."""
         self.conn.execute(t.keys.insert().values(**key_values(key)))
         self.changed("key", f"{key.region}/{key.key_id}")
+        if key.multi_region:
+            self.insert_multi_region_key(key, key.primary_region or key.region, sync_since)
 
     def get_key(self, region: str, key_id: str, for_update: bool = False) -> KeyRecord | None:
         q = sa.select(t.keys).where(t.keys.c.region == region, t.keys.c.key_id == key_id)
         if for_update and self.backend == "postgresql":
             q = q.with_for_update()
         r = self.conn.execute(q).first()
-        return key_from_row(r) if r is not None else None
+        if r is None:
+            return None
+        key = key_from_row(r)
+        self.fill_multi_region([key])
+        return key
 
     def get_keys(self, region: str, key_ids: Sequence[str]) -> list[KeyRecord]:
-        """The keys of ``key_ids`` that exist, in one query (loading a page of keys at once)."""
+        """The keys of ``key_ids`` that exist, in one query (loading a page of keys at once; one more
+        for the multi-Region sets of those that are multi-Region keys)."""
         q = sa.select(t.keys).where(t.keys.c.region == region, t.keys.c.key_id.in_(key_ids))
-        return [key_from_row(r) for r in self.conn.execute(q)]
+        keys = [key_from_row(r) for r in self.conn.execute(q)]
+        self.fill_multi_region(keys)
+        return keys
 
     def update_key(self, key: KeyRecord) -> None:
         key.version += 1
@@ -61,9 +73,14 @@ class KeysTx(TxBase):
         return [(r.region, r.key_id) for r in self.conn.execute(q)]
 
     def keys_due_for_rotation(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Keys whose automatic rotation is due; not multi-Region replicas (their primary rotates them)."""
+        m = t.multi_region_keys
+        replica = sa.exists().where(
+            m.c.region == t.keys.c.region, m.c.key_id == t.keys.c.key_id, m.c.primary_region != m.c.region
+        )
         q = (
             sa.select(t.keys.c.region, t.keys.c.key_id)
-            .where(t.keys.c.rotation_enabled.is_(True), t.keys.c.next_rotation_date <= now)
+            .where(t.keys.c.rotation_enabled.is_(True), t.keys.c.next_rotation_date <= now, ~replica)
             .limit(limit)
         )
         return [(r.region, r.key_id) for r in self.conn.execute(q)]
@@ -92,6 +109,7 @@ class KeysTx(TxBase):
         )
         self.conn.execute(t.grants.delete().where(t.grants.c.region == region, t.grants.c.key_id == key_id))
         self.changed("key", f"{region}/{key_id}")
+        self.delete_multi_region_key(region, key_id)
         for r in alias_rows:
             self.changed("alias", f"{region}/{r.account_id}/{r.alias_name}")
         return [r.alias_name for r in alias_rows]

@@ -66,7 +66,7 @@ def key_context(key: KeyRecord, loaded: LoadedKey | None) -> dict[str, Any]:
         "kms:MultiRegion": key.multi_region,
     }
     if key.multi_region:
-        context["kms:MultiRegionKeyType"] = "PRIMARY"
+        context["kms:MultiRegionKeyType"] = key.multi_region_type
     if loaded is not None:
         for k, v in loaded.tags.items():
             context[f"aws:ResourceTag/{k}"] = v

@@ -4,11 +4,11 @@ operation shares: resolving a KeyId parameter to a key, loading a key's material
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkms.arns import alias_arn, is_key_id, key_arn, parse_arn
+from openkms.arns import alias_arn, is_key_id, is_region, key_arn, parse_arn
 from openkms.clock import Clock
 from openkms.crypto.envelope import RootKey, SealError
 from openkms.crypto.keypair_pool import KeyPairPool
@@ -56,6 +56,8 @@ class KmsCore:
     cache: KeyCache
     keypairs: KeyPairPool  # pre-generated RSA key pairs (the runtime starts and stops its refill)
     authorizer: KmsAuthorizer  # built by the runtime with the policy caches it owns
+    # The Regions this service answers for (``--region``): where ReplicateKey may put a replica.
+    region_ok: Callable[[str], bool] = is_region
     # The client of external key stores' XKS proxies (None: built without one, as some tools are).
     xks: XksClient | None = None
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key

@@ -5,6 +5,11 @@ Rules (AWS's): only EXTERNAL keys; the first material imported is permanently bo
 becomes current; reimport must be the same material (asymmetric and HMAC keys can only ever have that
 one); symmetric keys may take NEW_KEY_MATERIAL, pending rotation until RotateKeyOnDemand makes it
 current. A key is Enabled only while every permanently associated material is imported.
+
+Multi-Region keys (AWS's "Importing key material into multi-Region keys"): a replica of an EXTERNAL
+primary knows the ids of the primary's materials but not the materials; the same material must be
+imported into it (any other is refused), and new material is imported into the primary first, then
+into every replica, before RotateKeyOnDemand on the primary makes it current everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from openkms.errors import (
 )
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
+from openkms.service.kms.multi_region import replicas_for_update, require_primary, synchronize_event
 from openkms.storage.store import Tx
 
 DAY = 86400.0
@@ -214,6 +220,8 @@ def import_key_material(
                 "ImportType, KeyMaterialId and KeyMaterialDescription are supported only for symmetric "
                 "encryption keys."
             )
+        if import_type == NEW and record.is_replica:
+            require_primary(record)  # new material is imported into the primary key first
         claims, private_der = _open_token(core, tx, record, import_token, now)
         try:
             material = wrapping.unwrap(claims.wrapping_algorithm, private_der, encrypted_key_material)
@@ -273,10 +281,30 @@ def import_key_material(
         _refresh_key(record, list(by_id.values()))
         tx.update_key(record)
         tx.delete_import_parameters(claims.token_id)
+        if previous is None and state is MaterialState.PENDING_ROTATION and record.multi_region:
+            _announce_to_replicas(tx, record, m)
     result: dict[str, Any] = {"key_id": record.arn}
     if symmetric:
         result["key_material_id"] = material_id
     return result
+
+
+def _announce_to_replicas(tx: Tx, primary: KeyRecord, m: KeyMaterial) -> None:
+    """New material of a multi-Region primary key: each replica learns its id and description (not
+    the material, which must be imported into it as EXISTING_KEY_MATERIAL)."""
+    for region in primary.replica_regions:
+        tx.put_material(
+            region,
+            primary.key_id,
+            KeyMaterial(
+                material_id=m.material_id,
+                state=MaterialState.PENDING_ROTATION,
+                created=m.created,
+                sealed=None,
+                import_state=ImportState.PENDING_IMPORT,
+                description=m.description,
+            ),
+        )
 
 
 def _delete_material(tx: Tx, record: KeyRecord, m: KeyMaterial) -> None:
@@ -305,7 +333,14 @@ def delete_imported_key_material(
                     f"Key material {key_material_id} is not associated with {record.arn}."
                 )
         else:
+            pending = target.state is MaterialState.PENDING_ROTATION
             _delete_material(tx, record, target)
+            if pending and record.multi_region and not record.is_replica:
+                # Material not yet current goes from the replicas too (AWS's rule for primaries).
+                for replica in replicas_for_update(tx, record):
+                    for copy in tx.get_materials(replica.region, replica.key_id):
+                        if copy.material_id == target_id and copy.state is MaterialState.PENDING_ROTATION:
+                            _delete_material(tx, replica, copy)
     core.store.scrub()
     result: dict[str, Any] = {"key_id": record.arn}
     # Like ImportKeyMaterial and DescribeKey: material IDs are shown for symmetric keys only.
@@ -314,8 +349,11 @@ def delete_imported_key_material(
     return result
 
 
-def rotate_external_on_demand(core: KmsCore, tx: Tx, record: KeyRecord, now: float) -> tuple[str | None, str]:
-    """Make the pending imported material current (RotateKeyOnDemand on an EXTERNAL key)."""
+def rotate_external_on_demand(
+    core: KmsCore, tx: Tx, record: KeyRecord, now: float, request_id: str
+) -> tuple[str | None, str]:
+    """Make the pending imported material current (RotateKeyOnDemand on an EXTERNAL key), on a
+    multi-Region primary and every replica at once, once each replica has imported it."""
     materials = tx.get_materials(record.region, record.key_id)
     if sum(1 for m in materials if m.rotation_type == "ON_DEMAND") >= MAX_ON_DEMAND_ROTATIONS:
         raise LimitExceededException(
@@ -323,23 +361,42 @@ def rotate_external_on_demand(core: KmsCore, tx: Tx, record: KeyRecord, now: flo
             f"No more on-demand rotations can be performed for this key: {record.arn}"
         )
     pending = [m for m in materials if m.state is MaterialState.PENDING_ROTATION]
+    replicas = replicas_for_update(tx, record) if record.multi_region else []
+    if pending:
+        # Every replica must hold the new material: until then it is "pending multi-Region import".
+        for replica in replicas:
+            held = {
+                m.material_id
+                for m in tx.get_materials(replica.region, replica.key_id)
+                if m.import_state is ImportState.IMPORTED
+            }
+            if pending[0].material_id not in held:
+                pending = []
+                break
     if not pending:
         raise KMSInvalidStateException(
             f"No available key material pending rotation for the key: {record.arn}."
         )
     previous = record.current_material_id
-    for m in materials:
-        if m.state is MaterialState.CURRENT:
-            m.state = MaterialState.NON_CURRENT
-            tx.put_material(record.region, record.key_id, m)
-    new = pending[0]
-    new.state = MaterialState.CURRENT
-    new.rotation_date = now
-    new.rotation_type = "ON_DEMAND"
-    tx.put_material(record.region, record.key_id, new)
-    record.current_material_id = new.material_id
-    _refresh_key(record, tx.get_materials(record.region, record.key_id))
-    return previous, new.material_id
+    new_id = pending[0].material_id
+    for key in (record, *replicas):
+        for m in tx.get_materials(key.region, key.key_id):
+            if m.state is MaterialState.CURRENT:
+                m.state = MaterialState.NON_CURRENT
+            elif m.material_id == new_id:
+                m.state = MaterialState.CURRENT
+                m.rotation_date = now
+                m.rotation_type = "ON_DEMAND"
+            else:
+                continue
+            tx.put_material(key.region, key.key_id, m)
+        key.current_material_id = new_id
+        _refresh_key(key, tx.get_materials(key.region, key.key_id))
+        if key is not record:
+            tx.update_key(key)
+    if replicas:
+        tx.append_audit([synchronize_event(record, now, request_id)])
+    return previous, new_id
 
 
 def expire_due_material(core: KmsCore) -> int:

@@ -29,7 +29,7 @@ def _is_china(region: str) -> bool:
     return region.startswith("cn-")
 
 
-def _check_description(description: str | None) -> None:
+def check_description(description: str | None) -> None:
     """A description is free text, but PostgreSQL cannot store U+0000: refused on every backend."""
     if description is not None and "\x00" in description:
         raise ValidationException(
@@ -54,7 +54,7 @@ def create_key(
     multi_region: bool | None = None,
     xks_key_id: str | None = None,
 ) -> dict[str, Any]:
-    _check_description(description)
+    check_description(description)
     if key_spec is not None and customer_master_key_spec is not None:
         raise ValidationException(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
@@ -214,7 +214,7 @@ def disable_key(core: KmsCore, ctx: RequestContext, *, key_id: str) -> None:
 
 
 def update_key_description(core: KmsCore, ctx: RequestContext, *, key_id: str, description: str) -> None:
-    _check_description(description)
+    check_description(description)
     with core.store.write() as tx:
         record = core.resolve_for_update(ctx, tx, key_id, action="UpdateKeyDescription")
         check_key_state("UpdateKeyDescription", record)
@@ -239,16 +239,22 @@ def schedule_key_deletion(
     with core.store.write() as tx:
         record = core.resolve_for_update(ctx, tx, key_id, action="ScheduleKeyDeletion")
         check_key_state("ScheduleKeyDeletion", record)
-        record.key_state = KeyState.PENDING_DELETION
-        record.deletion_date = core.clock.now() + days * DAY
+        if record.multi_region and not record.is_replica and record.replica_regions:
+            # A multi-Region primary key outlives its replicas: its waiting period starts when the
+            # last of them is deleted (delete_due_keys).
+            record.key_state = KeyState.PENDING_REPLICA_DELETION
+            record.deletion_date = None
+        else:
+            record.key_state = KeyState.PENDING_DELETION
+            record.deletion_date = core.clock.now() + days * DAY
         record.pending_window_days = days
         tx.update_key(record)
-    return {
-        "key_id": record.arn,
-        "deletion_date": record.deletion_date,
-        "key_state": str(record.key_state),
-        "pending_window_in_days": days,
-    }
+    result: dict[str, Any] = {"key_id": record.arn}
+    if record.deletion_date is not None:
+        result["deletion_date"] = record.deletion_date
+    result["key_state"] = str(record.key_state)
+    result["pending_window_in_days"] = days
+    return result
 
 
 def cancel_key_deletion(core: KmsCore, ctx: RequestContext, *, key_id: str) -> dict[str, Any]:
@@ -264,18 +270,27 @@ def cancel_key_deletion(core: KmsCore, ctx: RequestContext, *, key_id: str) -> d
 
 
 def delete_due_keys(core: KmsCore) -> int:
-    """Delete every key whose deletion date has passed (safe to run on several nodes at once)."""
+    """Delete every key whose deletion date has passed (safe to run on several nodes at once). When
+    the last replica of a multi-Region primary key waiting in PendingReplicaDeletion is deleted, the
+    primary's own waiting period starts."""
     now = core.clock.now()
     with core.store.read() as tx:
         due = tx.keys_due_for_deletion(now)
     deleted = 0
     for region, key_id in due:
         with core.store.write() as tx:
+            seen = tx.get_key(region, key_id)
+            primary = None
+            if seen is not None and seen.is_replica and seen.primary_region is not None:
+                # The lock order of multi-Region sets: the primary first, then the replica.
+                primary = tx.get_key(seen.primary_region, key_id, for_update=True)
             record = tx.get_key(region, key_id, for_update=True)
             if record is None or record.key_state is not KeyState.PENDING_DELETION:
                 continue
             if record.deletion_date is None or record.deletion_date > now:
                 continue
+            if seen is None or seen.primary_region != record.primary_region:
+                continue  # the set changed its primary meanwhile: next time
             tx.delete_key(region, key_id)
             event = service_event_record(
                 event_name="DeleteKey",
@@ -286,5 +301,13 @@ def delete_due_keys(core: KmsCore) -> int:
                 details={"keyId": record.key_id},
             )
             tx.append_audit([storage_row(event, now, record.key_id)])
+            if (
+                primary is not None
+                and primary.key_state is KeyState.PENDING_REPLICA_DELETION
+                and set(tx.related_regions(primary.account_id, key_id)) <= {primary.region}
+            ):
+                primary.key_state = KeyState.PENDING_DELETION
+                primary.deletion_date = now + (primary.pending_window_days or 30) * DAY
+                tx.update_key(primary)
             deleted += 1
     return deleted

@@ -1,9 +1,11 @@
-"""KeyMetadata as AWS returns it: exactly the members that apply to the key (Appendix A)."""
+"""KeyMetadata as AWS returns it: exactly the members that apply to the key (Appendix A), with the
+MultiRegionConfiguration of a multi-Region key naming its primary and every replica of its set."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from openkms.arns import key_arn
 from openkms.domain.keyspec import KeySpec, Origin, algorithm_lists
 from openkms.domain.model import KeyRecord, KeyState
 
@@ -25,7 +27,9 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         "multi_region": key.multi_region,
     }
     md.update({k: list(v) for k, v in algorithm_lists(key.key_spec, key.key_usage).items()})
-    if key.key_state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
+    # A primary waiting for its replicas' deletion has no deletion date yet (its window starts when
+    # the last replica is gone).
+    if key.key_state is KeyState.PENDING_DELETION:
         md["deletion_date"] = key.deletion_date
     if key.key_state is KeyState.PENDING_REPLICA_DELETION:
         md["pending_deletion_window_in_days"] = key.pending_window_days
@@ -33,12 +37,21 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         md["expiration_model"] = key.expiration_model
         if key.valid_to is not None:
             md["valid_to"] = key.valid_to
-    if key.key_spec is KeySpec.SYMMETRIC_DEFAULT and key.current_material_id:
+    # A replica being created shows no current material yet (as AWS's ReplicateKey response).
+    if (
+        key.key_spec is KeySpec.SYMMETRIC_DEFAULT
+        and key.current_material_id
+        and key.key_state is not KeyState.CREATING
+    ):
         md["current_key_material_id"] = key.current_material_id
     if key.multi_region:
+        primary = key.primary_region or key.region
         md["multi_region_configuration"] = {
-            "multi_region_key_type": "PRIMARY",
-            "primary_key": {"arn": key.arn, "region": key.region},
-            "replica_keys": [],
+            "multi_region_key_type": key.multi_region_type,
+            "primary_key": {"arn": key_arn(primary, key.account_id, key.key_id), "region": primary},
+            "replica_keys": [
+                {"arn": key_arn(region, key.account_id, key.key_id), "region": region}
+                for region in key.replica_regions
+            ],
         }
     return md

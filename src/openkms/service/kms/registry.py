@@ -18,6 +18,7 @@ from openkms.service.kms import (
     importing,
     keys,
     mac_ops,
+    multi_region,
     policies,
     rotation,
     tagging,
@@ -79,6 +80,8 @@ OPERATIONS: dict[str, Operation] = {
     "GetParametersForImport": importing.get_parameters_for_import,
     "ImportKeyMaterial": importing.import_key_material,
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
+    "ReplicateKey": multi_region.replicate_key,
+    "UpdatePrimaryRegion": multi_region.update_primary_region,
 }
 
 # Operations that need no database when their key is cached: run on the event loop first (the

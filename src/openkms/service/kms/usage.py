@@ -21,7 +21,7 @@ def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> di
     with core.store.read() as tx:
         # The key owner's copy of the record (another account's use is in the owner's trail too, with
         # its own event id): never an event id of another account's trail.
-        found = tx.last_successful_event(record.account_id, record.key_id, TRACKED)
+        found = tx.last_successful_event(record.account_id, record.region, record.key_id, TRACKED)
     result: dict[str, Any] = {
         "key_id": record.arn,
         "tracking_start_date": record.creation_date,
