@@ -54,6 +54,11 @@ class Settings:
     # The XKS proxy (server/xks_app.py): seconds a call may wait for the database before it is answered
     # DependencyTimeoutException.
     xks_timeout: float = 1.0
+    # External key stores (service/kms/xks_client.py): seconds a call to an XKS proxy may take (AWS's
+    # 250 ms), and PEM CA bundles trusted for proxies besides the system's store and this data
+    # directory's --tls-self-signed CA (tls/ca.pem).
+    xks_client_timeout: float = 0.25
+    xks_ca_bundles: list[str] = field(default_factory=list)
 
     @property
     def root_key_path(self) -> Path:

@@ -594,14 +594,24 @@ def _delete_alias(w: World, c: Caller) -> None:
     assert target.alias_name in {a["AliasName"] for a in w.a.kms.list_aliases(KeyId=target.id)["Aliases"]}
 
 
-def _unsupported(operation: str, **params: Any) -> Callable[[World, Caller], None]:
+def _no_such_store(operation: str, **params: Any) -> Callable[[World, Caller], None]:
+    """A custom key store id names a key store of the caller's own account: one that does not exist
+    there is not found, for either account."""
+
     def run(w: World, c: Caller) -> None:
-        err = aws_error(getattr(c.kms, xform_name(operation)), **params)
+        err = aws_error(getattr(c.kms, xform_name(operation)), CustomKeyStoreId=STORE, **params)
         assert err == AwsError(
-            "UnsupportedOperationException", f"{operation} is not supported by this service.", 400
+            "CustomKeyStoreNotFoundException", f"Custom key store {STORE} does not exist.", 400
         )
 
     return run
+
+
+def _create_custom_key_store(w: World, c: Caller) -> None:
+    """No CloudHSM here: CreateCustomKeyStore of the default type (AWS_CLOUDHSM) is refused by name."""
+    err = aws_error(c.kms.create_custom_key_store, CustomKeyStoreName="matrix")
+    assert err is not None and (err.code, err.status) == ("UnsupportedOperationException", 400)
+    assert "AWS_CLOUDHSM" in err.message
 
 
 STORE = "cks-1234567890abcdef0"
@@ -613,11 +623,11 @@ KEYLESS: dict[str, Callable[[World, Caller], None]] = {
     "DescribeCustomKeyStores": _describe_custom_key_stores,
     "ListRetirableGrants": _list_retirable_grants,
     "DeleteAlias": _delete_alias,
-    "CreateCustomKeyStore": _unsupported("CreateCustomKeyStore", CustomKeyStoreName="matrix"),
-    "ConnectCustomKeyStore": _unsupported("ConnectCustomKeyStore", CustomKeyStoreId=STORE),
-    "DisconnectCustomKeyStore": _unsupported("DisconnectCustomKeyStore", CustomKeyStoreId=STORE),
-    "UpdateCustomKeyStore": _unsupported("UpdateCustomKeyStore", CustomKeyStoreId=STORE),
-    "DeleteCustomKeyStore": _unsupported("DeleteCustomKeyStore", CustomKeyStoreId=STORE),
+    "CreateCustomKeyStore": _create_custom_key_store,
+    "ConnectCustomKeyStore": _no_such_store("ConnectCustomKeyStore"),
+    "DisconnectCustomKeyStore": _no_such_store("DisconnectCustomKeyStore"),
+    "UpdateCustomKeyStore": _no_such_store("UpdateCustomKeyStore"),
+    "DeleteCustomKeyStore": _no_such_store("DeleteCustomKeyStore"),
 }
 
 

@@ -315,6 +315,18 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    7: [
+        (
+            "multi_region_keys",
+            {
+                "region": "us-west-2",
+                "key_id": "mrk-" + "cd" * 16,
+                "account_id": "111122223333",
+                "primary_region": "us-east-1",
+                "sync_since": None,
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16
@@ -422,7 +434,7 @@ def test_multi_region_keys_made_before_v7_become_primaries_of_their_own_region(n
             )
         insert_rows(old, 1)  # and a single-Region key, which gets no row
         with old.begin() as conn:
-            assert migrate(conn, now=APPLIED_AT) == [7]
+            assert migrate(conn, 7, now=APPLIED_AT) == [7]
         columns = ["region", "key_id", "account_id", "primary_region", "sync_since"]
         rows = read_back(old, "multi_region_keys", columns)
         assert rows == [("eu-west-1", MRK_ID, "111122223333", "eu-west-1", None)]

@@ -484,3 +484,55 @@ def _canonical_query(query_string: bytes) -> bytes:
 
 def _encode_query_part(part: bytes) -> bytes:
     return quote_from_bytes(unquote_to_bytes(part.replace(b"+", b" ")), safe="-_.~").encode("ascii")
+
+
+# --- Signing (this service as a client: the XKS proxies it calls) --------------------------------------
+
+
+def sign_request(
+    *,
+    method: str,
+    host: str,
+    path: str,
+    body: bytes,
+    access_key_id: str,
+    secret: str,
+    region: str,
+    service: str,
+    now: float,
+) -> dict[str, str]:
+    """The headers of a SigV4-signed request without a query string: ``host`` (as given, with its port
+    when not 443), ``x-amz-date``, ``x-amz-content-sha256``, ``content-type`` (JSON) and
+    ``authorization``, all signed."""
+    amz_date = _iso(now)
+    date = amz_date[:8]
+    payload_hash = hashlib.sha256(body).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "host": host,
+        "x-amz-content-sha256": payload_hash,
+        "x-amz-date": amz_date,
+    }
+    names = sorted(headers)
+    canonical_request = "\n".join(
+        (
+            method,
+            _canonical_path(path.encode("ascii")).decode("ascii"),
+            "",
+            "".join(f"{name}:{headers[name]}\n" for name in names),
+            ";".join(names),
+            payload_hash,
+        )
+    )
+    scope = f"{date}/{region}/{service}/{TERMINATOR}"
+    string_to_sign = "\n".join(
+        (ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode("ascii")).hexdigest())
+    )
+    signature = SigningKey(derive_signing_key(secret, date, region, service)).hmac_hex(
+        string_to_sign.encode("ascii")
+    )
+    headers["authorization"] = (
+        f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={';'.join(names)}, "
+        f"Signature={signature.decode('ascii')}"
+    )
+    return headers

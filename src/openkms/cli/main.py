@@ -133,6 +133,22 @@ def _edge_options(fn: Any) -> Any:
             envvar="OPENKMS_XKS_TIMEOUT",
             help="Seconds an XKS proxy call may wait for the database (DependencyTimeoutException).",
         ),
+        click.option(
+            "--xks-client-timeout",
+            type=click.FloatRange(0.01, 60),
+            default=0.25,
+            show_default=True,
+            envvar="OPENKMS_XKS_CLIENT_TIMEOUT",
+            help="Seconds a call to an external key store's XKS proxy may take (AWS's 250 ms).",
+        ),
+        click.option(
+            "--xks-ca-bundle",
+            "xks_ca_bundles",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="PEM CA certificates trusted for XKS proxies (repeatable), besides the system's store and "
+            "this data directory's --tls-self-signed CA.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

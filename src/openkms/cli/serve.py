@@ -85,6 +85,8 @@ def run_server(
     max_connections: int,
     request_quotas: str | None,
     xks_timeout: float,
+    xks_client_timeout: float = 0.25,
+    xks_ca_bundles: tuple[str, ...] = (),
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -111,6 +113,8 @@ def run_server(
         multi_region_delay=multi_region_delay,
         **from_environment,
         xks_timeout=xks_timeout,
+        xks_client_timeout=xks_client_timeout,
+        xks_ca_bundles=list(xks_ca_bundles),
     )
 
     prepare_data_dir(settings)

@@ -8,6 +8,16 @@ For each encryption a one-time AES-256-GCM key is derived from the key material 
 (NIST SP 800-108 KDF in counter mode with HMAC-SHA256). The header (everything before the ciphertext)
 and the canonical encryption context are authenticated as associated data. Any failure to decrypt is
 one opaque :class:`InvalidCiphertext`.
+
+A key in an external key store has version 2 blobs (double encryption, :func:`pack_external`): the
+version 1 blob above, made with the key's own material, encrypted again by the external key through
+the XKS proxy::
+
+    0x02 | id-kind | key id (16) | material id (32) | iv length (1) | iv | tag (16)
+         | metadata length (1) | ciphertext metadata | the proxy's ciphertext of the version 1 blob
+
+The first 50 bytes (the external header) are the additional authenticated data of the outer
+encryption, so the proxy's ciphertext cannot be moved under another key's header.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from openkms.crypto.randomness import random_bytes
 
 VERSION = 1
+EXTERNAL_VERSION = 2
+EXTERNAL_HEADER_LEN = 1 + 1 + 16 + 32
 HEADER_LEN = 1 + 1 + 16 + 32 + 16 + 12
 TAG_LEN = 16
 OVERHEAD = HEADER_LEN + TAG_LEN
@@ -83,7 +95,7 @@ def encrypt(
 
 def parse_header(blob: bytes) -> BlobHeader:
     """The key and material a blob names; raises :class:`InvalidCiphertext` for anything malformed."""
-    if len(blob) < OVERHEAD or blob[0] != VERSION:
+    if len(blob) < OVERHEAD or blob[0] not in (VERSION, EXTERNAL_VERSION):
         raise InvalidCiphertext()
     return BlobHeader(_decode_key_id(blob[1:18]), blob[18:50].hex())
 
@@ -98,3 +110,55 @@ def decrypt(material: bytes, blob: bytes, context: Mapping[str, str] | None) -> 
         )
     except InvalidTag:
         raise InvalidCiphertext() from None
+
+
+def is_external(blob: bytes) -> bool:
+    """Whether the blob is a double encryption (a key in an external key store)."""
+    return blob[:1] == bytes((EXTERNAL_VERSION,))
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalParts:
+    header: bytes  # the first 50 bytes: the outer encryption's additional authenticated data
+    iv: bytes
+    tag: bytes
+    metadata: bytes
+    ciphertext: bytes
+
+
+def external_header(key_id: str, material_id: str) -> bytes:
+    return bytes((EXTERNAL_VERSION,)) + _encode_key_id(key_id) + bytes.fromhex(material_id)
+
+
+def pack_external(parts: ExternalParts) -> bytes:
+    if not 0 < len(parts.iv) < 256 or len(parts.tag) != TAG_LEN or len(parts.metadata) > 255:
+        raise InvalidCiphertext()
+    return (
+        parts.header
+        + bytes((len(parts.iv),))
+        + parts.iv
+        + parts.tag
+        + bytes((len(parts.metadata),))
+        + parts.metadata
+        + parts.ciphertext
+    )
+
+
+def unpack_external(blob: bytes) -> ExternalParts:
+    """The parts of a version 2 blob; :class:`InvalidCiphertext` for anything malformed."""
+    if not is_external(blob) or len(blob) < EXTERNAL_HEADER_LEN + 2:
+        raise InvalidCiphertext()
+    at = EXTERNAL_HEADER_LEN
+    iv_len = blob[at]
+    iv = blob[at + 1 : at + 1 + iv_len]
+    at += 1 + iv_len
+    tag = blob[at : at + TAG_LEN]
+    at += TAG_LEN
+    if iv_len == 0 or len(iv) != iv_len or len(tag) != TAG_LEN or at >= len(blob):
+        raise InvalidCiphertext()
+    md_len = blob[at]
+    metadata = blob[at + 1 : at + 1 + md_len]
+    at += 1 + md_len
+    if len(metadata) != md_len or at >= len(blob):
+        raise InvalidCiphertext()
+    return ExternalParts(blob[:EXTERNAL_HEADER_LEN], iv, tag, metadata, blob[at:])

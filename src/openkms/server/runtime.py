@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from openkms.service.kms import importing, keys, multi_region, rotation
 from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
+from openkms.service.kms.xks_client import XksClient, trust_context
 from openkms.storage.store import ChangeFeed, Store
 
 log = logging.getLogger("openkms.runtime")
@@ -124,6 +126,13 @@ def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, Ro
     return Store(settings.db_url, wall if wall is not None else SystemClock()), root
 
 
+def _xks_trust(settings: Settings) -> ssl.SSLContext:
+    """What the XKS client trusts: the system's store, ``--xks-ca-bundle`` files and, when it exists, the
+    CA ``--tls-self-signed`` made in this data directory (so openkms servers sharing it trust each other)."""
+    own_ca = settings.data_dir / "tls" / "ca.pem"
+    return trust_context([*settings.xks_ca_bundles, *([str(own_ca)] if own_ca.is_file() else [])])
+
+
 def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | None = None) -> Runtime:
     """The runtime of ``settings``; the service clock is :func:`openkms.clock.clock_from_env`'s and the
     wall clock the system's unless given."""
@@ -136,6 +145,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     policies = IdentityPolicyCache(store)
     documents = PolicyCache()
     authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
+    xks = XksClient(timeout=settings.xks_client_timeout, ssl_context=_xks_trust(settings), wall=wall)
     core = KmsCore(
         store=store,
         root=root,
@@ -144,6 +154,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         keypairs=keypairs,
         authorizer=authorizer,
         region_ok=settings.region_ok,
+        xks=xks,
     )
 
     def on_changes(changes: object) -> None:

@@ -299,6 +299,36 @@ _V7 = (
     SELECT region, key_id, account_id, region, NULL FROM keys WHERE multi_region""",
 )
 
+# --- v8: the external key stores openkms uses as a KMS (CreateCustomKeyStore; the proxy's credential
+# secret sealed under the root key) and the KMS keys in them with their external key's id
+_V8 = (
+    """CREATE TABLE custom_key_stores (
+    custom_key_store_id VARCHAR(64) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    name VARCHAR(256) NOT NULL,
+    store_type VARCHAR(32) NOT NULL,
+    connection_state VARCHAR(16) NOT NULL,
+    connection_error_code VARCHAR(64),
+    created_at FLOAT NOT NULL,
+    uri_endpoint VARCHAR(128) NOT NULL,
+    uri_path VARCHAR(128) NOT NULL,
+    connectivity VARCHAR(32) NOT NULL,
+    access_key_id VARCHAR(32) NOT NULL,
+    secret_sealed {blob} NOT NULL,
+    PRIMARY KEY (custom_key_store_id)
+)""",
+    "CREATE UNIQUE INDEX ux_custom_key_stores_name ON custom_key_stores (region, account_id, name)",
+    """CREATE TABLE external_store_keys (
+    region VARCHAR(32) NOT NULL,
+    key_id VARCHAR(64) NOT NULL,
+    custom_key_store_id VARCHAR(64) NOT NULL,
+    xks_key_id VARCHAR(128) NOT NULL,
+    PRIMARY KEY (region, key_id)
+)""",
+    "CREATE INDEX ix_external_store_keys_store ON external_store_keys (custom_key_store_id, xks_key_id)",
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (1, _V1),
     (2, _V2),
@@ -307,6 +337,7 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (5, _V5),
     (6, _V6),
     (7, _V7),
+    (8, _V8),
 ]
 LATEST = MIGRATIONS[-1][0]
 

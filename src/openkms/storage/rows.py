@@ -290,3 +290,33 @@ class XksKeyRow:
     material_sealed: bytes
     allowed_principals: tuple[str, ...]
     created_at: float
+
+
+@dataclass(slots=True)
+class CustomKeyStoreRow:
+    """An external key store this service uses as a KMS (migration 8): where its XKS proxy is, the
+    SigV4 credential it signs with (the secret sealed) and its connection state."""
+
+    custom_key_store_id: str
+    region: str
+    account_id: str
+    name: str
+    store_type: str
+    connection_state: str
+    connection_error_code: str | None
+    created_at: float
+    uri_endpoint: str
+    uri_path: str
+    connectivity: str
+    access_key_id: str
+    secret_sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalStoreKeyRow:
+    """A KMS key in an external key store and the id of its external key at the proxy."""
+
+    region: str
+    key_id: str
+    custom_key_store_id: str
+    xks_key_id: str

@@ -300,3 +300,33 @@ multi_region_keys = sa.Table(
     sa.Index("ix_multi_region_keys_set", "account_id", "key_id"),
     sa.Index("ix_multi_region_keys_sync", "sync_since"),
 )
+
+# --- v8: the external key stores this service uses as a KMS, and the KMS keys in them -----------------
+custom_key_stores = sa.Table(
+    "custom_key_stores",
+    metadata,
+    sa.Column("custom_key_store_id", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("store_type", sa.String(32), nullable=False),  # EXTERNAL_KEY_STORE
+    sa.Column("connection_state", sa.String(16), nullable=False),
+    sa.Column("connection_error_code", sa.String(64)),  # set while FAILED
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("uri_endpoint", sa.String(128), nullable=False),
+    sa.Column("uri_path", sa.String(128), nullable=False),
+    sa.Column("connectivity", sa.String(32), nullable=False),
+    sa.Column("access_key_id", sa.String(32), nullable=False),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),  # the proxy credential's secret, sealed
+    sa.Index("ux_custom_key_stores_name", "region", "account_id", "name", unique=True),
+)
+
+external_store_keys = sa.Table(
+    "external_store_keys",
+    metadata,
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("custom_key_store_id", sa.String(64), nullable=False),
+    sa.Column("xks_key_id", sa.String(128), nullable=False),
+    sa.Index("ix_external_store_keys_store", "custom_key_store_id", "xks_key_id"),
+)

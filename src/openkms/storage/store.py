@@ -36,6 +36,7 @@ from openkms.storage.rows import (
 from openkms.storage.tx_audit import AuditTx
 from openkms.storage.tx_base import NOTIFY_CHANNEL
 from openkms.storage.tx_console import ConsoleTx
+from openkms.storage.tx_custom_key_stores import CustomKeyStoresTx
 from openkms.storage.tx_grants import GrantsTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
@@ -162,7 +163,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx):
+class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx, CustomKeyStoresTx):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 

@@ -58,6 +58,14 @@ def _length_checks(lo: int | None, hi: int | None) -> tuple[int | None, int | No
 # --- leaf converters --------------------------------------------------------------------------------
 
 
+# Where this service accepts more than the model's pattern (a documented deviation; the message of a
+# value refused still quotes AWS's pattern): an XKS proxy endpoint may name a port (``:<port>``) and
+# so run anywhere, not only on 443.
+PATTERN_DEVIATIONS: dict[str, str] = {
+    "XksProxyUriEndpointType": r"^https://[a-zA-Z0-9.-]+(:[0-9]{1,5})?$",
+}
+
+
 def _coerce_string(value: Any) -> str:
     """Scalars where a string is expected are read as their JSON text, as AWS does."""
     if value is True or value is False:
@@ -77,7 +85,8 @@ def _compile_string(shape: Any) -> Converter:
     meta = shape.metadata
     lo, hi = _length_checks(meta.get("min"), meta.get("max"))
     pattern: str | None = meta.get("pattern")
-    regex = re.compile(pattern, re.ASCII) if pattern is not None else None
+    accepted = PATTERN_DEVIATIONS.get(shape.name, pattern)
+    regex = re.compile(accepted, re.ASCII) if accepted is not None else None
     enum_values: list[str] = list(shape.enum or [])
     allowed = frozenset(enum_values) if enum_values else None
     sensitive = bool(meta.get("sensitive"))

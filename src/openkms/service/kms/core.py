@@ -20,6 +20,7 @@ from openkms.service.kms.authz import KmsAuthorizer, caller_identities
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.keycache import KeyCache, LoadedKey
 from openkms.service.kms.paging import Pager
+from openkms.service.kms.xks_client import XksClient
 from openkms.storage.store import Store, Tx
 
 MATERIAL_PURPOSE = "key-material"
@@ -57,6 +58,8 @@ class KmsCore:
     authorizer: KmsAuthorizer  # built by the runtime with the policy caches it owns
     # The Regions this service answers for (``--region``): where ReplicateKey may put a replica.
     region_ok: Callable[[str], bool] = is_region
+    # The client of external key stores' XKS proxies (None: built without one, as some tools are).
+    xks: XksClient | None = None
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:

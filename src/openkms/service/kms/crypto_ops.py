@@ -26,8 +26,8 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.service.kms import asymmetric_ops
-from openkms.service.kms.context import RequestContext
+from openkms.service.kms import asymmetric_ops, external_keys
+from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import LoadedKey
 
@@ -61,16 +61,21 @@ def _no_recipient(recipient: Any) -> None:
 
 
 def _symmetric_encrypt(
-    ctx: RequestContext, loaded: LoadedKey, plaintext: bytes, context: dict[str, str] | None
+    core: KmsCore, ctx: RequestContext, loaded: LoadedKey, plaintext: bytes, context: dict[str, str] | None
 ) -> bytes:
     record = loaded.record
     material_id = record.current_material_id
     if material_id is None or material_id not in loaded.secrets:
         raise KMSInvalidStateException(f"{record.arn} is pending import.")
+    if external_keys.is_external(record) and not ctx.allow_io:
+        raise NeedsIO()  # the proxy is called off the event loop, before anything is done
     ctx.additional_event_data["keyMaterialId"] = material_id
-    return symmetric.encrypt(
+    blob = symmetric.encrypt(
         record.key_id, material_id, loaded.secrets[material_id].reveal(), plaintext, context
     )
+    if external_keys.is_external(record):  # double encryption: then the external key's
+        blob = external_keys.wrap(core, ctx, loaded, blob, material_id)
+    return blob
 
 
 def _usable_for_encrypt(
@@ -104,7 +109,7 @@ def encrypt(
         return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
     if dry_run:
         raise DryRunOperationException()
-    blob = _symmetric_encrypt(ctx, loaded, plaintext, encryption_context)
+    blob = _symmetric_encrypt(core, ctx, loaded, plaintext, encryption_context)
     return {"ciphertext_blob": blob, "key_id": loaded.record.arn, "encryption_algorithm": algorithm}
 
 
@@ -189,8 +194,18 @@ def _open_symmetric(
         )
     _check_encryption_algorithm(record, algorithm)
     material = loaded.secrets.get(header.material_id)
-    if material is None:
+    if material is None or symmetric.is_external(blob) is not external_keys.is_external(record):
         raise InvalidCiphertextException("")
+    if external_keys.is_external(record):  # double encryption: the external key's layer first
+        if not ctx.allow_io:
+            raise NeedsIO()
+        blob = external_keys.unwrap(core, ctx, loaded, blob)
+        try:
+            inner = symmetric.parse_header(blob)
+        except symmetric.InvalidCiphertext:
+            raise InvalidCiphertextException("") from None
+        if symmetric.is_external(blob) or inner != header:
+            raise InvalidCiphertextException("")
     try:
         plaintext = symmetric.decrypt(material.reveal(), blob, context)
     except symmetric.InvalidCiphertext:
@@ -307,7 +322,7 @@ def re_encrypt(
     if dry_run:
         raise DryRunOperationException()
     if dest_symmetric:
-        blob = _symmetric_encrypt(ctx, dest, plaintext, destination_encryption_context)
+        blob = _symmetric_encrypt(core, ctx, dest, plaintext, destination_encryption_context)
         ctx.additional_event_data.pop("keyMaterialId", None)
     else:
         blob = asymmetric_ops.rsa_encrypt(ctx, dest, dest_alg, plaintext)
@@ -357,7 +372,7 @@ def _generate_data_key(
     if dry_run:
         raise DryRunOperationException()
     data_key = random_bytes(length)
-    blob = _symmetric_encrypt(ctx, loaded, data_key, encryption_context)
+    blob = _symmetric_encrypt(core, ctx, loaded, data_key, encryption_context)
     return {
         "ciphertext_blob": blob,
         "plaintext": data_key,

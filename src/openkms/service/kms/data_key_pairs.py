@@ -56,7 +56,7 @@ def _generate_data_key_pair(
             raise NeedsIO()  # RSA generation takes 0.05-2 s: not on the event loop
         pair = asymmetric.generate_key_pair(spec)
     private_der, public_der = pair
-    blob = _symmetric_encrypt(ctx, loaded, private_der, encryption_context)
+    blob = _symmetric_encrypt(core, ctx, loaded, private_der, encryption_context)
     return {
         "private_key_ciphertext_blob": blob,
         "private_key_plaintext": private_der,

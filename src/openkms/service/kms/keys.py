@@ -14,10 +14,10 @@ from openkms.domain.model import KeyMaterial, KeyRecord, KeyState, MaterialState
 from openkms.domain.policy import default_key_policy
 from openkms.domain.tags import check_new_tags
 from openkms.errors import (
-    CustomKeyStoreNotFoundException,
     UnsupportedOperationException,
     ValidationException,
 )
+from openkms.service.kms import external_keys
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.metadata import key_metadata
@@ -62,12 +62,7 @@ def create_key(
         )
     spec, usage = resolve_spec_and_usage(key_spec or customer_master_key_spec, key_usage)
     key_origin = Origin(origin) if origin else Origin.AWS_KMS
-    if custom_key_store_id is not None:
-        raise CustomKeyStoreNotFoundException(f"Custom key store {custom_key_store_id} does not exist.")
-    if key_origin in (Origin.AWS_CLOUDHSM, Origin.EXTERNAL_KEY_STORE) or xks_key_id is not None:
-        raise UnsupportedOperationException(
-            f"Origin {key_origin} requires a custom key store; this service has no custom key stores."
-        )
+    _check_custom_key_store(key_origin, spec, custom_key_store_id, xks_key_id, multi_region)
     if spec is KeySpec.SM2 and not _is_china(ctx.region):
         raise ValidationException(f"KeySpec SM2 is not supported in the {ctx.region} region.")
     if key_origin is Origin.EXTERNAL and spec in ML_DSA_SPECS:
@@ -86,6 +81,9 @@ def create_key(
     core.authorize(ctx, "CreateKey", None, create_conditions)
     if tag_map:
         core.authorize(ctx, "TagResource", None, create_conditions)
+    placement = None
+    if key_origin is Origin.EXTERNAL_KEY_STORE and custom_key_store_id is not None:
+        placement = external_keys.check_new_key(core, ctx, custom_key_store_id, xks_key_id)
     now = core.clock.now()
     key_id = new_mrk_id() if multi_region else new_key_id()
     if policy is not None:
@@ -108,7 +106,7 @@ def create_key(
         multi_region=bool(multi_region),
     )
     material: KeyMaterial | None = None
-    if key_origin is Origin.AWS_KMS:
+    if key_origin in (Origin.AWS_KMS, Origin.EXTERNAL_KEY_STORE):  # an XKS key's own half too
         raw = generate_material(spec, core.keypairs)
         material_id = core.root.material_id(key_id, raw)
         material = KeyMaterial(
@@ -125,15 +123,59 @@ def create_key(
             tx.put_material(ctx.region, key_id, material)
         if tag_map:
             tx.set_tags(ctx.region, key_id, tag_map)
+        if placement is not None:
+            external_keys.record_new_key(tx, record, placement)
     ctx.touch(record.arn)
-    return {"key_metadata": key_metadata(record)}
+    metadata = key_metadata(record)
+    if placement is not None:
+        metadata["custom_key_store_id"] = placement.store.custom_key_store_id
+        metadata["xks_key_configuration"] = {"id": placement.xks_key_id}
+    return {"key_metadata": metadata}
+
+
+def _check_custom_key_store(
+    origin: Origin,
+    spec: KeySpec,
+    custom_key_store_id: str | None,
+    xks_key_id: str | None,
+    multi_region: bool | None,
+) -> None:
+    """CreateKey's rules for custom key stores: CloudHSM key stores do not exist here; a key in an
+    external key store is a single-Region SYMMETRIC_DEFAULT key named with its key store and external
+    key (the key store and the external key are checked with the proxy later, once authorized)."""
+    if origin is Origin.AWS_CLOUDHSM:
+        raise UnsupportedOperationException(
+            "Origin AWS_CLOUDHSM is not supported by this service: it has no AWS CloudHSM key stores "
+            "(use Origin EXTERNAL_KEY_STORE with an external key store)."
+        )
+    if origin is not Origin.EXTERNAL_KEY_STORE:
+        if custom_key_store_id is not None:
+            raise ValidationException(
+                "CustomKeyStoreId requires Origin EXTERNAL_KEY_STORE (an external key store's KMS key)."
+            )
+        if xks_key_id is not None:
+            raise ValidationException("XksKeyId is valid only when Origin is EXTERNAL_KEY_STORE.")
+        return
+    if custom_key_store_id is None:
+        raise ValidationException("CustomKeyStoreId is required when Origin is EXTERNAL_KEY_STORE.")
+    if xks_key_id is None:
+        raise ValidationException("XksKeyId is required when Origin is EXTERNAL_KEY_STORE.")
+    if spec is not KeySpec.SYMMETRIC_DEFAULT:
+        raise UnsupportedOperationException(
+            f"KeySpec {spec} is not valid in a custom key store: only SYMMETRIC_DEFAULT keys are."
+        )
+    if multi_region:
+        raise UnsupportedOperationException("A multi-Region key cannot be created in a custom key store.")
 
 
 def describe_key(
     core: KmsCore, ctx: RequestContext, *, key_id: str, grant_tokens: list[str] | None = None
 ) -> dict[str, Any]:
     loaded = core.resolve(ctx, key_id, action="DescribeKey", allow_alias=True)
-    return {"key_metadata": key_metadata(loaded.record)}
+    metadata = key_metadata(loaded.record)
+    if external_keys.is_external(loaded.record):  # its key store's state: read off the event loop
+        metadata = external_keys.describe(core, ctx, loaded.record, metadata)
+    return {"key_metadata": metadata}
 
 
 def list_keys(

@@ -38,6 +38,10 @@ def _require_primary_if_multi_region(record: KeyRecord) -> None:
 
 
 def _require_symmetric(record: KeyRecord, empty_message: bool = False) -> None:
+    if record.origin is Origin.EXTERNAL_KEY_STORE:
+        raise UnsupportedOperationException(
+            f"{record.arn} is in a custom key store: its key material cannot be rotated."
+        )
     if record.key_spec is not KeySpec.SYMMETRIC_DEFAULT:
         raise UnsupportedOperationException(
             "" if empty_message else f"{record.arn} key spec {record.key_spec} does not support key rotation."

@@ -1,5 +1,4 @@
-"""GetKeyLastUsage (answered from the audit trail, which records every call since the key was created)
-and DescribeCustomKeyStores (this service has no custom key stores: always an empty list)."""
+"""GetKeyLastUsage (answered from the audit trail, which records every call since the key was created)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from typing import Any
 
 from openkms.domain.keystate import check_key_state
 from openkms.domain.operations import OPERATIONS
-from openkms.errors import CustomKeyStoreNotFoundException
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
 
@@ -41,19 +39,3 @@ def get_key_last_usage(core: KmsCore, ctx: RequestContext, *, key_id: str) -> di
             usage["kms_request_id"] = event["requestID"]
         result["key_last_usage"] = usage
     return result
-
-
-def describe_custom_key_stores(
-    core: KmsCore,
-    ctx: RequestContext,
-    *,
-    custom_key_store_id: str | None = None,
-    custom_key_store_name: str | None = None,
-    limit: int | None = None,
-    marker: str | None = None,
-) -> dict[str, Any]:
-    core.authorize(ctx, "DescribeCustomKeyStores", None)
-    core.pager.read_marker("custom-key-stores", marker)
-    if custom_key_store_id is not None or custom_key_store_name is not None:
-        raise CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
-    return {"custom_key_stores": [], "truncated": False}
