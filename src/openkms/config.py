@@ -32,6 +32,14 @@ class Settings:
     data_dir: Path = Path("./openkms-data")
     database_url: str | None = None
     root_key_file: Path | None = None
+    # The root of trust (openkms.service.trust): file, pkcs11 or shamir, chosen at the first start and
+    # recorded with the keyring (None: as recorded, ``file`` for a new installation); the PKCS#11
+    # token's module, labels and PIN for ``pkcs11``.
+    root_key_source: str | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_key_label: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     regions: list[str] = field(default_factory=list)  # empty: answer every well-formed region

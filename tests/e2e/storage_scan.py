@@ -54,3 +54,34 @@ def sealed_material_rows(server: Server) -> list[bytes]:
         return [bytes(r[0]) for r in db.execute("SELECT sealed FROM key_materials WHERE sealed IS NOT NULL")]
     finally:
         db.close()
+
+
+def keyring_keys(root_key: bytes, wrapped: bytes) -> dict[int, bytes]:
+    """The keyring's data-encryption keys by version, unwrapped here from the ``keyring`` row with the
+    root key file's 32 bytes (crypto/envelope.py's format, re-implemented with pyca ``cryptography``:
+    AES-256-GCM under HKDF-SHA256(root, info "openkms/kek/v1"), associated data "openkms/keyring/v1",
+    a JSON document of base64 keys)."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"openkms/kek/v1").derive(root_key)
+    doc = json.loads(AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], b"openkms/keyring/v1"))
+    return {int(v): base64.b64decode(k) for v, k in doc["keys"].items()}
+
+
+def unseal_independently(keys: dict[int, bytes], purpose: str, ident: str, sealed: bytes) -> bytes:
+    """A value sealed by crypto/envelope.py, opened here: ``02 ‖ version ‖ nonce ‖ AES-GCM`` bound to
+    the version, purpose and row (or ``01 ‖ nonce ‖ AES-GCM`` under version 1, before keyrings)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if sealed[:1] == b"\x01":
+        aad = b"openkms/seal/v1\x00" + purpose.encode() + b"\x00" + ident.encode()
+        return AESGCM(keys[1]).decrypt(sealed[1:13], sealed[13:], aad)
+    assert sealed[:1] == b"\x02"
+    version = int.from_bytes(sealed[1:5], "big")
+    aad = b"openkms/seal/v2\x00" + sealed[1:5] + purpose.encode() + b"\x00" + ident.encode()
+    return AESGCM(keys[version]).decrypt(sealed[5:17], sealed[17:], aad)

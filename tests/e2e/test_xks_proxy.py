@@ -38,7 +38,7 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.conftest import OPENKMS, REGION, Server, create_pg_database, drop_pg_database
-from tests.e2e.storage_scan import stored_bytes
+from tests.e2e.storage_scan import keyring_keys, stored_bytes, unseal_independently
 from tests.e2e.test_edge_tls import make_ca, make_leaf
 from tests.e2e.util import DatedSigV4Auth, by_request_id, wait_for_audit
 
@@ -265,8 +265,8 @@ def db_rows(server: Server, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
 
 
 def material_of(client: XksClient, key_id: str) -> bytes:
-    """The key's AES-256 material, unsealed here with the root key (envelope format of
-    crypto/envelope.py: version, nonce, AES-GCM under the root key bound to purpose and row)."""
+    """The key's AES-256 material, unsealed here with the root key file and the stored keyring
+    (tests/e2e/storage_scan.py re-implements crypto/envelope.py's formats)."""
     name = keystore_name(client)
     ((sealed,),) = db_rows(
         client.server,
@@ -275,8 +275,9 @@ def material_of(client: XksClient, key_id: str) -> bytes:
     )
     sealed = bytes(sealed)
     root = (client.server.data_dir / "root.key").read_bytes()
-    aad = b"openkms/seal/v1\x00xks-key-material\x00" + f"{name}/{key_id}".encode()
-    material = AESGCM(root).decrypt(sealed[1:13], sealed[13:], aad)
+    ((wrapped,),) = db_rows(client.server, "SELECT wrapped FROM keyring", ())
+    keys = keyring_keys(root, bytes(wrapped))
+    material = unseal_independently(keys, "xks-key-material", f"{name}/{key_id}", sealed)
     assert len(material) == 32
     return material
 

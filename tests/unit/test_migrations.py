@@ -327,6 +327,35 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    8: [
+        (
+            "custom_key_stores",
+            {
+                "custom_key_store_id": "cks-" + "0" * 17,
+                "region": "us-east-1",
+                "account_id": "111122223333",
+                "name": "external",
+                "store_type": "EXTERNAL_KEY_STORE",
+                "connection_state": "DISCONNECTED",
+                "connection_error_code": None,
+                "created_at": 18.5,
+                "uri_endpoint": "https://xks.example.com",
+                "uri_path": "/kms/xks/v1",
+                "connectivity": "PUBLIC_ENDPOINT",
+                "access_key_id": "XKSEXAMPLE",
+                "secret_sealed": b"secret",
+            },
+        ),
+        (
+            "external_store_keys",
+            {
+                "region": "us-east-1",
+                "key_id": "11111111-2222-3333-4444-555555555555",
+                "custom_key_store_id": "cks-" + "0" * 17,
+                "xks_key_id": "external-1",
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16

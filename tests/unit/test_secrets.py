@@ -106,7 +106,7 @@ def test_a_console_session(service: Service) -> None:
 
 def test_the_key_cache_and_the_root_key(service: Service) -> None:
     authorizer = KmsAuthorizer(
-        service.store, service.root.token_key(), IdentityPolicyCache(service.store), PolicyCache()
+        service.store, service.root.token_key, IdentityPolicyCache(service.store), PolicyCache()
     )
     core = KmsCore(
         store=service.store,

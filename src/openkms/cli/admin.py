@@ -37,8 +37,12 @@ from openkms.wire.query import validate_params
 def _open(data_dir: Path, database_url: str | None, root_key_file: Path | None) -> tuple[Store, RootKey]:
     # Late: server.runtime (the whole service layer, ~0.1 s) is needed by the admin commands only.
     from openkms.server.runtime import open_store
+    from openkms.service.trust.keyring import RootOfTrustError
 
-    return open_store(settings_from(data_dir, database_url, root_key_file))
+    try:
+        return open_store(settings_from(data_dir, database_url, root_key_file))
+    except RootOfTrustError as exc:
+        raise click.ClickException(f"cannot open the keyring: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from openkms.cli import (
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
+from openkms.cli.operator import operator
 from openkms.cli.options import data_options
 from openkms.config import DEFAULT_PORT
 
@@ -220,6 +221,7 @@ def serve(
 
 
 cli.add_command(admin)
+cli.add_command(operator)
 cli.add_command(audit)
 cli.add_command(import_key_material)
 cli.add_command(get_parameters_for_import)

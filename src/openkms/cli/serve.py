@@ -33,6 +33,7 @@ from openkms.server.runtime import (
     write_credentials_file,
 )
 from openkms.server.tls import TlsConfig
+from openkms.service.trust.keyring import RootOfTrustError
 
 
 def _tls_config(
@@ -137,7 +138,16 @@ def run_server(
         keep_alive_timeout=keep_alive_timeout,
         max_connections=max_connections,
     )
-    runtime = build_runtime(settings)
+    try:
+        runtime = build_runtime(settings)
+    except RootOfTrustError as exc:
+        raise click.ClickException(f"cannot open the keyring: {exc}") from None
+    if workers > 1 and runtime.trust.source == "shamir":
+        runtime.store.close()
+        raise click.UsageError(
+            "an installation sealed by Shamir shares serves one process per server (--workers 1): each "
+            "process is unsealed on its own; run several servers on the database instead"
+        )
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
     listening = f"{scheme}://{shown_host}:{port}"
@@ -146,8 +156,9 @@ def run_server(
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown_host  # noqa: S104
     endpoint = f"{scheme}://{client_host}:{port}"
     region = regions[0] if regions else DEFAULT_REGION
-    new = bootstrap(runtime)
-    click.echo(f"openkms listening on {listening} ({runtime.store.backend})")
+    new = None if runtime.trust.sealed else bootstrap(runtime)
+    sealed = " (sealed: unseal with openkms operator unseal)" if runtime.trust.sealed else ""
+    click.echo(f"openkms listening on {listening} ({runtime.store.backend}){sealed}")
     extra = [f"export AWS_CA_BUNDLE={tls.ca_bundle.resolve()}"] if tls and tls.ca_bundle else []
     if new is not None:
         lines = export_lines(new, endpoint, region) + extra

@@ -14,10 +14,11 @@ from openkms.audit.writer import AuditWriter
 from openkms.auth.policy import PolicyCache
 from openkms.clock import Clock, SystemClock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
-from openkms.crypto.envelope import RootKey, load_or_create_root_key
+from openkms.crypto.envelope import RootKey
 from openkms.crypto.keypair_pool import KeyPairPool, targets_from_env
 from openkms.domain.quotas import QuotaTable, aws_default, parse_quotas
 from openkms.scheduler.runner import Scheduler
+from openkms.server.root_of_trust import Trust, open_trust
 from openkms.service.identity import principals
 from openkms.service.identity.credentials import CredentialCache
 from openkms.service.identity.policies import IdentityPolicyCache
@@ -27,6 +28,7 @@ from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
+from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import ChangeFeed, Store
 
 log = logging.getLogger("openkms.runtime")
@@ -54,6 +56,7 @@ class Runtime:
 
     settings: Settings
     store: Store
+    trust: Trust  # the barrier (``trust.root``) and what opened it
     root: RootKey
     clock: Clock
     wall: Clock
@@ -119,11 +122,29 @@ def load_quotas(settings: Settings) -> QuotaTable | None:
     return table
 
 
-def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, RootKey]:
-    """The store (its change log stamped by ``wall``, the real clock unless given) and the root key."""
+def open_trusted_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, Trust]:
+    """The store (its change log stamped by ``wall``, the real clock unless given) and its barrier,
+    opened unless the installation is sealed by Shamir shares (RootOfTrustError: it cannot be opened)."""
     prepare_data_dir(settings)
-    root = load_or_create_root_key(settings.root_key_path)
-    return Store(settings.db_url, wall if wall is not None else SystemClock()), root
+    store = Store(settings.db_url, wall if wall is not None else SystemClock())
+    try:
+        return store, open_trust(store, settings, wall)
+    except BaseException:
+        store.close()
+        raise
+
+
+def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, RootKey]:
+    """The store and its open barrier, for tools working on the data directly (RootOfTrustError when it
+    cannot be opened, or is sealed)."""
+    store, trust = open_trusted_store(settings, wall)
+    if trust.sealed:
+        store.close()
+        raise RootOfTrustError(
+            "this installation is sealed by Shamir shares: use the running server "
+            "(openkms operator unseal) for this"
+        )
+    return store, trust.root
 
 
 def _xks_trust(settings: Settings) -> ssl.SSLContext:
@@ -138,13 +159,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     wall clock the system's unless given."""
     clock = clock if clock is not None else clock_from_env()
     wall = wall if wall is not None else SystemClock()
-    store, root = open_store(settings, wall)
+    store, trust = open_trusted_store(settings, wall)
+    root = trust.root
     cache = KeyCache()
     keypairs = KeyPairPool()
     creds = CredentialCache(store, root)
     policies = IdentityPolicyCache(store)
     documents = PolicyCache()
-    authorizer = KmsAuthorizer(store, root.token_key(), policies, documents)
+    authorizer = KmsAuthorizer(store, root.token_key, policies, documents)
     xks = XksClient(timeout=settings.xks_client_timeout, ssl_context=_xks_trust(settings), wall=wall)
     core = KmsCore(
         store=store,
@@ -158,11 +180,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     )
 
     def on_changes(changes: object) -> None:
+        if any(kind == "keyring" for kind, _ in changes):  # type: ignore[attr-defined]
+            trust.reload()  # a rotation's new version: new seals use it at once
         cache.invalidate(changes)  # type: ignore[arg-type]
         creds.invalidate(changes)  # type: ignore[arg-type]
         policies.invalidate(changes)  # type: ignore[arg-type]
 
     def on_reset() -> None:
+        trust.reload()
         cache.clear()
         creds.clear()
         policies.clear()
@@ -195,6 +220,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     return Runtime(
         settings=settings,
         store=store,
+        trust=trust,
         root=root,
         clock=clock,
         wall=wall,

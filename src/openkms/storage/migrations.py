@@ -329,6 +329,24 @@ _V8 = (
     "CREATE INDEX ix_external_store_keys_store ON external_store_keys (custom_key_store_id, xks_key_id)",
 )
 
+# --- v9: the keyring (the data-encryption keys every sealed column is sealed under), wrapped by the root
+# key's holder, with the root of trust it was made with and the progress of a root key rotation
+_V9 = (
+    """CREATE TABLE keyring (
+    id INTEGER NOT NULL,
+    source VARCHAR(16) NOT NULL,
+    config TEXT NOT NULL,
+    wrapped {blob} NOT NULL,
+    generation INTEGER NOT NULL,
+    updated_at FLOAT NOT NULL,
+    rotation_state VARCHAR(16) NOT NULL,
+    rotation_started FLOAT,
+    rotation_resealed INTEGER NOT NULL,
+    rotation_total INTEGER NOT NULL,
+    PRIMARY KEY (id)
+)""",
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (1, _V1),
     (2, _V2),
@@ -338,6 +356,7 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (6, _V6),
     (7, _V7),
     (8, _V8),
+    (9, _V9),
 ]
 LATEST = MIGRATIONS[-1][0]
 

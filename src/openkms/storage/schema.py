@@ -330,3 +330,23 @@ external_store_keys = sa.Table(
     sa.Column("xks_key_id", sa.String(128), nullable=False),
     sa.Index("ix_external_store_keys_store", "custom_key_store_id", "xks_key_id"),
 )
+
+# --- v9: the keyring, wrapped by the root of trust (see openkms.service.trust) ------------------------
+# One row (id 1). ``source`` is the root of trust (file, pkcs11 or shamir) and ``config`` its public
+# settings (JSON: the token and key labels, the number of shares); ``wrapped`` the keyring sealed by it;
+# ``generation`` grows with every change (writes compare and set it). A root key rotation's progress:
+# ``rotation_state`` idle, running or done, with the rows re-sealed of the total counted at its start.
+keyring = sa.Table(
+    "keyring",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("rotation_state", sa.String(16), nullable=False),
+    sa.Column("rotation_started", sa.Float),
+    sa.Column("rotation_resealed", sa.Integer, nullable=False),
+    sa.Column("rotation_total", sa.Integer, nullable=False),
+)

@@ -38,6 +38,7 @@ from openkms.storage.tx_base import NOTIFY_CHANNEL
 from openkms.storage.tx_console import ConsoleTx
 from openkms.storage.tx_custom_key_stores import CustomKeyStoresTx
 from openkms.storage.tx_grants import GrantsTx
+from openkms.storage.tx_keyring import KeyringRow, KeyringTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
 from openkms.storage.tx_xks import XksTx
@@ -51,6 +52,7 @@ __all__ = [
     "Conflict",
     "ConsoleSessionRow",
     "GrantRow",
+    "KeyringRow",
     "ManagedPolicyRow",
     "RoleRow",
     "SessionRow",
@@ -163,7 +165,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx, CustomKeyStoresTx):
+class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx, CustomKeyStoresTx, KeyringTx):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 

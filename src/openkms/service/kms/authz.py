@@ -9,7 +9,7 @@ resource: <arn> because …``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from openkms.arns import account_root_arn, parse_arn
@@ -123,7 +123,7 @@ class KmsAuthorizer:
     def __init__(
         self,
         store: Store,
-        token_key: bytes | None,
+        token_key: Callable[[], bytes] | None,
         policies: IdentityPolicyCache,
         documents: PolicyCache,
     ) -> None:
@@ -254,7 +254,7 @@ class KmsAuthorizer:
         wanted: list[str] = []
         for token in ctx.grant_tokens or ():
             try:
-                grant_id = tokens.open_grant_token(self._token_key, token)
+                grant_id = tokens.open_grant_token(self._token_key(), token)
             except tokens.TokenError:
                 continue
             if grant_id not in cached and grant_id not in wanted:

@@ -63,7 +63,7 @@ class KmsCore:
     pager: Pager = field(init=False)  # the listings' markers, authenticated under the root key
 
     def __post_init__(self) -> None:
-        self.pager = Pager(self.root.token_key())
+        self.pager = Pager(self.root.token_key)
 
     # -- sealing -------------------------------------------------------------------------------------
     def seal_material(self, region: str, key_id: str, material_id: str, material: bytes) -> bytes:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from openkms.errors import InvalidMarkerException
 
@@ -19,18 +20,27 @@ _TAG = 12
 
 
 class Pager:
-    """Makes and reads the markers of one service (``secret``: the root key's token key)."""
+    """Makes and reads the markers of one service (``secret``: the keyring's token key, read when the
+    first marker is made or read, so a service starting sealed builds its pager before it is unsealed;
+    the key never changes, not even when the root key is rotated)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_secret")
 
-    def __init__(self, secret: bytes) -> None:
-        self._key = hashlib.sha256(b"openkms/markers/v1" + secret).digest()
+    def __init__(self, secret: Callable[[], bytes]) -> None:
+        self._secret = secret
+        self._key: bytes | None = None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = hashlib.sha256(b"openkms/markers/v1" + self._secret()).digest()
+        return self._key
 
     def __repr__(self) -> str:
         return "Pager()"
 
     def _tag(self, body: bytes) -> bytes:
-        return hmac.new(self._key, body, hashlib.sha256).digest()[:_TAG]
+        return hmac.new(self.key, body, hashlib.sha256).digest()[:_TAG]
 
     def make_marker(self, kind: str, last: str) -> str:
         body = f"{kind}:{last}".encode()

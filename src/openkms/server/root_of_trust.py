@@ -1,0 +1,160 @@
+"""Opening the barrier at start: the root key's holder named by the settings (or recorded with the
+keyring) unwraps the stored keyring into the process's :class:`~openkms.crypto.envelope.RootKey`.
+
+- ``file``: a 32-byte file (``--root-key-file``, default ``<data-dir>/root.key``), made at the first start;
+  an installation older than keyrings adopts its file (checked against a row it sealed) as version 1.
+- ``pkcs11``: a non-extractable AES-256 key in a PKCS#11 token (:mod:`openkms.crypto.pkcs11`), made in
+  the token at the first start when its label is new.
+- ``shamir``: nothing on disk; the process starts sealed until enough shares are given
+  (:mod:`openkms.server.unseal`). ``openkms operator init`` makes such an installation.
+
+:class:`Trust` keeps what the process opened the keyring with, to reload it when another process
+changes it (a root key rotation's new version).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from openkms.clock import Clock, SystemClock
+from openkms.config import Settings
+from openkms.crypto.envelope import AesKek, Kek, Keyring, RootKey, read_root_key_file
+from openkms.service.trust import keyring as trust
+from openkms.service.trust.keyring import RootOfTrustError
+from openkms.storage.store import KeyringRow, Store
+
+log = logging.getLogger("openkms.trust")
+
+
+@dataclass
+class Trust:
+    """The process's barrier and what opened it (``kek``: None while sealed)."""
+
+    store: Store
+    root: RootKey
+    source: str
+    config: dict[str, Any] = field(default_factory=dict)
+    kek: Kek | None = None
+
+    @property
+    def sealed(self) -> bool:
+        return self.root.sealed
+
+    def open_with(self, kek: Kek) -> None:
+        """Unseal: open the stored keyring with ``kek`` (RootOfTrustError: it does not open it)."""
+        ring = trust.open_keyring(self.store, kek)
+        self.kek = kek
+        self.root.load(ring)
+
+    def seal(self) -> None:
+        self.kek = None
+        self.root.drop()
+
+    def reload(self) -> None:
+        """Another process changed the keyring: load it again (nothing to do while sealed)."""
+        kek = self.kek
+        if kek is not None:
+            trust.reload(self.store, self.root, kek)
+
+
+def file_kek(settings: Settings, create: bool) -> AesKek:
+    path = settings.root_key_path
+    try:
+        return AesKek(read_root_key_file(path, create=create), source="file")
+    except FileNotFoundError:
+        raise RootOfTrustError(
+            f"the root key file {path} does not exist (this installation's root of trust is a file: "
+            "give its path with --root-key-file)"
+        ) from None
+    except (PermissionError, ValueError) as exc:
+        raise RootOfTrustError(str(exc)) from None
+
+
+def pkcs11_kek(settings: Settings, config: dict[str, Any], create: bool) -> Kek:
+    """The PKCS#11 token's key: the settings' module, labels and PIN (labels default to the recorded
+    ones)."""
+    # Late: the PKCS#11 library is loaded by installations whose root of trust is a token only.
+    from openkms.crypto.pkcs11 import Pkcs11Error, Pkcs11Kek
+
+    module = settings.pkcs11_module or config.get("module")
+    token_label = settings.pkcs11_token_label or config.get("token_label")
+    key_label = settings.pkcs11_key_label or config.get("key_label") or "openkms-root"
+    if not module or not token_label:
+        raise RootOfTrustError("the pkcs11 root of trust needs --pkcs11-module and --pkcs11-token-label")
+    if settings.pkcs11_pin is None:
+        raise RootOfTrustError(
+            "the pkcs11 root of trust needs the token's PIN (--pkcs11-pin-file or OPENKMS_PKCS11_PIN)"
+        )
+    try:
+        return Pkcs11Kek(str(module), str(token_label), str(key_label), settings.pkcs11_pin, create=create)
+    except Pkcs11Error as exc:
+        raise RootOfTrustError(str(exc)) from None
+
+
+def pkcs11_config(settings: Settings, kek: Kek) -> dict[str, Any]:
+    return {
+        "module": settings.pkcs11_module,
+        "token_label": settings.pkcs11_token_label,
+        "key_label": getattr(kek, "key_label", settings.pkcs11_key_label),
+    }
+
+
+def _check_source(settings: Settings, row: KeyringRow) -> None:
+    wanted = settings.root_key_source
+    if wanted is not None and wanted != row.source:
+        raise RootOfTrustError(
+            f"this installation's root of trust is {row.source}, not {wanted} "
+            "(openkms operator rekey moves it to another)"
+        )
+
+
+def open_trust(store: Store, settings: Settings, clock: Clock | None = None) -> Trust:
+    """The barrier of ``store``'s installation, opened (or sealed, for ``shamir``); makes the keyring on
+    the first start. Raises :class:`RootOfTrustError` with the reason the process cannot start."""
+    now = (clock or SystemClock()).now()
+    row = trust.stored(store)
+    if row is None:
+        return _first_start(store, settings, now)
+    _check_source(settings, row)
+    config = trust.config_of(row)
+    result = Trust(store, RootKey.sealed_barrier(), row.source, config)
+    if row.source == "shamir":
+        return result  # sealed until unsealed with shares
+    if row.source == "pkcs11":
+        kek = pkcs11_kek(settings, config, create=False)
+    else:
+        kek = file_kek(settings, create=False)
+    result.open_with(kek)
+    return result
+
+
+def _first_start(store: Store, settings: Settings, now: float) -> Trust:
+    source = settings.root_key_source or "file"
+    if source == "shamir":
+        raise RootOfTrustError(
+            "an installation sealed by Shamir shares is made with "
+            "`openkms operator init --key-shares N --key-threshold T` (it prints the shares once)"
+        )
+    if source == "pkcs11":
+        kek = pkcs11_kek(settings, {}, create=True)
+        ring = trust.create_keyring(store, kek, Keyring.new(), pkcs11_config(settings, kek), now)
+        return _opened(store, kek, ring, pkcs11_config(settings, kek))
+    legacy = trust.has_sealed_rows(store)
+    kek_file = file_kek(settings, create=not legacy)
+    if legacy:
+        # Rows sealed before keyrings existed: the file is the installation's first keyring version.
+        raw = read_root_key_file(settings.root_key_path, create=False)
+        trust.check_legacy_root_key(store, raw)
+        ring = Keyring.adopted(raw)
+        log.info("adopting the root key file as the keyring's first version")
+    else:
+        ring = Keyring.new()
+    ring = trust.create_keyring(store, kek_file, ring, {}, now)
+    return _opened(store, kek_file, ring, {})
+
+
+def _opened(store: Store, kek: Kek, ring: Keyring, config: dict[str, Any]) -> Trust:
+    result = Trust(store, RootKey.from_keyring(ring), kek.source, config, kek)
+    return result
