@@ -482,6 +482,9 @@ def test_readyz_states(own_server: Server) -> None:
     server = own_server
     code, body, _ = http(server, "GET", "/healthz")
     assert (code, json.loads(body)) == (200, {"status": "ok"})
+    for path in ("/healthz", "/readyz"):  # as the README has it
+        done = subprocess.run(["curl", "-sf", server.endpoint + path], capture_output=True, text=True)
+        assert done.returncode == 0 and json.loads(done.stdout)
     code, report = ready(server)
     assert code == 200, report
     assert report == {
@@ -539,3 +542,28 @@ def _sql(server: Server, statement: str) -> None:
         db.execute(statement)
     finally:
         db.close()
+
+
+def test_operator_commands_over_tls(place: tuple[Path, str | None]) -> None:
+    data_dir, url = place
+    creds = init(data_dir, url, 2, 2)
+    server = Server(data_dir=data_dir, database_url=url, extra_args=["--tls-self-signed"])
+    server.ca_bundle = str(data_dir / "tls" / "ca.pem")
+    server.start()
+    try:
+        endpoint = ["--endpoint-url", server.endpoint]
+        done = openkms("operator", "status", *endpoint)
+        assert done.returncode != 0 and "certificate" in done.stderr.lower()  # not trusted without the CA
+        done = openkms("operator", "status", *endpoint, "--ca-bundle", server.ca_bundle)
+        assert (
+            done.returncode == 0 and "Sealed: true" in done.stdout and "Unseal progress: 0/2" in done.stdout
+        )
+        with_ca = {"AWS_CA_BUNDLE": server.ca_bundle}
+        for share in creds["UnsealShares"]:
+            done = openkms("operator", "unseal", *endpoint, stdin=share + "\n", env=with_ca)
+            assert done.returncode == 0, done.stderr
+        assert "Sealed: false" in done.stdout
+        done = openkms("operator", "seal", *endpoint, env={**admin_env(creds), **with_ca})
+        assert done.returncode == 0 and "Sealed: true" in done.stdout, done.stderr
+    finally:
+        server.stop()
