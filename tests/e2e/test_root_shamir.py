@@ -115,9 +115,10 @@ def start(data_dir: Path, url: str | None, creds: dict[str, Any] | None = None, 
 def http(
     server: Server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes, dict[str, str]]:
-    request = urllib.request.Request(server.endpoint + path, data=body, method=method, headers=headers or {})
+    url = server.endpoint + path  # the test server's http:// address
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)
@@ -190,7 +191,7 @@ def place(workdir: Path, backend: str) -> Iterator[tuple[Path, str | None]]:
         drop_pg_database(url)
 
 
-# -- the tests --------------------------------------------------------------------------------------------------
+# -- the tests ---------------------------------------------------------------------------------------------
 def test_init_unseal_seal_restart(place: tuple[Path, str | None]) -> None:
     data_dir, url = place
     creds = init(data_dir, url, 5, 3)

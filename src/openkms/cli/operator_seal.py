@@ -79,6 +79,11 @@ def init(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     settings = settings_from(data_dir, database_url, root_key_file)
+    if settings.root_key_source not in (None, "shamir"):
+        raise click.UsageError(
+            "operator init makes an installation sealed by Shamir shares; a file or pkcs11 installation "
+            "is made by its first openkms serve"
+        )
     prepare_data_dir(settings)
     store = Store(settings.db_url, SystemClock())
     try:
@@ -141,7 +146,7 @@ def _print_status(body: dict[str, Any], as_json: bool) -> None:
         return
     state = "sealed" if body.get("sealed") else "unsealed"
     click.echo(f"Sealed: {str(bool(body.get('sealed'))).lower()} ({state})")
-    if "threshold" in body:
+    if body.get("threshold") is not None:
         click.echo(f"Unseal progress: {body.get('progress')}/{body.get('threshold')}")
     if "source" in body:
         click.echo(f"Root of trust: {body.get('source')}")

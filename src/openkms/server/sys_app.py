@@ -235,6 +235,11 @@ class SysApp:
         except UnsealRefused as exc:
             await respond(send, exc.status, _error("UnsealRefused", exc.message), JSON)
             return
+        except Exception as exc:  # the keyring could not be read (the database): the progress is reset
+            log.error("unseal failed: %s", type(exc).__name__)
+            message = "the keyring could not be read; the unseal progress is reset: try again"
+            await respond(send, 500, _error("InternalError", message), JSON)
+            return
         if not status["sealed"]:
             log.warning("unsealed: the keyring is open")
         await respond(send, 200, orjson.dumps(status), JSON)

@@ -49,7 +49,7 @@ class Unsealer:
         return {
             "sealed": self.trust.sealed,
             "progress": len(self._shares),
-            "threshold": self.threshold,
+            "threshold": self.threshold if self.trust.source == "shamir" else None,
         }
 
     def submit(self, text: str) -> dict[str, Any]:

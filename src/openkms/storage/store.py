@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -125,12 +127,13 @@ class Store:
         SQLite database file that is gone is not made again. Raises the driver's error."""
         if self._probe is None:
             if self.backend == "sqlite":
-                path = self.url.split("///", 1)[1]
+                uri = "file:" + urllib.parse.quote(self.url.split("///", 1)[1]) + "?mode=ro"
+
+                def read_only() -> sqlite3.Connection:
+                    return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+
                 self._probe = sa.create_engine(
-                    f"sqlite:///file:{path}?mode=ro&uri=true",
-                    poolclass=NullPool,
-                    connect_args={"timeout": timeout},
-                    hide_parameters=True,
+                    "sqlite://", creator=read_only, poolclass=NullPool, hide_parameters=True
                 )
             else:
                 self._probe = sa.create_engine(
