@@ -95,15 +95,17 @@ def test_pkcs11_root_of_trust_survives_a_restart_and_stores_no_key(
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept by the HSM")["CiphertextBlob"]
 
     # The installation recorded its root of trust: the restart names neither the source nor the token,
-    # only the PIN (this time from a file) and where SoftHSM2 keeps its tokens.
+    # only the PIN (this time from a file) and where SoftHSM2 keeps its tokens; each of its two worker
+    # processes opens the keyring with the token.
     pin_file = tmp_path / "pin"
     pin_file.write_text(token.pin + "\n")
     pin_file.chmod(0o600)
-    server.extra_args = ["--pkcs11-pin-file", str(pin_file)]
+    server.extra_args = ["--pkcs11-pin-file", str(pin_file), "--workers", "2"]
     server.env = dict(token.env)
     server.restart()
+    for _ in range(6):  # own connections: requests land on both workers
+        assert server.client().decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept by the HSM"
     kms = server.client()
-    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept by the HSM"
     assert kms.encrypt(KeyId=key_id, Plaintext=b"after")["KeyId"].endswith(key_id)
 
     (source, config, wrapped) = _query(server, "SELECT source, config, wrapped FROM keyring WHERE id = 1")[0]
@@ -178,6 +180,43 @@ def test_what_cannot_reach_the_token_does_not_start(installation: Server, token:
     server.env = {**hsm, **pin}
     server.start()
     assert server.client().describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"] is True
+
+
+def test_rows_sealed_without_a_keyring_are_not_given_a_new_one(
+    workdir: Path, backend: str, token: SoftToken
+) -> None:
+    """An installation holding sealed rows but no keyring (older than keyrings) keeps its root key file:
+    choosing pkcs11 for it is refused, not answered with a new keyring that opens none of its rows."""
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"pkcs11-legacy-{backend}-"))
+    url = create_pg_database() if backend == "postgres" else None
+    server = launch(data_dir, url)
+    try:
+        server.client().create_key()
+        server.stop()
+        if url:
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DELETE FROM keyring")
+        else:
+            db = sqlite3.connect(data_dir / "openkms.db")
+            with db:
+                db.execute("DELETE FROM keyring")
+            db.close()
+        args = ["--root-key-source", "pkcs11", "--pkcs11-module", module_path()]
+        output = _refused(
+            server,
+            *args,
+            "--pkcs11-token-label",
+            token.label,
+            env=_clean_env(**token.env, OPENKMS_PKCS11_PIN=token.pin),
+        )
+        assert "holds rows sealed under its root key file from before keyrings existed" in output
+        assert _query(server, "SELECT count(*) FROM keyring") == [(0,)]
+    finally:
+        server.stop()
+        if url:
+            drop_pg_database(url)
 
 
 def test_a_wrong_pin_at_the_first_start_makes_nothing(workdir: Path, backend: str, token: SoftToken) -> None:
