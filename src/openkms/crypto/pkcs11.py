@@ -4,8 +4,9 @@
 keyring is encrypted and decrypted *inside* the token with ``CKM_AES_GCM`` (a random 12-byte IV, fixed
 associated data), stored as ``iv ‖ ciphertext ‖ tag``. The keyring is wrapped at the first start and
 unwrapped at every start and reload, never on the hot path, so every operation opens its own logged-in
-session and closes it (no session outlives the call); one lock per process serialises them, as the
-token's login state is shared by all sessions of the process.
+session and closes it (no session outlives the call; the PIN stays in the process for the next login,
+and in no ``repr``); one lock per process serialises them, as the token's login state is shared by all
+sessions of the process.
 
 The key is a token object (``CKA_TOKEN``) labelled ``key_label``, private, sensitive and not extractable;
 it is generated in the token when ``create`` is true and no key has the label. Every problem reaching
