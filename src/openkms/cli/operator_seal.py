@@ -11,6 +11,7 @@ from one root of trust to another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -242,7 +243,7 @@ def rekey(
     new root of trust from their next start (a shamir server: the new shares at its next unseal)."""
     from openkms.crypto import shamir
     from openkms.crypto.envelope import ROOT_KEY_BYTES, AesKek, Kek, read_root_key_file
-    from openkms.server.root_of_trust import pkcs11_config, pkcs11_kek
+    from openkms.server.root_of_trust import pkcs11_config, pkcs11_kek, token_errors
     from openkms.server.runtime import open_trusted_store
     from openkms.service.trust import keyring
     from openkms.service.trust.keyring import RootOfTrustError
@@ -292,7 +293,8 @@ def rekey(
             else:
                 new = pkcs11_kek(settings, {}, create=True)
                 config = pkcs11_config(settings, new)
-            keyring.rewrap(store, old, new, config, SystemClock().now())
+            with token_errors() if "pkcs11" in (target, trust.source) else contextlib.nullcontext():
+                keyring.rewrap(store, old, new, config, SystemClock().now())
         except RootOfTrustError as exc:
             if new_file is not None and new_file.exists() and target == "file":
                 new_file.unlink()  # never used: the keyring is not wrapped under it
