@@ -568,3 +568,44 @@ def test_operator_commands_over_tls(place: tuple[Path, str | None]) -> None:
         assert done.returncode == 0 and "Sealed: true" in done.stdout, done.stderr
     finally:
         server.stop()
+
+
+def test_rekey_file_to_pkcs11_to_shamir(workdir: Path, backend: str, tmp_path: Path) -> None:
+    from tests.softhsm import init_token, module_path
+
+    token = init_token(tmp_path / "hsm", label="openkms-rekey", pin="1111-user", so_pin="2222-so")
+    data_dir, url = _new_place(workdir, backend)
+    server = launch(data_dir, url)
+    try:
+        kms = server.client()
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=key_id, Plaintext=b"moved twice")["CiphertextBlob"]
+        server.stop()
+        with_pin = {**token.env, "OPENKMS_PKCS11_PIN": token.pin}
+        base = ["operator", "rekey", *_data_args(data_dir, url)]
+        token_args = ["--pkcs11-module", module_path(), "--pkcs11-token-label", token.label]
+        done = openkms(*base, "--to", "pkcs11", *token_args, env=with_pin)
+        assert done.returncode == 0, done.stderr
+        assert "wrapped under the pkcs11 root of trust" in done.stdout
+        # The installation's root of trust is the token now: the old file opens nothing.
+        (data_dir / "root.key").unlink()
+        server.env = with_pin
+        server.start()
+        assert server.client().decrypt(CiphertextBlob=blob)["Plaintext"] == b"moved twice"
+        assert status(server)["source"] == "pkcs11"
+        server.stop()
+        done = openkms(
+            *base, "--to", "shamir", "--key-shares", "2", "--key-threshold", "2", "--json", env=with_pin
+        )
+        assert done.returncode == 0, done.stderr
+        shares = json.loads(done.stdout)["UnsealShares"]
+        server.env = {}
+        server.start()
+        assert_sealed_everywhere(server)
+        for share in shares:
+            assert unseal(server, share).returncode == 0
+        assert server.client().decrypt(CiphertextBlob=blob)["Plaintext"] == b"moved twice"
+    finally:
+        server.stop()
+        if url:
+            drop_pg_database(url)
