@@ -156,6 +156,12 @@ def test_requests_keys_and_runtime_are_measured(served: LoggedServer, backend: s
     time.sleep(0.5)  # the audit writer's batch (50 ms) and the change feed's poll (200 ms)
 
     m = served.scrape()
+    # The README's scrape: curl shows the same series.
+    url = f"http://127.0.0.1:{served.metrics_port}/metrics"
+    curled = parse(
+        subprocess.run(["curl", "--silent", url], capture_output=True, text=True, check=True).stdout
+    )
+    assert {name for name, _ in curled} == {name for name, _ in m}
     assert calls(m, "kms", "Encrypt") == 5
     assert calls(m, "kms", "Decrypt") == 5
     assert calls(m, "kms", "CreateKey") == 4
@@ -299,8 +305,37 @@ def test_metrics_listen_refusals_and_tls(workdir: Path) -> None:
                 time.sleep(0.1)
         families = {f.name for f in text_string_to_metric_families(text)}
         assert {"openkms_requests", "openkms_keys", "openkms_audit_queue_depth"} <= families
+        url = f"https://127.0.0.1:{metrics_port}/metrics"
+        curled = subprocess.run(
+            ["curl", "--silent", "--cacert", str(ca), url], capture_output=True, text=True, check=True
+        )
+        assert "openkms_keys{" in curled.stdout
         with pytest.raises((OSError, http.client.HTTPException)):  # no plain HTTP on the TLS port
             urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_json_log_of_workers(workdir: Path) -> None:
+    """With ``--workers 2`` the supervisor's and each worker's lines are JSON, told apart by process."""
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="metrics-workers-"))
+    server = LoggedServer(data_dir=data_dir, database_url=None)
+    server.extra_args = ["--workers", "2", "--log-format", "json", "--log-level", "info"]
+    server.metrics_port = server.port  # no metrics with several workers: wait for the API port only
+    server.start()
+    try:
+        creds = server.new_account()
+        server.access_key, server.secret_key = creds["AccessKeyId"], creds["SecretAccessKey"]
+        kms = server.client()
+        for _ in range(4):
+            kms.list_keys()
+    finally:
+        server.stop()
+    assert server.err_path is not None
+    records = [json.loads(line) for line in server.err_path.read_text().splitlines()]
+    assert len({r["process"] for r in records}) == 3  # the supervisor and two workers
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("Started parent process") for m in messages)
+    assert sum(m.startswith("Started server process") for m in messages) == 2
+    assert not any(r["logger"] == "uvicorn.access" for r in records)  # access logs stay off

@@ -66,10 +66,6 @@ def configure(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
-        logger = logging.getLogger(name)
-        logger.handlers = []
-        logger.propagate = True
     logging.captureWarnings(True)
     _log_uncaught()
 
