@@ -16,6 +16,7 @@ group names, and key states, key specs and caches are fixed sets.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -319,7 +320,8 @@ def serve_metrics(
 ) -> MetricsServer:
     """Record ``app``'s requests and serve its process's metrics on ``listen`` (HTTPS with the API's
     certificate when the API serves TLS, requiring a client certificate when it does; plain HTTP
-    otherwise). OSError when the address cannot be bound."""
+    otherwise; the certificate is read once, a SIGHUP reloads only the API's). OSError when the address
+    cannot be bound."""
     runtime = app.runtime
     metrics = Metrics()
     limiters = [app.limiter] if app.limiter is not None else []
@@ -337,5 +339,6 @@ def serve_metrics(
         keyfile=str(tls.key_file) if tls else None,
         client_cafile=str(tls.client_ca_file) if tls and tls.client_ca_file else None,
         client_auth_required=bool(tls and tls.client_ca_file),
+        tls_min_version=ssl.TLSVersion.TLSv1_2 if tls else None,
     )
     return MetricsServer(server, thread)
