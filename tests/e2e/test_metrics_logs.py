@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import OPENKMS, Server, create_pg_database, drop_pg_database, free_port
+from tests.e2e.console.http import ConsoleHttp
 from tests.e2e.importing import import_material
 from tests.e2e.util import raw_call
 
@@ -149,6 +150,9 @@ def test_requests_keys_and_runtime_are_measured(served: LoggedServer, backend: s
     xks = urllib.request.Request(f"{served.endpoint}/xks/nothing", data=b"{}", method="POST")  # noqa: S310
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(xks, timeout=5)  # noqa: S310 - http://127.0.0.1
+    console = ConsoleHttp(served.endpoint)
+    assert console.sign_in(served.access_key, served.secret_key).status == 303
+    assert console.get("/console/keys").status == 200  # ListKeys through the console
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
     conn.request("GET", "/", headers={"X-Padding": "p" * 8000})  # past --max-header-bytes
     assert conn.getresponse().status == 431
@@ -170,7 +174,11 @@ def test_requests_keys_and_runtime_are_measured(served: LoggedServer, backend: s
     assert calls(m, "kms", "Unknown", "UnknownOperationException") == 1
     assert calls(m, "kms", "DescribeKey") == 12 - throttled
     assert calls(m, "kms", "DescribeKey", "ThrottlingException") == throttled
-    assert value(m, "openkms_throttled_requests_total", group="DescribeKey") == throttled
+    # The console's DescribeKey calls (its key list) share the account's quota.
+    console_throttled = calls(m, "console", "DescribeKey", "ThrottlingException")
+    assert value(m, "openkms_throttled_requests_total", group="DescribeKey") == throttled + console_throttled
+    assert calls(m, "console", "ListKeys") >= 1
+    assert calls(m, "kms", "ListKeys") == 0
     assert calls(m, "iam", "ListUsers", "ok") == 1
     assert calls(m, "sts", "GetCallerIdentity", "ok") == 1
     xks_calls = [
