@@ -171,6 +171,21 @@ def _edge_options(fn: Any) -> Any:
 )
 @click.option("--log-level", default="warning", show_default=True, envvar="OPENKMS_LOG_LEVEL")
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="OPENKMS_LOG_FORMAT",
+    help="Logs on standard error: lines of text, or one JSON object per line.",
+)
+@click.option(
+    "--metrics-listen",
+    metavar="[HOST:]PORT",
+    envvar="OPENKMS_METRICS_LISTEN",
+    help="Serve Prometheus metrics at /metrics on this address (host 127.0.0.1 unless given; TLS when "
+    "the API serves TLS). Off by default; one process only (--workers 1).",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -194,6 +209,8 @@ def serve(
     regions: tuple[str, ...],
     account_id: str | None,
     log_level: str,
+    log_format: str,
+    metrics_listen: str | None,
     workers: int,
     multi_region_delay: float,
     data_dir: Path,
@@ -211,6 +228,8 @@ def serve(
         regions=regions,
         account_id=account_id,
         log_level=log_level,
+        log_format=log_format,
+        metrics_listen=metrics_listen,
         workers=workers,
         multi_region_delay=multi_region_delay,
         data_dir=data_dir,

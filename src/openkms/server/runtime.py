@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,11 @@ class Runtime:
     (parsed policy documents); the IAM code gets the same two in its ``IamContext``.
 
     ``clock`` is the service clock, ``wall`` the real time clients sign with and other processes
-    share (:mod:`openkms.clock`)."""
+    share (:mod:`openkms.clock`).
+
+    ``observe_request`` is set when the process serves metrics (``server/metrics.py``): every entry
+    point calls it once per request with the API, the operation (a modeled name or ``Unknown``), the
+    outcome (``ok`` or the error code answered) and the seconds the request took."""
 
     settings: Settings
     store: Store
@@ -69,6 +74,7 @@ class Runtime:
     scheduler: Scheduler
     keypairs: KeyPairPool
     started: bool = field(default=False)
+    observe_request: Callable[[str, str, str, float], None] | None = None
 
     def start(self) -> None:
         self.keypairs.start(targets_from_env(self.settings.keypair_pool))
