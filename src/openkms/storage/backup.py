@@ -40,6 +40,7 @@ import hmac
 import io
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -502,7 +503,7 @@ def _restore(
                 raise BackupError("the backup holds too many tables")
             if body.read(1):
                 raise BackupError("the backup's body has data after its end")
-        except (EOFError, gzip.BadGzipFile, OSError):
+        except (EOFError, gzip.BadGzipFile, OSError, zlib.error):
             raise BackupError(
                 "the backup file is truncated or damaged (its body does not decompress)"
             ) from None
@@ -542,6 +543,15 @@ def _restore_table(
     if set(columns) != columns_of[name] or len(set(columns)) != len(columns):
         raise BackupError(f"the backup's columns of table {name} are not this schema version's")
     target = sa.table(name, *[sa.column(c) for c in columns])
+
+    def insert(batch: list[dict[str, Any]]) -> None:
+        try:
+            conn.execute(sa.insert(target), batch)
+        except sa.exc.StatementError as exc:  # a duplicate, a missing value, a value of another type
+            raise BackupError(
+                f"the backup's rows of table {name} do not fit this database ({type(exc.orig).__name__})"
+            ) from None
+
     batch: list[dict[str, Any]] = []
     for _ in range(rows):
         values = _json_line(body)
@@ -549,13 +559,13 @@ def _restore_table(
             raise BackupError(f"the backup holds a malformed row of table {name}")
         batch.append(dict(zip(columns, (_decode(v) for v in values), strict=True)))
         if len(batch) >= BATCH:
-            conn.execute(sa.insert(target), batch)
+            insert(batch)
             done += len(batch)
             batch = []
             if progress is not None:
                 progress(done)
     if batch:
-        conn.execute(sa.insert(target), batch)
+        insert(batch)
         done += len(batch)
         if progress is not None:
             progress(done)
