@@ -1,6 +1,6 @@
 """Every column the service stores sealed, with the purpose and identity each value is bound to: what a
 root key rotation re-seals and what its final scan checks. A new sealed column is added here (the
-unit test tests/unit/test_sealed_columns.py finds every ``LargeBinary`` column named ``*sealed``)."""
+unit test tests/unit/test_keyring.py finds every ``LargeBinary`` column named ``*sealed``)."""
 
 from __future__ import annotations
 
