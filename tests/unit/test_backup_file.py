@@ -224,6 +224,9 @@ END0 = b'{"end": true, "rows": 0}\n'
         ({"accounts": 1}, [_section("accounts", ACCOUNT, 1), b'["1", 1.0, 3]\n', END0], "malformed row"),
         ({"accounts": 1}, [_section("accounts", ACCOUNT, 1), b'["1", {"x": 1}]\n', END0], "malformed value"),
         ({"accounts": 1}, [_section("accounts", ACCOUNT, 1), b'["1", NaN]\n', END0], "not JSON"),
+        ({"accounts": 1}, [_section("accounts", ACCOUNT, 1), b'["1", {"b64": "*"}]\n', END0],
+         "malformed value"),
+        ({"accounts": 1}, [_section("accounts", ACCOUNT, 1), b'["1", 1e999999]\n', END0], "not JSON"),
         ({"accounts": 2}, [_section("accounts", ACCOUNT, 1), b'["1", 1.0]\n', b'{"end": true, "rows": 1}\n'],
          "does not hold what its header says"),
         ({"accounts": 0}, [_section("accounts", ACCOUNT, 0), END0, b"more\n"], "data after its end"),
@@ -263,12 +266,14 @@ def test_damage_anywhere_is_seen(new_url: NewUrl) -> None:  # noqa: F811
         assert not (result.sha256_ok and result.hmac_ok), at
     # A file changed between the check and the restore: the restore's own digest refuses it.
     header, result = backup.check(io.BytesIO(data), KEY)
-    changed = bytearray(data)
-    changed[len(data) // 2] ^= 1
     target = new_url()
-    with pytest.raises(backup.BackupError):
-        backup.restore_backup(target, io.BytesIO(bytes(changed)), header=header, want_sha256=result.sha256)
-    assert _tables(target) == []
+    body = range(header.size, len(data) - backup.TRAILER_BYTES)
+    for at in range(body.start, body.stop, max(1, len(body) // 25)):
+        changed = bytearray(data)
+        changed[at] ^= 1 << (at % 8)
+        with pytest.raises(backup.BackupError):
+            backup.restore_backup(target, io.BytesIO(changed), header=header, want_sha256=result.sha256)
+        assert _tables(target) == []
     # Another key's HMAC does not match.
     assert backup.check(io.BytesIO(data), os.urandom(32))[1].hmac_ok is False
 

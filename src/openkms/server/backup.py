@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from openkms.config import Settings
 from openkms.crypto.envelope import Kek, RootKey
@@ -59,9 +59,7 @@ def open_source(settings: Settings) -> tuple[Store, RootKey]:
             raise BackupError("this installation has no keyring (it was never started): nothing to back up")
         opened = open_trust(store, settings)
         if opened.sealed:
-            raise RootOfTrustError(
-                "this installation is sealed by Shamir shares: give its shares to back it up"
-            )
+            opened.open_with(holder(settings, opened.source, opened.config))
         return store, opened.root
     except BaseException:
         store.close()
@@ -105,19 +103,31 @@ def create(settings: Settings, out: Path, progress: Progress | None = None) -> H
         store.close()
 
 
+def holder(settings: Settings, source: str, config: dict[str, Any]) -> Kek:
+    """The root key's holder of an installation whose root of trust is ``source`` (``config``: what
+    its keyring row records), from the root key options of ``settings``."""
+    if settings.root_key_source is not None and settings.root_key_source != source:
+        raise RootOfTrustError(
+            f"this installation's root of trust is {source}, not {settings.root_key_source}"
+        )
+    if source == "file":
+        return file_kek(settings, create=False)
+    if source == "pkcs11":
+        return pkcs11_kek(settings, config, create=False)
+    if source == "shamir":
+        # The key rebuilt from the installation's shares, when the settings give them.
+        raise RootOfTrustError("this installation is sealed by Shamir shares: its shares are needed here")
+    raise BackupError(f"the backup names an unknown root of trust {source[:32]!r}")
+
+
 def backup_kek(settings: Settings, header: Header) -> Kek:
     """What opens the backup's keyring: the root key of the source it names, from ``settings``."""
     row = header.keyring
-    if row.source == "file":
-        return file_kek(settings, create=False)
-    if row.source == "pkcs11":
-        return pkcs11_kek(settings, trust.config_of(row), create=False)
-    if row.source == "shamir":
-        # The key rebuilt from the installation's shares, given with the settings.
-        raise RootOfTrustError(
-            "this backup is of an installation sealed by Shamir shares: restoring it needs its shares"
-        )
-    raise BackupError(f"the backup names an unknown root of trust {row.source[:32]!r}")
+    try:
+        config = trust.config_of(row)
+    except ValueError:
+        raise BackupError("the backup file's header is damaged (its keyring's settings)") from None
+    return holder(settings, row.source, config)
 
 
 def open_backup_keyring(settings: Settings, header: Header) -> RootKey:

@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -262,7 +263,7 @@ def read_header(f: IO[bytes]) -> Header:
     if not line.endswith(b"\n"):
         raise BackupError("the backup file's header is truncated, damaged or too large")
     try:
-        doc = json.loads(line, parse_constant=_no_constant)
+        doc = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
     except ValueError:
         raise BackupError("the backup file's header is damaged (it is not JSON)") from None
     header = Header(doc, len(MAGIC) + len(line))
@@ -292,6 +293,13 @@ def read_header(f: IO[bytes]) -> Header:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def _trailer(f: IO[bytes], size: int, header: Header) -> tuple[bytes, bytes]:
@@ -373,7 +381,10 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise BackupError("the backup holds a malformed value")
-        return base64.b64decode(value["b64"], validate=True)
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except ValueError:
+            raise BackupError("the backup holds a malformed value") from None
     if isinstance(value, list):
         raise BackupError("the backup holds a malformed value")
     return value
@@ -384,7 +395,7 @@ def _json_line(body: gzip.GzipFile) -> Any:
     if not line.endswith(b"\n"):
         raise BackupError("the backup file is truncated or holds a line too long")
     try:
-        return json.loads(line, parse_constant=_no_constant)
+        return json.loads(line, parse_constant=_no_constant, parse_float=_finite)
     except ValueError:
         raise BackupError("the backup holds a line that is not JSON") from None
 
@@ -511,6 +522,12 @@ def _restore(
         raise BackupError(TAMPERED)
     if restored != {name: n for name, n in header.tables.items()}:
         raise BackupError("the backup's body does not hold what its header says")
+    if "keyring" in columns_of:
+        # The keyring restored is the one the header holds (which the root key was checked against).
+        ring = conn.exec_driver_sql("SELECT source, config, wrapped FROM keyring").all()
+        want = header.keyring
+        if [(r[0], r[1], bytes(r[2])) for r in ring] != [(want.source, want.config, want.wrapped)]:
+            raise BackupError("the backup's keyring row is not the one its header holds")
     if backend == "postgresql":
         _reset_sequences(conn)
     migrate(conn, target=LATEST, now=now)
@@ -547,9 +564,11 @@ def _restore_table(
     def insert(batch: list[dict[str, Any]]) -> None:
         try:
             conn.execute(sa.insert(target), batch)
-        except sa.exc.StatementError as exc:  # a duplicate, a missing value, a value of another type
+        except (sa.exc.StatementError, OverflowError, ValueError, TypeError) as exc:
+            # a duplicate, a missing value, a value of another type or out of range
+            cause = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
             raise BackupError(
-                f"the backup's rows of table {name} do not fit this database ({type(exc.orig).__name__})"
+                f"the backup's rows of table {name} do not fit this database ({type(cause).__name__})"
             ) from None
 
     batch: list[dict[str, Any]] = []
