@@ -432,6 +432,22 @@ def test_a_non_empty_target_is_refused(source: Source, workdir: Path) -> None:
     finally:
         other.stop()
         drop_pg_database(url)
+    # A database that cannot be reached, a data directory holding something else than a database.
+    result = run(
+        "restore", "--from", str(source.backup), "--database-url", "postgresql://nobody:secret@127.0.0.1:1/x",
+        "--root-key-file", str(source.root_key), check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "the target database cannot be restored onto" in result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    junk = workdir / f"junk-{uuid.uuid4().hex[:6]}"
+    junk.mkdir()
+    (junk / "openkms.db").write_bytes(b"not a database" * 100)
+    result = run(
+        "restore", "--from", str(source.backup), "--data-dir", str(junk),
+        "--root-key-file", str(source.root_key), check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "cannot be restored onto" in result.stderr, result.stderr
+    assert (junk / "openkms.db").read_bytes() == b"not a database" * 100
     # Naming no target at all is a usage error.
     result = run("restore", "--from", str(source.backup), check=False)
     assert result.returncode == 2 and "--data-dir D or --database-url URL" in result.stderr

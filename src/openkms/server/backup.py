@@ -167,8 +167,6 @@ def restore(settings: Settings, f: IO[bytes], progress: Progress | None = None) 
     header, result = verify(f, settings)
     prepare_data_dir(settings)
     total = header.total_rows
-    if progress is not None:
-        progress(0, total)
     f.seek(0)
     rows = restore_backup(
         settings.db_url,

@@ -468,6 +468,9 @@ def restore_backup(
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
                 restored = _restore(conn, store.backend, f, header, want_sha256, progress, store.clock.now())
         return restored
+    except sa.exc.DBAPIError as exc:  # the target cannot be reached, or is not a database
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise BackupError(f"the target database cannot be restored onto: {reason}") from None
     finally:
         store.close()
 
