@@ -9,6 +9,8 @@ PostgreSQL (``openkms migrate``) and a PostgreSQL one back onto SQLite through a
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import subprocess
@@ -38,6 +40,9 @@ POLICY_TEMPLATE = {
 USER_POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
 )
+
+
+IMPORTED: list[bytes] = []  # the material imported into the source's EXTERNAL key
 
 
 @dataclass
@@ -90,7 +95,8 @@ def populate(server: Server) -> tuple[dict[str, str], list[dict[str, str]], list
     keys["ecc"] = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     keys["hmac"] = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
     keys["imported"] = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
-    import_material(kms, keys["imported"], os.urandom(32))
+    IMPORTED.append(os.urandom(32))
+    import_material(kms, keys["imported"], IMPORTED[0])
     kms.create_alias(AliasName="alias/backup-test", TargetKeyId=keys["symmetric"])
     kms.tag_resource(KeyId=keys["rsa"], Tags=[{"TagKey": "env", "TagValue": "prod"}])
     policy = json.loads(json.dumps(POLICY_TEMPLATE).replace("{account}", server.account_id))
@@ -242,6 +248,25 @@ def test_backup_is_taken_while_the_server_writes(source: Source) -> None:
         "backup", "inspect", str(source.backup), "--json", "--verify", "--root-key-file", str(source.root_key)
     )
     assert json.loads(verified.stdout)["hmac_ok"] is True
+    # Sealed columns stay sealed and the keyring stays wrapped: no key material in the clear.
+    raw = source.backup.read_bytes()
+    head_end = raw.index(b"\n", len(b"OPENKMS-BACKUP\n")) + 1
+    header = json.loads(raw[len(b"OPENKMS-BACKUP\n") : head_end])
+    body = gzip.decompress(raw[head_end : -(len(b"OPENKMS-TRAILER sha256= hmac=\n") + 128)])
+    material = IMPORTED[0]
+    assert material not in body and base64.b64encode(material) not in body
+    sections: dict[str, tuple[list[str], list[list[Any]]]] = {}
+    for line in body.splitlines():
+        doc = json.loads(line)
+        if isinstance(doc, dict) and "table" in doc:
+            current = sections.setdefault(doc["table"], (doc["columns"], []))
+        elif isinstance(doc, list):
+            current[1].append(doc)
+    columns, materials = sections["key_materials"]
+    sealed = [row[columns.index("sealed")] for row in materials]
+    assert sealed and all(base64.b64decode(v["b64"])[:1] == b"\x02" for v in sealed if v is not None)
+    columns, rings = sections["keyring"]
+    assert [r[columns.index("wrapped")]["b64"] for r in rings] == [header["keyring"]["wrapped"]]
 
 
 def _restore_and_serve(source: Source, data_dir: Path, url: str | None) -> RestoredServer:
