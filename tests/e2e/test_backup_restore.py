@@ -5,7 +5,8 @@ and encrypting; the backup restored onto a new data directory and onto PostgreSQ
 original root key file: 1,000 ciphertexts made before decrypt, the audit trail and the principals (their
 access keys sign SigV4 requests) are intact. A damaged, truncated or forged backup, a wrong root key and
 a non-empty target are refused with a clear message and write nothing; a SQLite installation moves to
-PostgreSQL (``openkms migrate``) and a PostgreSQL one back onto SQLite through a backup."""
+PostgreSQL (``openkms migrate``) and a PostgreSQL one back onto SQLite through a backup; an installation
+whose root key is in a PKCS#11 token (SoftHSM2) restores with the token's PIN alone."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ import pytest
 from tests.conftest import OPENKMS, Server, create_pg_database, drop_pg_database, free_port, launch
 from tests.e2e.importing import import_material
 from tests.e2e.util import audit_list, wait_for_audit
+from tests.softhsm import init_token, module_path
 
 CIPHERTEXTS = 1000
+Completed = subprocess.CompletedProcess[str]
 POLICY_TEMPLATE = {
     "Version": "2012-10-17",
     "Statement": [
@@ -56,8 +59,8 @@ class RestoredServer(Server):
         return [*args, "--root-key-file", str(self.root_key_file)] if self.root_key_file else args
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([OPENKMS, *args], capture_output=True, text=True)
+def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> Completed:
+    result = subprocess.run([OPENKMS, *args], capture_output=True, text=True, env=env)
     if check:
         assert result.returncode == 0, result.stderr + result.stdout
     return result
@@ -523,3 +526,46 @@ def test_backup_file_with_garbage_is_not_a_backup(workdir: Path) -> None:
     path.write_bytes(b"PK\x03\x04" + os.urandom(100))
     result = run("backup", "inspect", str(path), check=False)
     assert result.returncode == 1 and "not an openkms backup file" in result.stderr
+
+
+def test_a_pkcs11_installation_restores_with_its_token(workdir: Path, tmp_path: Path) -> None:
+    """The backup names the token (module and labels, as the keyring row records them): the restore
+    and the restored server need only the PIN; a wrong PIN is refused and writes nothing."""
+    token = init_token(tmp_path / "hsm", label="openkms-backup", pin="1357-user", so_pin="2468-so")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENKMS_PKCS11", "SOFTHSM2"))}
+    env = {**base, **token.env, "OPENKMS_PKCS11_PIN": token.pin}
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="backup-pkcs11-"))
+    args = ["--root-key-source", "pkcs11", "--pkcs11-module", module_path(), "--pkcs11-token-label"]
+    served = {**token.env, "OPENKMS_PKCS11_PIN": token.pin}
+    server = launch(data_dir, None, extra_args=[*args, token.label], env=served)
+    try:
+        kms = server.client()
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blobs = [kms.encrypt(KeyId=key_id, Plaintext=bytes([i]) * 8)["CiphertextBlob"] for i in range(20)]
+        out = workdir / f"pkcs11-{uuid.uuid4().hex[:6]}.okb"
+        run("backup", "create", "--out", str(out), "--data-dir", str(data_dir), env=env)
+    finally:
+        server.stop()
+    info = json.loads(run("backup", "inspect", str(out), "--json", "--verify", env=env).stdout)
+    assert info["root_key_source"] == "pkcs11" and info["hmac_ok"] is True
+    target = workdir / f"pkcs11-dst-{uuid.uuid4().hex[:6]}"
+    wrong = run(
+        "restore", "--from", str(out), "--data-dir", str(target), check=False,
+        env={**env, "OPENKMS_PKCS11_PIN": "0000-wrong"},
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "PIN of the PKCS#11 token" in wrong.stderr and "is wrong" in wrong.stderr
+    assert "nothing was restored" in wrong.stderr and "0000-wrong" not in wrong.stderr
+    assert not target.exists()
+    restored = run("restore", "--from", str(out), "--data-dir", str(target), env=env)
+    assert "--root-key-file" not in restored.stdout
+    again = RestoredServer(data_dir=target, database_url=None, env=served)
+    again.account_id, again.access_key = server.account_id, server.access_key
+    again.secret_key = server.secret_key
+    again.start()
+    try:
+        kms = again.client()
+        plaintexts = [kms.decrypt(CiphertextBlob=b)["Plaintext"] for b in blobs]
+        assert plaintexts == [bytes([i]) * 8 for i in range(20)]
+    finally:
+        again.stop()
