@@ -273,11 +273,8 @@ def test_backup_is_taken_while_the_server_writes(source: Source) -> None:
 
 
 def _restore_and_serve(source: Source, data_dir: Path, url: str | None) -> RestoredServer:
-    args = ["--database-url", url] if url else []
-    result = run(
-        "restore", "--from", str(source.backup), "--data-dir", str(data_dir), *args,
-        "--root-key-file", str(source.root_key),
-    )  # fmt: skip
+    target = ["--database-url", url] if url else ["--data-dir", str(data_dir)]
+    result = run("restore", "--from", str(source.backup), *target, "--root-key-file", str(source.root_key))
     assert f"--root-key-file {source.root_key.resolve()}" in result.stdout
     assert "restoring: 100%" in result.stderr
     restored = RestoredServer(data_dir=data_dir, database_url=url, root_key_file=source.root_key)
