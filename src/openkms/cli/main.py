@@ -13,6 +13,7 @@ from openkms.cli import (
 )
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
+from openkms.cli.backup import backup, migrate, restore
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
 from openkms.cli.operator import operator
 from openkms.cli.options import data_options
@@ -242,6 +243,9 @@ def serve(
 cli.add_command(admin)
 cli.add_command(operator)
 cli.add_command(audit)
+cli.add_command(backup)
+cli.add_command(restore)
+cli.add_command(migrate)
 cli.add_command(import_key_material)
 cli.add_command(get_parameters_for_import)
 cli.add_command(wrap_key_material)

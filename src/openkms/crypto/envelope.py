@@ -155,13 +155,14 @@ def sealed_version(sealed: bytes) -> int | None:
 class _Open:
     """An unwrapped keyring with its AEADs and derived keys."""
 
-    __slots__ = ("aeads", "fingerprint", "id_key", "ring", "token_key")
+    __slots__ = ("aeads", "backup_key", "fingerprint", "id_key", "ring", "token_key")
 
     def __init__(self, ring: Keyring) -> None:
         self.ring = ring
         self.aeads = {v: AESGCM(k) for v, k in ring.keys.items()}
         self.id_key = hmac.new(ring.derive, b"openkms/material-id/v1", hashlib.sha256).digest()
         self.token_key = hmac.new(ring.derive, b"openkms/tokens/v1", hashlib.sha256).digest()
+        self.backup_key = hmac.new(ring.derive, b"openkms/backup/v1", hashlib.sha256).digest()
         self.fingerprint = hashlib.sha256(b"openkms/root-fingerprint/v1" + ring.derive).hexdigest()[:16]
 
 
@@ -264,6 +265,11 @@ class RootKey:
     def token_key(self) -> bytes:
         """A key derived from the keyring for the service's own authenticated tokens."""
         return self._opened().token_key
+
+    def backup_key(self) -> bytes:
+        """The key of backup files' HMAC (openkms.storage.backup): derived from the keyring's
+        derivation secret, so the same before and after a root key rotation."""
+        return self._opened().backup_key
 
 
 def read_root_key_file(path: Path, create: bool) -> bytes:

@@ -82,9 +82,10 @@ def normalize_url(url: str) -> str:
 
 class Store:
     """The database. ``clock`` stamps the change log and the migrations applied: the wall clock (the
-    change log is pruned by age in real time while other processes poll it)."""
+    change log is pruned by age in real time while other processes poll it). The schema is migrated
+    to the newest version on opening, unless ``migrate_schema`` is false."""
 
-    def __init__(self, url: str, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, clock: Clock | None = None, *, migrate_schema: bool = True) -> None:
         self.url = normalize_url(url)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
@@ -107,6 +108,8 @@ class Store:
                 pool_pre_ping=True,
                 hide_parameters=True,
             )
+        if not migrate_schema:
+            return  # a restore migrates the empty target itself (openkms.storage.backup)
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
