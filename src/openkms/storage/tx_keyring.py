@@ -2,8 +2,10 @@
 re-seals: reading them in key order a batch at a time, and replacing one value only if it is still the
 one read (compare and set, so a rotation never overwrites a concurrent write).
 
-The keyring row is written with a compare and set on its ``generation``; every write announces the change
-``("keyring", "1")`` so other processes reload the keyring (a rotation's new version) at once.
+The keyring row is written with a compare and set on its ``generation``; every such write announces the
+change ``("keyring", "1")`` so other processes reload the keyring (a rotation's new version) at once. A
+rotation's progress (:meth:`KeyringTx.add_rotation_resealed`) changes neither the generation nor the
+keyring and announces nothing: no process reloads (unwraps) the keyring for it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class KeyringTx(TxBase):
             return False
         self.changed("keyring", str(KEYRING_ROW))
         return True
+
+    def add_rotation_resealed(self, count: int) -> None:
+        """Count ``count`` more values re-sealed by the running rotation (capped at its total), without
+        announcing a change: progress is read by ``operator status``, not by the other processes."""
+        c = t.keyring.c
+        done = c.rotation_resealed + count
+        self.conn.execute(
+            t.keyring.update()
+            .where(c.id == KEYRING_ROW, c.rotation_state == "running")
+            .values(rotation_resealed=sa.case((done > c.rotation_total, c.rotation_total), else_=done))
+        )
 
     def delete_keyring(self) -> None:
         self.conn.execute(t.keyring.delete())

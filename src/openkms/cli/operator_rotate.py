@@ -1,0 +1,84 @@
+"""``openkms operator rotate-root-key``: starts a root key rotation (a new keyring version for new seals,
+:mod:`openkms.service.trust.rotation`) and re-seals the stored values under it to completion, alongside
+running servers (whose ``reseal-root-key`` job does the same work; ``--no-wait`` leaves it to them). A
+rotation already running (a run killed in the middle) is resumed, not started again."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from openkms.cli.operator import operator
+from openkms.cli.options import data_options, settings_from
+from openkms.cli.progress import Progress
+
+
+@operator.command("rotate-root-key")
+@click.option("--no-wait", is_flag=True, help="Start the rotation and leave the re-sealing to the servers.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Values re-sealed per transaction.",
+)
+@data_options
+def rotate_root_key(
+    no_wait: bool, batch: int, data_dir: Path, database_url: str | None, root_key_file: Path | None
+) -> None:
+    """Rotate the root key's data-encryption key: new seals use a new version at once on every server,
+    stored values are re-sealed online, and the old version is destroyed when nothing uses it."""
+    # Late: the store and the crypto are loaded by this command only, not by every `openkms` call.
+    from openkms.clock import SystemClock
+    from openkms.server.runtime import open_trusted_store
+    from openkms.service.trust import rotation
+    from openkms.service.trust.keyring import RootOfTrustError
+
+    clock = SystemClock()
+    try:
+        store, trust = open_trusted_store(settings_from(data_dir, database_url, root_key_file))
+    except RootOfTrustError as exc:
+        raise click.ClickException(f"cannot open the keyring: {exc}") from None
+    try:
+        kek = trust.kek
+        if kek is None:
+            raise click.ClickException(
+                "this installation is sealed by Shamir shares: its keyring cannot be opened here"
+            )
+        try:
+            row = rotation.start(store, kek, clock.now())
+            version = rotation.active_version(row, kek)
+            click.echo(
+                f"root key rotation started: keyring version {version} seals new values; "
+                f"{row.rotation_total} stored values to re-seal"
+            )
+        except rotation.RotationRunning:
+            row = rotation.current(store)
+            click.echo(
+                f"a root key rotation is already running ({row.rotation_resealed}/{row.rotation_total} "
+                "re-sealed): resuming it"
+            )
+        if no_wait:
+            click.echo("the servers' background job re-seals the rest")
+            return
+        resealer = rotation.Resealer(store, lambda: kek, clock.now)
+        with Progress("re-sealing", row.rotation_total) as progress:
+            while True:
+                try:
+                    step = resealer.step(batch)
+                except rotation.RotationError as exc:
+                    raise click.ClickException(str(exc)) from None
+                if step.row is not None:
+                    progress.update(step.row.rotation_resealed, step.row.rotation_total)
+                if not step.running:
+                    break
+                if step.idle:
+                    time.sleep(0.2)
+        if step.row is None or step.row.rotation_state != "done":
+            raise click.ClickException("the rotation was abandoned (the keyring was changed meanwhile)")
+        version = rotation.active_version(step.row, kek)
+        click.echo(f"root key rotation done: the keyring holds version {version} only")
+    finally:
+        store.close()
