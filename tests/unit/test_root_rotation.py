@@ -31,6 +31,7 @@ class Install:
     kek: Kek
     secrets: dict[str, str]  # access key id -> secret
     clock: list[float]
+    settings: Settings
 
     def now(self) -> float:
         return self.clock[0]
@@ -62,7 +63,7 @@ def install(tmp_path: Path) -> Iterator[Install]:
     for _ in range(25):
         new = principals.create_account(store, trust.root, T0)
         secrets[new.access_key_id] = new.secret_access_key.reveal()
-    yield Install(store, trust, trust.kek, secrets, [T0])
+    yield Install(store, trust, trust.kek, secrets, [T0], settings)
     store.close()
 
 
@@ -194,3 +195,13 @@ def test_a_sealed_process_does_nothing(install: Install) -> None:
     install.clock[0] = T0 + rotation.GRACE_SECONDS
     step = rotation.Resealer(install.store, lambda: None, install.now).step(100)
     assert step.idle and step.running and install.versions() == {1}
+
+
+def test_a_process_meeting_a_version_it_has_not_loaded_reloads_the_keyring(install: Install) -> None:
+    other = open_trust(install.store, install.settings)  # another process, whose change feed is late
+    rotation.start(install.store, install.kek, install.now())
+    install.trust.reload()
+    sealed = install.trust.root.seal("key-material", "us-east-1/k/m", b"made under version 2")
+    assert sorted(other.root.keyring.keys) == [1]
+    assert other.root.unseal("key-material", "us-east-1/k/m", sealed) == b"made under version 2"
+    assert sorted(other.root.keyring.keys) == [1, 2] and other.root.keyring.active == 2
