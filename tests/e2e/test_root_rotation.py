@@ -257,3 +257,13 @@ def test_the_servers_job_alone_finishes_a_rotation(workdir: Path, backend: str) 
         )
         assert "the keyring holds version 3 only" in again.stdout
         assert set(stored_keys(a)) == {3} and set(sealed_versions(a)) == {3}
+
+
+def test_no_installation_is_made_by_a_rotation(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [OPENKMS, "operator", "rotate-root-key", "--data-dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "no openkms data in" in out.stderr
+    assert not (tmp_path / "none").exists()

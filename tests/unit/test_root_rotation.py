@@ -19,6 +19,7 @@ from openkms.service.identity.principals import SECRET_PURPOSE
 from openkms.service.trust import keyring, rotation
 from openkms.service.trust.sealed_columns import SEALED_COLUMNS
 from openkms.storage.store import Store
+from tests.unit.test_keyring import _legacy_install
 
 T0 = 1_800_000_000.0
 ACCESS_KEYS = next(c for c in SEALED_COLUMNS if c.table == "access_keys")
@@ -80,6 +81,16 @@ def run(resealer: rotation.Resealer, limit: int, steps: int = 1000) -> rotation.
         if not step.running or step.idle:
             return step
     raise AssertionError("the resealer never stopped")
+
+
+def run_to_end(install: Install, resealer: rotation.Resealer, limit: int) -> rotation.Step:
+    """Steps, letting a second pass when idle, until the rotation is no longer running."""
+    for _ in range(100):
+        step = run(resealer, limit)
+        if not step.running:
+            return step
+        install.clock[0] += 1
+    raise AssertionError("the rotation never finished")
 
 
 def test_a_rotation_reseals_everything_then_destroys_the_old_version(install: Install) -> None:
@@ -146,7 +157,12 @@ def test_a_write_between_read_and_replace_wins_and_is_resealed_by_a_later_pass(i
     assert sorted(keyring.open_keyring(install.store, install.kek).keys) == [1, 2]
 
     install.clock[0] = T0 + rotation.GRACE_SECONDS
-    step = run(install.resealer(), 100)
+    resealer = install.resealer()
+    step = run(resealer, 100)
+    # The pass re-sealing the rewritten value is followed by a clean one, which must last a while.
+    assert step.idle and step.running and install.versions() == {2}
+    install.clock[0] += rotation.SETTLE_SECONDS
+    step = run(resealer, 100)
     assert step.row is not None and step.row.rotation_state == "done"
     final = RootKey.from_keyring(keyring.open_keyring(install.store, install.kek))
     assert sorted(final.keyring.keys) == [2]
@@ -163,7 +179,7 @@ def test_a_resealer_started_afresh_after_a_crash_finishes_the_rotation(install: 
     assert row.rotation_state == "running" and row.rotation_resealed == 12
     assert rotation.remaining(install.store, 2) == 13
     install.clock[0] = T0 + rotation.GRACE_SECONDS
-    step = run(install.resealer(), 4)
+    step = run_to_end(install, install.resealer(), 4)
     assert step.row is not None and step.row.rotation_state == "done"
     assert install.versions() == {2}
     opens_everything(install, RootKey.from_keyring(keyring.open_keyring(install.store, install.kek)))
@@ -205,3 +221,44 @@ def test_a_process_meeting_a_version_it_has_not_loaded_reloads_the_keyring(insta
     assert sorted(other.root.keyring.keys) == [1]
     assert other.root.unseal("key-material", "us-east-1/k/m", sealed) == b"made under version 2"
     assert sorted(other.root.keyring.keys) == [1, 2] and other.root.keyring.active == 2
+
+
+def test_a_reseal_by_another_resealer_during_a_clean_pass_means_another_pass(install: Install) -> None:
+    stale = RootKey.from_keyring(install.trust.root.keyring)
+    rotation.start(install.store, install.kek, install.now())
+    install.clock[0] += rotation.PROPAGATION_SECONDS
+    first, second = install.resealer(), install.resealer()
+    assert run(first, 100).idle  # all re-sealed, then a clean pass; waiting for the grace period
+    target = sorted(install.secrets)[5]
+    current = install.stored_values()[target]
+    rewritten = stale.seal(SECRET_PURPOSE, target, b"w")  # by a process that had not reloaded
+    with install.store.write() as tx:
+        c = ACCESS_KEYS
+        tx.replace_sealed(c.table, c.keys, c.column, (target,), current, rewritten)
+    assert run(second, 100).idle and install.versions() == {2}  # the other resealer re-sealed it
+    install.clock[0] = T0 + rotation.GRACE_SECONDS + rotation.SETTLE_SECONDS
+    step = first.step(100)  # its clean pass saw a re-seal happen: it walks again rather than finishing
+    assert step.running and sorted(keyring.open_keyring(install.store, install.kek).keys) == [1, 2]
+    step = run_to_end(install, first, 100)
+    assert step.row is not None and step.row.rotation_state == "done"
+
+
+def test_an_installation_older_than_keyrings_rotates_off_its_root_key_file(tmp_path: Path) -> None:
+    settings, store, raw, sealed = _legacy_install(tmp_path)
+    trust = open_trust(store, settings)
+    assert trust.kek is not None
+    clock = [T0]
+    rotation.start(store, trust.kek, T0)
+    clock[0] = T0 + rotation.GRACE_SECONDS
+    resealer = rotation.Resealer(store, lambda: trust.kek, lambda: clock[0])
+    assert run(resealer, 100).idle  # re-sealed, and a clean pass just begun
+    clock[0] += rotation.SETTLE_SECONDS
+    step = run(resealer, 100)
+    assert step.row is not None and step.row.rotation_state == "done"
+    ring = keyring.open_keyring(store, trust.kek)
+    assert sorted(ring.keys) == [2] and raw not in ring.keys.values()
+    with store.read() as tx:
+        ((_, value),) = tx.sealed_values("access_keys", ("access_key_id",), "secret_sealed", None, 10)
+    assert value[:1] == b"\x02" and sealed_version(value) == 2 and value != sealed
+    assert RootKey.from_keyring(ring).unseal(SECRET_PURPOSE, "AKIALEGACY", value) == b"old-secret"
+    store.close()

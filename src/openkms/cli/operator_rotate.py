@@ -32,16 +32,27 @@ def rotate_root_key(
     stored values are re-sealed online, and the old version is destroyed when nothing uses it."""
     # Late: the store and the crypto are loaded by this command only, not by every `openkms` call.
     from openkms.clock import SystemClock
-    from openkms.server.runtime import open_trusted_store
-    from openkms.service.trust import rotation
+    from openkms.server.root_of_trust import open_trust
+    from openkms.server.runtime import DB_FILE, prepare_data_dir
+    from openkms.service.trust import keyring, rotation
     from openkms.service.trust.keyring import RootOfTrustError
+    from openkms.storage.store import Store
 
     clock = SystemClock()
+    settings = settings_from(data_dir, database_url, root_key_file)
+    if database_url is None and not (data_dir / DB_FILE).exists():
+        raise click.ClickException(f"no openkms data in {data_dir}")
+    prepare_data_dir(settings)
+    store = Store(settings.db_url)
     try:
-        store, trust = open_trusted_store(settings_from(data_dir, database_url, root_key_file))
-    except RootOfTrustError as exc:
-        raise click.ClickException(f"cannot open the keyring: {exc}") from None
-    try:
+        if keyring.stored(store) is None:
+            raise click.ClickException(
+                "this installation has no keyring yet: start `openkms serve` on it once first"
+            )
+        try:
+            trust = open_trust(store, settings)
+        except RootOfTrustError as exc:
+            raise click.ClickException(f"cannot open the keyring: {exc}") from None
         kek = trust.kek
         if kek is None:
             raise click.ClickException(

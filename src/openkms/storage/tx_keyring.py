@@ -85,14 +85,14 @@ class KeyringTx(TxBase):
         return True
 
     def add_rotation_resealed(self, count: int) -> None:
-        """Count ``count`` more values re-sealed by the running rotation (capped at its total), without
-        announcing a change: progress is read by ``operator status``, not by the other processes."""
+        """Count ``count`` more values re-sealed by the running rotation, without announcing a change:
+        progress is read by ``operator status`` and the resealers, not by the other processes. (It may
+        pass the total: values sealed under the old version after the start are re-sealed too.)"""
         c = t.keyring.c
-        done = c.rotation_resealed + count
         self.conn.execute(
             t.keyring.update()
             .where(c.id == KEYRING_ROW, c.rotation_state == "running")
-            .values(rotation_resealed=sa.case((done > c.rotation_total, c.rotation_total), else_=done))
+            .values(rotation_resealed=c.rotation_resealed + count)
         )
 
     def delete_keyring(self) -> None:

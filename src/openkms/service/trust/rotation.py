@@ -16,9 +16,10 @@ stored sealed value re-sealed under it in the background, then the old versions 
   the row still says ``running`` and the next resealer walks again from the start, skipping values
   already re-sealed with a read each. Several resealers (the command and every server's
   ``reseal-root-key`` job) may work at once; the compare and set keeps them from undoing each other.
-- :func:`finish`: once a pass has ended at least :data:`GRACE_SECONDS` after the start, a final scan
-  counts the values under any version but the new one; none left, the old versions are removed from the
-  keyring and the row marked ``done`` (announced: every process drops them).
+- :func:`finish`: once a *clean* pass (one that met no value to re-seal, while no resealer re-sealed
+  one, lasting at least :data:`SETTLE_SECONDS`) has ended at least :data:`GRACE_SECONDS` after the
+  start, a final scan counts the values under any version but the new one; none left, the old versions
+  are removed from the keyring and the row marked ``done`` (announced: every process drops them).
 
 The grace period is how long a process may keep sealing under the old version after the start: the
 time for the change to reach it (SQLite's change feed polls every 0.2 s, PostgreSQL's NOTIFY arrives at
@@ -27,6 +28,11 @@ feed (or the database) for longer than the grace period, that then writes a valu
 version destroyed meanwhile, leaves a value nothing can open. Nodes that lose their change feed
 reconnect and reload the keyring before serving changes again (``on_reset``), so this needs a partition
 that keeps a process writing to the database while missing its notifications for that long.
+
+The settle time covers the other way a value can come back under an old version: a transaction that
+read a row (key material it changes the state of, on PostgreSQL's read committed isolation) before the
+row was re-sealed and writes it back whole after. The final scan finds such a value if it is written
+before it; one written after needs a transaction open longer than the settle time across the re-seal.
 
 The time is the wall clock of the process finishing compared with ``rotation_started`` written by the
 one starting: processes sharing a database are assumed to agree on the time within a second or two.
@@ -53,6 +59,9 @@ GRACE_SECONDS = 10.0
 #: Seconds after the start before values are re-sealed: every process has loaded the new version by
 #: then, so none meets a value sealed under a version it does not have yet.
 PROPAGATION_SECONDS = 1.0
+#: Seconds a pass that finds nothing to re-seal must last before old versions are destroyed: longer than
+#: any transaction that read a value before it was re-sealed and may write it back unchanged.
+SETTLE_SECONDS = 3.0
 BATCH = 200
 
 
@@ -190,7 +199,7 @@ def finish(store: Store, kek: Kek, active: int, now: float) -> bool:
 @dataclass(frozen=True)
 class Step:
     """What a :meth:`Resealer.step` saw: the row after it, and whether it had nothing to do yet (waiting
-    for the new version to propagate, or for the grace period to end)."""
+    for the new version to propagate, or for the grace period or a clean pass to end)."""
 
     row: KeyringRow | None
     idle: bool
@@ -198,6 +207,13 @@ class Step:
     @property
     def running(self) -> bool:
         return self.row is not None and self.row.rotation_state == "running"
+
+
+@dataclass
+class _Pass:
+    started: float
+    mark: int  # the row's count of re-sealed values when the pass began
+    clean: bool = True  # no value under another version met yet
 
 
 class Resealer:
@@ -213,6 +229,11 @@ class Resealer:
         self._generation: int | None = None
         self._root: RootKey | None = None
         self._cursor = Cursor()
+        self._pass: _Pass | None = None
+
+    def _new_pass(self) -> None:
+        self._cursor = Cursor()
+        self._pass = None
 
     def step(self, limit: int = BATCH) -> Step:
         row = keyring.stored(self._store)
@@ -225,20 +246,29 @@ class Resealer:
             # The keyring changed (this rotation's start, a rewrap): walk again with the stored one.
             self._root = RootKey.from_keyring(keyring.unwrap(row, kek))
             self._generation = row.generation
-            self._cursor = Cursor()
+            self._new_pass()
         now = self._now()
         started = row.rotation_started or 0.0
         if now < started + PROPAGATION_SECONDS:
             return Step(row, idle=True)
+        if self._pass is None:
+            self._pass = _Pass(now, row.rotation_resealed)
         if not self._cursor.ended:
-            reseal_batch(self._store, self._root, self._cursor, limit)
+            batch = reseal_batch(self._store, self._root, self._cursor, limit)
+            if batch.resealed or batch.lost:
+                self._pass.clean = False
             return Step(keyring.stored(self._store), idle=False)
-        if now < started + GRACE_SECONDS:
+        # A pass has ended. Finish after a clean one: it met nothing to re-seal, nobody re-sealed a value
+        # while it ran, and it lasted SETTLE_SECONDS (a transaction that read a value before its last
+        # re-seal has ended) and ended after the grace period (no process seals under an old version).
+        if not self._pass.clean or row.rotation_resealed != self._pass.mark:
+            self._new_pass()
+            return Step(row, idle=False)
+        if now < started + GRACE_SECONDS or now < self._pass.started + SETTLE_SECONDS:
             return Step(row, idle=True)
-        # A pass has ended after the grace period: finish, or walk again for what is left.
-        if finish(self._store, kek, self._root.keyring.active, now):
-            return Step(keyring.stored(self._store), idle=False)
-        self._cursor = Cursor()
+        finished = finish(self._store, kek, self._root.keyring.active, now)
+        if not finished:
+            self._new_pass()
         return Step(keyring.stored(self._store), idle=False)
 
     def work(self, seconds: float, limit: int = BATCH) -> None:
