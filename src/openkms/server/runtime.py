@@ -207,10 +207,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
 
     resealer = root_rotation.Resealer(store, lambda: trust.kek, wall.now)
 
+    stuck: list[str] = []  # the reason the rotation cannot go on, logged once
+
     def reseal_root_key() -> None:
         # A root key rotation's background re-sealing: one read of the keyring row a tick unless one runs.
-        if not trust.sealed:
+        if trust.sealed:
+            return
+        try:
             resealer.work(RESEAL_SHARE)
+        except root_rotation.RotationError as exc:
+            if str(exc) not in stuck:
+                stuck.append(str(exc))
+                log.error("root key rotation: %s", exc)
 
     scheduler = Scheduler(
         [
