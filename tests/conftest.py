@@ -140,7 +140,11 @@ class Server:
     def admin(self, *args: str) -> Any:
         """Run ``openkms admin …`` on this server's data; JSON output parsed."""
         out = subprocess.run(
-            [OPENKMS, "admin", *args, *self.data_args(), "--json"], check=True, capture_output=True, text=True
+            [OPENKMS, "admin", *args, *self.data_args(), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
         ).stdout
         return json.loads(out)
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +98,7 @@ def pkcs11_kek(settings: Settings, config: dict[str, Any], create: bool) -> Kek:
     """The PKCS#11 token's key: the settings' module, labels and PIN (labels default to the recorded
     ones)."""
     # Late: the PKCS#11 library is loaded by installations whose root of trust is a token only.
-    from openkms.crypto.pkcs11 import Pkcs11Error, Pkcs11Kek
+    from openkms.crypto.pkcs11 import Pkcs11Kek
 
     module = settings.pkcs11_module or config.get("module")
     token_label = settings.pkcs11_token_label or config.get("token_label")
@@ -107,8 +109,17 @@ def pkcs11_kek(settings: Settings, config: dict[str, Any], create: bool) -> Kek:
         raise RootOfTrustError(
             "the pkcs11 root of trust needs the token's PIN (--pkcs11-pin-file or OPENKMS_PKCS11_PIN)"
         )
-    try:
+    with token_errors():
         return Pkcs11Kek(str(module), str(token_label), str(key_label), settings.pkcs11_pin, create=create)
+
+
+@contextmanager
+def token_errors() -> Iterator[None]:
+    """A PKCS#11 token failing (its module, its session, its key) as a :class:`RootOfTrustError`."""
+    from openkms.crypto.pkcs11 import Pkcs11Error
+
+    try:
+        yield
     except Pkcs11Error as exc:
         raise RootOfTrustError(str(exc)) from None
 
@@ -144,9 +155,10 @@ def open_trust(store: Store, settings: Settings, clock: Clock | None = None) -> 
         return result  # sealed until unsealed with shares
     if row.source == "pkcs11":
         kek = pkcs11_kek(settings, config, create=False)
-    else:
-        kek = file_kek(settings, create=False)
-    result.open_with(kek)
+        with token_errors():
+            result.open_with(kek)
+        return result
+    result.open_with(file_kek(settings, create=False))
     return result
 
 
@@ -157,11 +169,19 @@ def _first_start(store: Store, settings: Settings, now: float) -> Trust:
             "an installation sealed by Shamir shares is made with "
             "`openkms operator init --key-shares N --key-threshold T` (it prints the shares once)"
         )
-    if source == "pkcs11":
-        kek = pkcs11_kek(settings, {}, create=True)
-        ring = trust.create_keyring(store, kek, Keyring.new(), pkcs11_config(settings, kek), now)
-        return _opened(store, kek, ring, pkcs11_config(settings, kek))
     legacy = trust.has_sealed_rows(store)
+    if source == "pkcs11":
+        if legacy:
+            raise RootOfTrustError(
+                "this installation holds rows sealed under its root key file from before keyrings "
+                "existed: start it once with that file (--root-key-source file), then move the root key "
+                "into the token with `openkms operator rekey`"
+            )
+        kek = pkcs11_kek(settings, {}, create=True)
+        config = pkcs11_config(settings, kek)
+        with token_errors():
+            ring = trust.create_keyring(store, kek, Keyring.new(), config, now)
+        return _opened(store, kek, ring, config)
     kek_file = file_kek(settings, create=not legacy)
     if legacy:
         # Rows sealed before keyrings existed: the file is the installation's first keyring version.
