@@ -3,10 +3,14 @@ Decrypt and CreateKey while ``openkms operator rotate-root-key`` adds a keyring 
 stored value; the command is killed (-9) in the middle and run again, and it finishes. Every ciphertext
 made before (and during) decrypts on both processes, and a scan of the database, read here directly
 with the keyring unwrapped by an independent implementation, finds every sealed value under the new
-version and the keyring holding it alone. The servers' background job alone finishes a rotation too."""
+version and the keyring holding it alone. The servers' background job alone finishes a rotation too,
+and a keyring wrapped by a PKCS#11 token (SoftHSM2) rotates under the token."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -23,6 +27,7 @@ from typing import Any
 from openkms.service.trust.sealed_columns import SEALED_COLUMNS
 from tests.conftest import OPENKMS, Server, create_pg_database, drop_pg_database, launch
 from tests.e2e.storage_scan import keyring_keys, unseal_independently
+from tests.softhsm import decrypt_in_token, init_token, module_path
 
 JOBS_OFF = {"OPENKMS_SCHEDULER_INTERVAL": "3600"}  # no background re-sealing by the servers
 
@@ -267,3 +272,48 @@ def test_no_installation_is_made_by_a_rotation(tmp_path: Path) -> None:
     )
     assert out.returncode == 1 and "no openkms data in" in out.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_a_keyring_wrapped_by_a_pkcs11_token_rotates(workdir: Path, backend: str, tmp_path: Path) -> None:
+    """The command opens the keyring with the token the installation recorded (only the PIN given) and
+    the rotated keyring is wrapped by the token again: the token alone (python-pkcs11) opens it."""
+    token = init_token(tmp_path / "hsm", label="openkms-rotation", pin="1357-user", so_pin="2468-so")
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"rotation-pkcs11-{backend}-"))
+    url = create_pg_database() if backend == "postgres" else None
+    hsm = {**token.env, "OPENKMS_PKCS11_PIN": token.pin}
+    trust_args = ["--root-key-source", "pkcs11", "--pkcs11-module", module_path(), "--pkcs11-token-label"]
+    server = launch(data_dir, url, extra_args=[*trust_args, token.label], env=hsm)
+    try:
+        _, before = seed((server, server), keys=20, per_key=2)
+        out = subprocess.run(
+            [OPENKMS, "operator", "rotate-root-key", *server.data_args()],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **hsm},
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "the keyring holds version 2 only" in out.stdout
+        (wrapped,) = query(server, "SELECT wrapped FROM keyring")[0]
+        ring = json.loads(decrypt_in_token(token, "openkms-root", bytes(wrapped)))
+        stored = {int(v): base64.b64decode(k) for v, k in ring["keys"].items()}
+        assert set(stored) == {2} and ring["active"] == 2
+        assert set(sealed_versions(server)) == {2}
+        assert check_every_value_opens_under(server, stored) == sum(sealed_versions(server).values())
+        kms = server.client()
+        for blob, plaintext in before:
+            assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+        wrong_pin = subprocess.run(
+            [OPENKMS, "operator", "rotate-root-key", *server.data_args()],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **token.env, "OPENKMS_PKCS11_PIN": "0000-wrong"},
+            timeout=60,
+        )
+        assert wrong_pin.returncode == 1 and "Traceback" not in wrong_pin.stderr
+        assert "is wrong (CKR_PIN_INCORRECT)" in wrong_pin.stderr and "0000-wrong" not in wrong_pin.stderr
+        assert keyring_row(server)["rotation_state"] == "done"
+    finally:
+        server.stop()
+        if url:
+            drop_pg_database(url)
