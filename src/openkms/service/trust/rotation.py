@@ -11,7 +11,8 @@ stored sealed value re-sealed under it in the background, then the old versions 
   process that reloaded, or it is found again by a later pass). It re-seals with the keyring stored in
   the row (unwrapped by itself), never with a process's loaded one, so it cannot seal under an old
   version while its process has yet to reload. It starts :data:`PROPAGATION_SECONDS` after the start,
-  so that processes have loaded the new version before they meet a value sealed under it. Progress is
+  so that processes have loaded the new version before they meet a value sealed under it (one that
+  meets such a value sooner, a key another process made, reloads the keyring then). Progress is
   counted in the row without announcing anything. Its cursor lives in memory: after a crash (kill -9)
   the row still says ``running`` and the next resealer walks again from the start, skipping values
   already re-sealed with a read each. Several resealers (the command and every server's
@@ -27,7 +28,9 @@ once) and for requests sealed before it arrived to commit. Its limit: a process 
 feed (or the database) for longer than the grace period, that then writes a value sealed under a
 version destroyed meanwhile, leaves a value nothing can open. Nodes that lose their change feed
 reconnect and reload the keyring before serving changes again (``on_reset``), so this needs a partition
-that keeps a process writing to the database while missing its notifications for that long.
+that keeps a process writing to the database while missing its notifications for that long, or a
+process whose reload failed (its PKCS#11 token unreachable at that moment: logged as an error, the
+process keeps the keyring it had).
 
 The settle time covers the other way a value can come back under an old version: a transaction that
 read a row (key material it changes the state of, on PostgreSQL's read committed isolation) before the
