@@ -10,6 +10,7 @@ import click
 from openkms.cli import (
     admin_iam,  # noqa: F401 - registers the IAM commands of ``openkms admin``
     admin_xks,  # noqa: F401 - registers the XKS proxy commands of ``openkms admin``
+    operator_rotate,  # noqa: F401 - registers ``openkms operator rotate-root-key``
 )
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit

@@ -29,6 +29,7 @@ import json
 import os
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -175,6 +176,7 @@ class RootKey:
 
     def __init__(self, raw: bytes | None = None) -> None:
         self._open: _Open | None = None
+        self._refresh: Callable[[], None] | None = None
         if raw is not None:
             if len(raw) != ROOT_KEY_BYTES:
                 raise ValueError("the root key must be 32 bytes")
@@ -233,10 +235,20 @@ class RootKey:
         aad = self._aad_v2(version, purpose, ident)
         return _V2 + version + nonce + opened.aeads[active].encrypt(nonce, plaintext, aad)
 
+    def on_unknown_version(self, refresh: Callable[[], None] | None) -> None:
+        """Call ``refresh`` (which loads the stored keyring again) when a value names a version the
+        loaded keyring lacks, then try once more: another process's rotation added it a moment ago."""
+        self._refresh = refresh
+
     def unseal(self, purpose: str, ident: str, sealed: bytes) -> bytes:
         opened = self._opened()
         version = sealed_version(sealed)
-        aead = opened.aeads.get(version) if version is not None else None
+        if version is None:
+            raise SealError()
+        aead = opened.aeads.get(version)
+        if aead is None and self._refresh is not None:
+            self._refresh()
+            aead = self._opened().aeads.get(version)
         if aead is None:
             raise SealError()
         try:
