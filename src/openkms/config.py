@@ -24,6 +24,9 @@ ENVIRONMENT_ONLY = {
     "OPENKMS_KEYPAIR_POOL": "keypair_pool",
     "OPENKMS_CONSOLE_IDLE_TIMEOUT": "console_idle_timeout",
     "OPENKMS_CONSOLE_SESSION_LIFETIME": "console_session_lifetime",
+    # Seconds between the background jobs' ticks (key deletion and rotation, re-sealing after a root key
+    # rotation, housekeeping).
+    "OPENKMS_SCHEDULER_INTERVAL": "scheduler_interval",
 }
 
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import Server, launch
 from tests.e2e.util import raw_call, wait_for_audit
 
-NO_RETRY = {"mode": "standard", "max_attempts": 1}  # botocore's legacy mode would retry once
+NO_RETRY = {"mode": "standard", "total_max_attempts": 1}  # (max_attempts counts retries: 1 retries once)
 MESSAGE = "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
 
 

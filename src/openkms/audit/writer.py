@@ -14,6 +14,10 @@ record that cannot be stored: it is logged under the request id and raises :clas
 which the entry point answers as its protocol's internal error (HTTP 500) with
 :attr:`RecordNotStored.message`, never as a success (a change waits for its record, so a change whose
 record the database refuses is done but not acknowledged).
+
+For the metrics: :meth:`AuditWriter.queued` is the queue's depth, ``written``/``failed`` count the
+entries stored and those whose write failed, and ``on_write`` (when set) is called with the seconds each
+database write took.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -56,6 +61,13 @@ class AuditWriter:
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
+        self.written = 0
+        self.failed = 0
+        self.on_write: Callable[[float], None] | None = None
+
+    def queued(self) -> int:
+        """Entries waiting to be written."""
+        return len(self._pending)
 
     def start(self) -> None:
         self._thread.start()
@@ -82,7 +94,12 @@ class AuditWriter:
             rows = trail_rows(cloudtrail_record(call), call.started, call.key_id)
             await self.submit_async(rows, call.durable)
         except Exception as exc:
-            log.exception("audit record of request %s (%s) not stored", call.request_id, call.event_name)
+            log.exception(
+                "audit record of request %s (%s) not stored",
+                call.request_id,
+                call.event_name,
+                extra={"request_id": call.request_id},
+            )
             raise RecordNotStored(call.request_id) from exc
 
     def close(self) -> None:
@@ -111,8 +128,16 @@ class AuditWriter:
         _resolve(batch, lambda f: f.set_result(None))
 
     def _write(self, batch: list[Entry]) -> None:
-        with self._store.write() as tx:
-            tx.append_audit([row for rows, _ in batch for row in rows])
+        started = time.perf_counter()
+        try:
+            with self._store.write() as tx:
+                tx.append_audit([row for rows, _ in batch for row in rows])
+        except Exception:
+            self.failed += len(batch)
+            raise
+        self.written += len(batch)
+        if self.on_write is not None:
+            self.on_write(time.perf_counter() - started)
 
     def _flush_singly(self, batch: list[Entry]) -> None:
         """Write a refused batch entry by entry, so that one record the database refuses cannot hold

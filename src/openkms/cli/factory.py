@@ -14,6 +14,7 @@ from pathlib import Path
 
 from openkms.config import Settings
 from openkms.console import mount
+from openkms.server import logs
 from openkms.server.app import KmsApp
 from openkms.server.edge import ASGIApp, behind_proxies
 from openkms.server.runtime import build_runtime
@@ -30,6 +31,7 @@ def export_settings(settings: Settings) -> None:
 
 
 def create_app() -> ASGIApp:
+    logs.configure_worker()
     values = json.loads(os.environ[SETTINGS_ENV])
     values["data_dir"] = Path(values["data_dir"])
     if values.get("root_key_file"):

@@ -10,10 +10,12 @@ import click
 from openkms.cli import (
     admin_iam,  # noqa: F401 - registers the IAM commands of ``openkms admin``
     admin_xks,  # noqa: F401 - registers the XKS proxy commands of ``openkms admin``
+    operator_rotate,  # noqa: F401 - registers ``openkms operator rotate-root-key``
     operator_seal,  # noqa: F401 - registers init, unseal, seal, status and rekey of ``openkms operator``
 )
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit
+from openkms.cli.backup import backup, migrate, restore
 from openkms.cli.byok import get_parameters_for_import, import_key_material, wrap_key_material
 from openkms.cli.operator import operator
 from openkms.cli.options import data_options
@@ -172,6 +174,21 @@ def _edge_options(fn: Any) -> Any:
 )
 @click.option("--log-level", default="warning", show_default=True, envvar="OPENKMS_LOG_LEVEL")
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="OPENKMS_LOG_FORMAT",
+    help="Logs on standard error: lines of text, or one JSON object per line.",
+)
+@click.option(
+    "--metrics-listen",
+    metavar="[HOST:]PORT",
+    envvar="OPENKMS_METRICS_LISTEN",
+    help="Serve Prometheus metrics at /metrics on this address (host 127.0.0.1 unless given; TLS when "
+    "the API serves TLS). Off by default; one process only (--workers 1).",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -195,6 +212,8 @@ def serve(
     regions: tuple[str, ...],
     account_id: str | None,
     log_level: str,
+    log_format: str,
+    metrics_listen: str | None,
     workers: int,
     multi_region_delay: float,
     data_dir: Path,
@@ -212,6 +231,8 @@ def serve(
         regions=regions,
         account_id=account_id,
         log_level=log_level,
+        log_format=log_format,
+        metrics_listen=metrics_listen,
         workers=workers,
         multi_region_delay=multi_region_delay,
         data_dir=data_dir,
@@ -224,6 +245,9 @@ def serve(
 cli.add_command(admin)
 cli.add_command(operator)
 cli.add_command(audit)
+cli.add_command(backup)
+cli.add_command(restore)
+cli.add_command(migrate)
 cli.add_command(import_key_material)
 cli.add_command(get_parameters_for_import)
 cli.add_command(wrap_key_material)

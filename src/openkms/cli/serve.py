@@ -1,5 +1,6 @@
 """``openkms serve``: settings from the command line, the first start's credentials, TLS material,
-and the uvicorn server (one process, or ``--workers N`` sharing the port) behind openkms's edge."""
+logging (text or JSON), the metrics endpoint, and the uvicorn server (one process, or ``--workers N``
+sharing the port) behind openkms's edge."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
@@ -20,6 +21,7 @@ from openkms.config import DEFAULT_REGION, environment_settings
 from openkms.console import mount
 from openkms.crypto.certificates import ensure_self_signed
 from openkms.domain.quotas import QuotaDocumentError
+from openkms.server import logs
 from openkms.server.app import KmsApp
 from openkms.server.edge import EdgeConfig, behind_proxies, is_loopback
 from openkms.server.limits import EdgeLimits
@@ -34,6 +36,9 @@ from openkms.server.runtime import (
 )
 from openkms.server.tls import TlsConfig
 from openkms.service.trust.keyring import RootOfTrustError
+
+if TYPE_CHECKING:
+    from openkms.server.metrics import MetricsListen
 
 
 def _tls_config(
@@ -88,8 +93,10 @@ def run_server(
     xks_timeout: float,
     xks_client_timeout: float = 0.25,
     xks_ca_bundles: tuple[str, ...] = (),
+    log_format: str = "text",
+    metrics_listen: str | None = None,
 ) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(log_level, log_format)
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     try:
@@ -131,6 +138,7 @@ def run_server(
             "network could read them. Serve TLS (--tls-cert/--tls-key or --tls-self-signed), or pass "
             "--insecure-http if a TLS proxy in front of openkms is the only way in."
         )
+    listen = _metrics_listen(metrics_listen, workers, tls, insecure_http)
     try:
         load_quotas(settings)
     except (OSError, QuotaDocumentError) as exc:
@@ -190,9 +198,12 @@ def run_server(
         "server_header": False,
         "date_header": False,
     }
+    if log_format == "json":
+        options["log_config"] = None  # uvicorn's loggers reach the root's JSON handler
     if workers > 1:
         runtime.store.close()  # each worker opens its own
         export_settings(settings)
+        os.environ[logs.WORKER_ENV] = f"{log_format}:{log_level}"
         config = EdgeConfig(
             "openkms.cli.factory:create_app",
             factory=True,
@@ -206,7 +217,54 @@ def run_server(
     app = KmsApp(runtime)
     mount(app)  # the web console at /console/ on the same port
     served = behind_proxies(app, settings.trusted_proxies)
-    server = uvicorn.Server(EdgeConfig(served, tls=tls, limits=limits, **options))
-    server.run()
+    config = EdgeConfig(served, tls=tls, limits=limits, **options)
+    exporter = None
+    if listen is not None:
+        from openkms.server.metrics import serve_metrics  # late: prometheus_client only when asked
+
+        try:
+            exporter = serve_metrics(app, listen, tls, config.openkms_rejections)
+        except OSError as exc:
+            runtime.store.close()
+            raise click.ClickException(
+                f"cannot serve metrics on {metrics_listen}: {exc.strerror or exc}"
+            ) from None
+        shown = f"[{listen.host}]" if ":" in listen.host else listen.host
+        click.echo(f"metrics at {scheme}://{shown}:{listen.port}/metrics")
+        sys.stdout.flush()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        if exporter is not None:
+            exporter.stop()
     if not server.started:
         sys.exit(3)
+
+
+def _metrics_listen(
+    value: str | None, workers: int, tls: TlsConfig | None, insecure_http: bool
+) -> MetricsListen | None:
+    """The parsed ``--metrics-listen`` (None when off), refused with several workers (each process has
+    its own metrics and they cannot share one port) and, without TLS, on a non-loopback host unless
+    ``--insecure-http`` (as the API port)."""
+    if value is None or not value.strip():
+        return None
+    from openkms.server.metrics import MetricsListen  # late: prometheus_client only when asked
+
+    try:
+        listen = MetricsListen.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics-listen") from None
+    if workers > 1:
+        raise click.UsageError(
+            "--metrics-listen serves the metrics of one process: use --workers 1 with it (run several "
+            "servers on the database, each with its own --metrics-listen, to scale out)"
+        )
+    if tls is None and not is_loopback(listen.host) and not insecure_http:
+        raise click.UsageError(
+            f"refusing to serve metrics over plain HTTP on {listen.host}: serve the API with TLS (the "
+            "metrics port then uses the same certificate), listen on a loopback address, or pass "
+            "--insecure-http"
+        )
+    return listen

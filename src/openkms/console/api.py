@@ -123,6 +123,7 @@ class Api:
             started=self.app.runtime.clock.now(),
             secure=self.secure,
             access_key_id=self.access_key_id,
+            api="console",
         )
         status, out = await self.app.execute(call)
         data: dict[str, Any] = orjson.loads(out) if out else {}

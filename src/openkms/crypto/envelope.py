@@ -29,6 +29,7 @@ import json
 import os
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -155,13 +156,14 @@ def sealed_version(sealed: bytes) -> int | None:
 class _Open:
     """An unwrapped keyring with its AEADs and derived keys."""
 
-    __slots__ = ("aeads", "fingerprint", "id_key", "ring", "token_key")
+    __slots__ = ("aeads", "backup_key", "fingerprint", "id_key", "ring", "token_key")
 
     def __init__(self, ring: Keyring) -> None:
         self.ring = ring
         self.aeads = {v: AESGCM(k) for v, k in ring.keys.items()}
         self.id_key = hmac.new(ring.derive, b"openkms/material-id/v1", hashlib.sha256).digest()
         self.token_key = hmac.new(ring.derive, b"openkms/tokens/v1", hashlib.sha256).digest()
+        self.backup_key = hmac.new(ring.derive, b"openkms/backup/v1", hashlib.sha256).digest()
         self.fingerprint = hashlib.sha256(b"openkms/root-fingerprint/v1" + ring.derive).hexdigest()[:16]
 
 
@@ -174,6 +176,7 @@ class RootKey:
 
     def __init__(self, raw: bytes | None = None) -> None:
         self._open: _Open | None = None
+        self._refresh: Callable[[], None] | None = None
         if raw is not None:
             if len(raw) != ROOT_KEY_BYTES:
                 raise ValueError("the root key must be 32 bytes")
@@ -232,10 +235,20 @@ class RootKey:
         aad = self._aad_v2(version, purpose, ident)
         return _V2 + version + nonce + opened.aeads[active].encrypt(nonce, plaintext, aad)
 
+    def on_unknown_version(self, refresh: Callable[[], None] | None) -> None:
+        """Call ``refresh`` (which loads the stored keyring again) when a value names a version the
+        loaded keyring lacks, then try once more: another process's rotation added it a moment ago."""
+        self._refresh = refresh
+
     def unseal(self, purpose: str, ident: str, sealed: bytes) -> bytes:
         opened = self._opened()
         version = sealed_version(sealed)
-        aead = opened.aeads.get(version) if version is not None else None
+        if version is None:
+            raise SealError()
+        aead = opened.aeads.get(version)
+        if aead is None and self._refresh is not None:
+            self._refresh()
+            aead = self._opened().aeads.get(version)
         if aead is None:
             raise SealError()
         try:
@@ -264,6 +277,11 @@ class RootKey:
     def token_key(self) -> bytes:
         """A key derived from the keyring for the service's own authenticated tokens."""
         return self._opened().token_key
+
+    def backup_key(self) -> bytes:
+        """The key of backup files' HMAC (openkms.storage.backup): derived from the keyring's
+        derivation secret, so the same before and after a root key rotation."""
+        return self._opened().backup_key
 
 
 def read_root_key_file(path: Path, create: bool) -> bytes:

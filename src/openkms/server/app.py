@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,6 +93,12 @@ class Call:
     secure: bool = False
     access_key_id: str | None = None
     request_id: str = field(default_factory=fast_uuid)
+    api: str = "kms"  # the metrics' api label: kms (the JSON API) or console
+    perf: float = field(default_factory=time.perf_counter)  # when it arrived, for the latency metric
+
+    @property
+    def log_extra(self) -> dict[str, str]:
+        return {"request_id": self.request_id}
 
     def context(self, principal: Principal) -> RequestContext:
         ctx = RequestContext(principal, self.region, self.request_id, self.source_ip, self.user_agent)
@@ -189,7 +196,7 @@ class KmsApp:
         except ServiceSealed:  # sealed since the request arrived
             error = KMSInternalException(SEALED_MESSAGE)
         except Exception:
-            log.exception("request %s failed during authentication", call.request_id)
+            log.exception("request %s failed during authentication", call.request_id, extra=call.log_extra)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
         status, body_out = await self.execute(call, error)
         out_headers = [(b"x-amzn-requestid", call.request_id.encode()), (b"content-type", JSON_CT)]
@@ -255,12 +262,16 @@ class KmsApp:
         except ServiceSealed:
             error = KMSInternalException(SEALED_MESSAGE)
         except Exception:
-            log.exception("request %s (%s) failed", call.request_id, operation)
+            log.exception("request %s (%s) failed", call.request_id, operation, extra=call.log_extra)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
         try:
             await self.runtime.audit.submit_call(self._audited(call, raw, result, ctx, error))
         except RecordNotStored as exc:  # only a change waits for its record: done, but not a success
             error = KMSInternalException(exc.message)
+        observe = self.runtime.observe_request
+        if observe is not None:
+            name = operation if operation in self.known_ops else "Unknown"
+            observe(call.api, name, error.code if error else "ok", time.perf_counter() - call.perf)
         if error is not None:
             return error.status, error_body(error)
         return 200, body_out

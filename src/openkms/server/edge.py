@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from openkms.server.authn import Receive, Scope, Send
-from openkms.server.limits import BoundedHttpToolsProtocol, EdgeLimits
+from openkms.server.limits import BoundedHttpToolsProtocol, EdgeLimits, EdgeRejections
 from openkms.server.proxies import TrustedProxies, apply_forwarding, parse_networks
 from openkms.server.tls import ServerTls, TlsConfig
 
@@ -56,6 +56,7 @@ class EdgeConfig(uvicorn.Config):
     def __init__(self, app: Any, *, tls: TlsConfig | None, limits: EdgeLimits, **options: Any) -> None:
         self.openkms_tls = tls
         self.openkms_limits = limits
+        self.openkms_rejections = EdgeRejections()  # this process's (a worker counts its own)
         super().__init__(
             app,
             http=BoundedHttpToolsProtocol,

@@ -7,7 +7,8 @@ before the parser sees them (so an unfinished header is never buffered past the 
 request has a deadline for its headers (from the connection's first byte, or the end of the previous
 response) and one for its body. Past a limit the client is answered (431, 408 or 503) and the
 connection is closed; nothing a slow or malicious client does grows memory without bound or holds
-the event loop.
+the event loop. The answers given are counted by status in the configuration's
+:class:`EdgeRejections` (``config.openkms_rejections``), which the metrics read.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class EdgeLimits:
     max_connections: int = 1024  # open connections of one process; past it new ones are refused
 
 
+class EdgeRejections:
+    """Requests and connections refused at the edge of one process, by HTTP status (408, 431, 503)."""
+
+    def __init__(self) -> None:
+        self.by_status: dict[int, int] = {}
+
+    def count(self, status: int) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with the :class:`EdgeLimits` of its server's configuration
     (``config.openkms_limits``; the defaults when the configuration has none)."""
@@ -47,6 +58,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.limits: EdgeLimits = getattr(config, "openkms_limits", None) or EdgeLimits()
+        self.rejections: EdgeRejections | None = getattr(config, "openkms_rejections", None)
         self._reading_headers = True
         self._header_bytes = 0
         self._header_count = 0
@@ -73,6 +85,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected or self.transport.is_closing():
             return
         self._rejected = True
+        if self.rejections is not None:
+            self.rejections.count(status)
         cycle = self.cycle
         started = cycle is not None and not cycle.response_complete and cycle.response_started
         if cycle is not None and not cycle.response_complete:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,7 @@ class QueryApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         started = self.runtime.clock.now()
+        perf = time.perf_counter()
         request_id = str(uuid.uuid4())
         signed_for = scope_service(headers)
         service = signed_for if signed_for in _OPERATIONS else "iam"
@@ -151,7 +153,9 @@ class QueryApp:
         except ServiceSealed:  # sealed since the request arrived
             error = errors.ServiceFailure(SEALED_MESSAGE)
         except Exception:  # the outermost catch-all: never a raw 500
-            log.exception("request %s (%s %s) failed", request_id, service, operation)
+            log.exception(
+                "request %s (%s %s) failed", request_id, service, operation, extra={"request_id": request_id}
+            )
             error = errors.InternalFailure("An internal error occurred. Request id: " + request_id)
         read_only = operation in _READ_ONLY[service]
         known = operation in query.operation_names(service)
@@ -177,6 +181,10 @@ class QueryApp:
             await self.runtime.audit.submit_call(audited)
         except RecordNotStored as exc:  # as on the KMS path: a change done, but not a success
             error = errors.InternalFailure(exc.message)
+        observe = self.runtime.observe_request
+        if observe is not None:
+            outcome = error.code if error else "ok"
+            observe(service, operation if known else "Unknown", outcome, time.perf_counter() - perf)
         out_headers = [(b"x-amzn-requestid", request_id.encode()), (b"content-type", XML_CT)]
         if error is not None:
             sender = error.sender if isinstance(error, QueryError) else error.status < 500

@@ -5,6 +5,9 @@ Each bucket refills at the group's rate divided by the number of processes shari
 so the whole service never admits more than the quota (plus one second's burst per process). When a
 caller's requests reach only some processes, it gets less: at worst the share of the processes it
 reaches. Over the budget a call raises ThrottlingException before it does anything.
+
+``throttled`` counts the refused calls by quota group (``xks`` for an XKS key store's own rate), for the
+metrics (read at scrape time).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class RequestLimiter:
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
         self._lock = threading.Lock()
         self._share = 1.0 / max(1, table.processes)
+        self.throttled: dict[str, int] = {}
 
     def charge(self, account: str, region: str, group: str) -> None:
         """Take one request from the budget; raises ThrottlingException when it is spent."""
@@ -58,6 +62,8 @@ class RequestLimiter:
                 bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
                 bucket.stamp = now
             if bucket.tokens < 1.0:
+                group = key[2] or key[0]  # a quota group's name, or "xks" (never a tenant's name)
+                self.throttled[group] = self.throttled.get(group, 0) + 1
                 raise ThrottlingException(THROTTLING_MESSAGE)
             bucket.tokens -= 1.0
 

@@ -11,13 +11,16 @@ keyring) unwraps the stored keyring into the process's :class:`~openkms.crypto.e
   ``Settings.unseal_shares`` (``--unseal-share``).
 
 :class:`Trust` keeps what the process opened the keyring with, to reload it when another process
-changes it (a root key rotation's new version).
+changes it (a root key rotation's new version), as the change feed says or as soon as a stored value
+names a version it has not loaded yet.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ from openkms.storage.store import KeyringRow, Store
 
 log = logging.getLogger("openkms.trust")
 
+RELOAD_INTERVAL = 0.2  # seconds: the shortest time between reloads for values of an unknown version
+
 
 @dataclass
 class Trust:
@@ -44,9 +49,24 @@ class Trust:
     config: dict[str, Any] = field(default_factory=dict)
     kek: Kek | None = None
 
+    _reloading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _reloaded: float = field(default=float("-inf"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root.on_unknown_version(self._reload_for_new_version)
+
     @property
     def sealed(self) -> bool:
         return self.root.sealed
+
+    def _reload_for_new_version(self) -> None:
+        """A stored value names a keyring version this process has not loaded (sealed by another process
+        that reloaded a rotation's new version before this one heard of it): reload now, once for all
+        the requests meeting it together, and at most every :data:`RELOAD_INTERVAL` seconds."""
+        with self._reloading:
+            if time.monotonic() - self._reloaded >= RELOAD_INTERVAL:
+                self.reload()
+                self._reloaded = time.monotonic()
 
     def open_with(self, kek: Kek) -> None:
         """Unseal: open the stored keyring with ``kek`` (RootOfTrustError: it does not open it)."""

@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
+from openkms.service.trust import rotation as root_rotation
 from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import ChangeFeed, Store
 
@@ -36,6 +38,7 @@ log = logging.getLogger("openkms.runtime")
 CREDENTIALS_FILE = "admin-credentials.env"
 DB_FILE = "openkms.db"
 SESSION_RETENTION = 86400.0  # expired STS sessions answer ExpiredToken for a day, then are forgotten
+RESEAL_SHARE = 0.5  # seconds of a scheduler tick a running root key rotation's re-sealing may take
 CHANGE_RETENTION = 3600.0  # the change log keeps an hour (of wall-clock time) for other processes' feeds
 
 
@@ -52,7 +55,11 @@ class Runtime:
     (parsed policy documents); the IAM code gets the same two in its ``IamContext``.
 
     ``clock`` is the service clock, ``wall`` the real time clients sign with and other processes
-    share (:mod:`openkms.clock`)."""
+    share (:mod:`openkms.clock`).
+
+    ``observe_request`` is set when the process serves metrics (``server/metrics.py``): every entry
+    point calls it once per request with the API, the operation (a modeled name or ``Unknown``), the
+    outcome (``ok`` or the error code answered) and the seconds the request took."""
 
     settings: Settings
     store: Store
@@ -69,6 +76,7 @@ class Runtime:
     scheduler: Scheduler
     keypairs: KeyPairPool
     started: bool = field(default=False)
+    observe_request: Callable[[str, str, str, float], None] | None = None
 
     def start(self) -> None:
         self.keypairs.start(targets_from_env(self.settings.keypair_pool))
@@ -203,6 +211,21 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         with store.write() as tx:
             tx.purge_sessions(clock.now() - SESSION_RETENTION)
 
+    resealer = root_rotation.Resealer(store, lambda: trust.kek, wall.now)
+
+    stuck: list[str] = []  # the reason the rotation cannot go on, logged once
+
+    def reseal_root_key() -> None:
+        # A root key rotation's background re-sealing: one read of the keyring row a tick unless one runs.
+        if trust.sealed:
+            return
+        try:
+            resealer.work(RESEAL_SHARE)
+        except root_rotation.RotationError as exc:
+            if str(exc) not in stuck:
+                stuck.append(str(exc))
+                log.error("root key rotation: %s", exc)
+
     scheduler = Scheduler(
         [
             # Due work is checked every tick (reads only, unless something is due)...
@@ -210,6 +233,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("rotate-keys", lambda: rotation.rotate_due_keys(core), 0),
             ("expire-material", lambda: importing.expire_due_material(core), 0),
             ("sync-multi-region", lambda: multi_region.sync_due_keys(core, settings.multi_region_delay), 0),
+            ("reseal-root-key", reseal_root_key, 0),
             # ...housekeeping writes once a minute.
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -54,7 +55,7 @@ class XksApp:
         self._in_thread = in_thread
         # Each key store's request quota is shared by the processes of one server (--workers).
         self._share = 1.0 / max(1, settings.quota_processes)
-        self._limiter = RequestLimiter(QuotaTable())
+        self.limiter = RequestLimiter(QuotaTable())
         self.proxy = XksProxy(
             runtime.store,
             runtime.root,
@@ -67,7 +68,7 @@ class XksApp:
 
     def _throttle(self, keystore: str, rate: float) -> None:
         try:
-            self._limiter.take(("xks", keystore, ""), rate * self._share)
+            self.limiter.take(("xks", keystore, ""), rate * self._share)
         except ThrottlingException:
             raise xks.ThrottlingException(
                 "The request was rejected because the request rate of this key store is too high."
@@ -75,6 +76,7 @@ class XksApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self.runtime.clock.now()
+        perf = time.perf_counter()
         request_id = fast_uuid()
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         tls = (scope.get("extensions") or {}).get("tls") or {}
@@ -109,7 +111,7 @@ class XksApp:
                 "The XKS proxy timed out while trying to access its database. Request id: " + request_id
             )
         except Exception:
-            log.exception("XKS proxy request %s failed", request_id)
+            log.exception("XKS proxy request %s failed", request_id, extra={"request_id": request_id})
             error = xks.InternalException("An internal error occurred. Request id: " + request_id)
         client = scope.get("client")
         await self._record(
@@ -120,6 +122,10 @@ class XksApp:
             client[0] if client else "127.0.0.1",
             headers.get("user-agent", ""),
         )
+        observe = self.runtime.observe_request
+        if observe is not None:
+            operation = str(call.route.operation) if call.route is not None else "Unknown"
+            observe("xks", operation, error.name if error else "ok", time.perf_counter() - perf)
         out_headers = [(b"x-amzn-requestid", request_id.encode()), (b"content-type", JSON_CT)]
         if error is None:
             await respond(send, 200, orjson.dumps(result), out_headers)

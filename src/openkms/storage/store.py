@@ -85,9 +85,10 @@ def normalize_url(url: str) -> str:
 
 class Store:
     """The database. ``clock`` stamps the change log and the migrations applied: the wall clock (the
-    change log is pruned by age in real time while other processes poll it)."""
+    change log is pruned by age in real time while other processes poll it). The schema is migrated
+    to the newest version on opening, unless ``migrate_schema`` is false."""
 
-    def __init__(self, url: str, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, clock: Clock | None = None, *, migrate_schema: bool = True) -> None:
         self.url = normalize_url(url)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
@@ -111,6 +112,8 @@ class Store:
                 pool_pre_ping=True,
                 hide_parameters=True,
             )
+        if not migrate_schema:
+            return  # a restore migrates the empty target itself (openkms.storage.backup)
         with self._connect(write=True) as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7244517)"))
@@ -201,7 +204,14 @@ class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx, CustomKeySto
 
 
 class ChangeFeed:
-    """Delivers other processes' changes to the local listeners (a background thread)."""
+    """Delivers other processes' changes to the local listeners (a background thread).
+
+    For the metrics (plain attributes read at scrape time): ``delivered`` (changes delivered),
+    ``last_delivery`` (the store clock's time of the last delivery), ``connected`` (the last poll
+    succeeded on SQLite; listening on PostgreSQL), ``failures`` (failed polls, lost or refused
+    connections) and, on SQLite only, ``lag`` (seconds from the oldest change of the last batch to its
+    delivery; PostgreSQL's notifications carry no time).
+    """
 
     def __init__(self, store: Store, on_changes: ChangeListener, on_reset: Callable[[], None]) -> None:
         self._store = store
@@ -210,6 +220,11 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openkms-change-feed", daemon=True)
         self._cursor = 0  # SQLite: the id of the last change read
+        self.delivered = 0
+        self.last_delivery: float | None = None
+        self.lag: float | None = None
+        self.connected = False
+        self.failures = 0
 
     def start(self) -> None:
         if self._store.backend == "sqlite":
@@ -236,11 +251,17 @@ class ChangeFeed:
                 with self._store.read() as tx:
                     rows = tx.changes_after(cursor)
             except Exception:  # a transient database error: try again on the next tick
+                self.connected = False
+                self.failures += 1
                 log.warning("change feed poll failed", exc_info=True)
                 continue
+            self.connected = True
             if rows:
                 cursor = rows[-1][0]
-                self._on_changes([(kind, ident) for _, kind, ident in rows])
+                self._on_changes([(kind, ident) for _, kind, ident, _ in rows])
+                now = self._store.clock.now()
+                self.lag = max(0.0, now - rows[0][3])
+                self._delivered(len(rows), now)
 
     def _listen_postgres(self) -> None:
         # Late: the PostgreSQL driver is loaded by PostgreSQL deployments only, never by SQLite ones.
@@ -252,6 +273,7 @@ class ChangeFeed:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._on_reset()  # anything may have changed while we were not listening
+                    self.connected = True
                     while not self._stop.is_set():
                         # Wait for a change, then apply it with those arriving in the next 20 ms: a
                         # batch of the whole 0.5 s wait would leave the caches stale that long.
@@ -259,9 +281,17 @@ class ChangeFeed:
                         if batch:
                             batch += [_change(n.payload) for n in conn.notifies(timeout=0.02, stop_after=500)]
                             self._on_changes(batch)
+                            self._delivered(len(batch), self._store.clock.now())
             except Exception:
+                self.connected = False
+                self.failures += 1
                 self._on_reset()
                 self._stop.wait(1.0)
+        self.connected = False
+
+    def _delivered(self, count: int, now: float) -> None:
+        self.delivered += count
+        self.last_delivery = now
 
 
 def _change(payload: str) -> tuple[str, str]:

@@ -36,14 +36,15 @@ class TxBase:
         else:
             self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=self.clock.now()))
 
-    def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+    def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str, float]]:
+        """(id, kind, ident, time of the change) of the changes after ``after_id``, oldest first."""
         rows = self.conn.execute(
-            sa.select(t.changes.c.id, t.changes.c.kind, t.changes.c.ident)
+            sa.select(t.changes.c.id, t.changes.c.kind, t.changes.c.ident, t.changes.c.at)
             .where(t.changes.c.id > after_id)
             .order_by(t.changes.c.id)
             .limit(limit)
         )
-        return [(r.id, r.kind, r.ident) for r in rows]
+        return [(r.id, r.kind, r.ident, r.at) for r in rows]
 
     def last_change_id(self) -> int:
         return int(

@@ -2,8 +2,10 @@
 re-seals: reading them in key order a batch at a time, and replacing one value only if it is still the
 one read (compare and set, so a rotation never overwrites a concurrent write).
 
-The keyring row is written with a compare and set on its ``generation``; every write announces the change
-``("keyring", "1")`` so other processes reload the keyring (a rotation's new version) at once.
+The keyring row is written with a compare and set on its ``generation``; every such write announces the
+change ``("keyring", "1")`` so other processes reload the keyring (a rotation's new version) at once. A
+rotation's progress (:meth:`KeyringTx.add_rotation_resealed`) changes neither the generation nor the
+keyring and announces nothing: no process reloads (unwraps) the keyring for it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class KeyringTx(TxBase):
             return False
         self.changed("keyring", str(KEYRING_ROW))
         return True
+
+    def add_rotation_resealed(self, count: int) -> None:
+        """Count ``count`` more values re-sealed by the running rotation, without announcing a change:
+        progress is read by ``operator status`` and the resealers, not by the other processes. (It may
+        pass the total: values sealed under the old version after the start are re-sealed too.)"""
+        c = t.keyring.c
+        self.conn.execute(
+            t.keyring.update()
+            .where(c.id == KEYRING_ROW, c.rotation_state == "running")
+            .values(rotation_resealed=c.rotation_resealed + count)
+        )
 
     def delete_keyring(self) -> None:
         self.conn.execute(t.keyring.delete())

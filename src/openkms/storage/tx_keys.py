@@ -64,6 +64,13 @@ class KeysTx(MultiRegionTx):
             q = q.where(t.keys.c.key_id > after)
         return [r[0] for r in self.conn.execute(q.order_by(t.keys.c.key_id).limit(limit))]
 
+    def count_keys_by_state(self) -> dict[str, int]:
+        """The number of keys in each state, over every account and Region (the states with none left
+        out)."""
+        c = t.keys.c
+        rows = self.conn.execute(sa.select(c.key_state, sa.func.count()).group_by(c.key_state))
+        return {str(state): int(count) for state, count in rows}
+
     def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
         q = (
             sa.select(t.keys.c.region, t.keys.c.key_id)

@@ -2,6 +2,7 @@
 and the cache SigV4 verification reads them from on every request.
 
 Secrets are unsealed from the store (sealed under the root key) on a miss and held only in memory.
+``CredentialCache.hits``/``misses`` count the lookups for the metrics (plain integers read at scrape time).
 """
 
 from __future__ import annotations
@@ -89,9 +90,19 @@ class CredentialCache:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self.epoch = 0
+        self.hits = 0
+        self.misses = 0
 
     def cached(self, access_key_id: str) -> Credentials | None:
-        return self._cache.get(access_key_id)
+        creds = self._cache.get(access_key_id)
+        if creds is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return creds
+
+    def entries(self) -> int:
+        return len(self._cache)
 
     def known_unknown(self, access_key_id: str) -> bool:
         """True if ``access_key_id`` was found to have no credentials less than ``negative_ttl`` ago and

@@ -102,7 +102,7 @@ class KmsCore:
         """Load the keys of ``key_ids`` that are not cached into the cache, a few queries for all of them
         (for a client about to call DescribeKey on a page of keys, as the console does). It returns
         nothing and checks no permission: the calls that follow are authorized as usual."""
-        missing = [k for k in dict.fromkeys(key_ids) if self.cache.get_key(region, k) is None]
+        missing = [k for k in dict.fromkeys(key_ids) if not self.cache.has_key(region, k)]
         for start in range(0, len(missing), PRELOAD_BATCH):
             epoch = self.cache.epoch
             with self.store.read() as tx:

@@ -42,9 +42,26 @@ class KeyCache:
         self._lock = threading.Lock()
         self._max = max_keys
         self.epoch = 0
+        self.hits = 0
+        self.misses = 0
+        self.alias_hits = 0
+        self.alias_misses = 0
 
     def get_key(self, region: str, key_id: str) -> LoadedKey | None:
-        return self._keys.get((region, key_id))
+        loaded = self._keys.get((region, key_id))
+        if loaded is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return loaded
+
+    def has_key(self, region: str, key_id: str) -> bool:
+        """Whether the key is cached (not counted as a lookup)."""
+        return (region, key_id) in self._keys
+
+    def sizes(self) -> tuple[int, int]:
+        """The number of cached keys and aliases."""
+        return len(self._keys), len(self._aliases)
 
     def put_key(self, loaded: LoadedKey, epoch: int) -> None:
         with self._lock:
@@ -56,7 +73,12 @@ class KeyCache:
                 self._keys.popitem(last=False)
 
     def get_alias(self, region: str, account: str, name: str) -> str | None:
-        return self._aliases.get((region, account, name))
+        key_id = self._aliases.get((region, account, name))
+        if key_id is None:
+            self.alias_misses += 1
+        else:
+            self.alias_hits += 1
+        return key_id
 
     def put_alias(self, region: str, account: str, name: str, key_id: str, epoch: int) -> None:
         with self._lock:
