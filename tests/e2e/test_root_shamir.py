@@ -609,3 +609,38 @@ def test_rekey_file_to_pkcs11_to_shamir(workdir: Path, backend: str, tmp_path: P
         server.stop()
         if url:
             drop_pg_database(url)
+
+
+def test_backup_and_restore_of_a_shamir_installation(place: tuple[Path, str | None], workdir: Path) -> None:
+    data_dir, url = place
+    creds = init(data_dir, url, 3, 2)
+    shares = creds["UnsealShares"]
+    server = start(data_dir, url, creds)
+    try:
+        for share in shares[:2]:
+            assert unseal(server, share).returncode == 0
+        kms = server.client()
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=key_id, Plaintext=b"backed up")["CiphertextBlob"]
+        out = workdir / f"shamir-{os.getpid()}-{key_id}.okb"
+        args = ["backup", "create", "--out", str(out), *_data_args(data_dir, url)]
+        done = openkms(*args)
+        assert done.returncode != 0 and "--unseal-share" in done.stderr
+        done = openkms(*args, "--unseal-share", "-", stdin=f"{shares[2]}\n{shares[0]}\n")
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.stop()
+    target = Path(tempfile.mkdtemp(dir=workdir, prefix="shamir-restored-"))
+    restore = ["restore", "--from", str(out), "--data-dir", str(target)]
+    done = openkms(*restore, "--unseal-share", shares[0])
+    assert done.returncode != 0 and "2 distinct shares" in done.stderr
+    done = openkms(*restore, "--unseal-share", shares[0], "--unseal-share", shares[1])
+    assert done.returncode == 0, done.stderr
+    restored = start(target, None, creds)
+    try:
+        assert_sealed_everywhere(restored)
+        for share in shares[1:]:
+            assert unseal(restored, share).returncode == 0
+        assert restored.client().decrypt(CiphertextBlob=blob)["Plaintext"] == b"backed up"
+    finally:
+        restored.stop()
