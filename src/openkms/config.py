@@ -43,6 +43,9 @@ class Settings:
     pkcs11_token_label: str | None = None
     pkcs11_key_label: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
+    # Shares of a ``shamir`` installation for the tools working on the data offline (``--unseal-share``,
+    # cli/options.py); the server never takes them here, only through ``POST /sys/unseal``.
+    unseal_shares: list[str] = field(default_factory=list, repr=False)
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     regions: list[str] = field(default_factory=list)  # empty: answer every well-formed region

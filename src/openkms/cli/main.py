@@ -11,6 +11,7 @@ from openkms.cli import (
     admin_iam,  # noqa: F401 - registers the IAM commands of ``openkms admin``
     admin_xks,  # noqa: F401 - registers the XKS proxy commands of ``openkms admin``
     operator_rotate,  # noqa: F401 - registers ``openkms operator rotate-root-key``
+    operator_seal,  # noqa: F401 - registers init, unseal, seal, status and rekey of ``openkms operator``
 )
 from openkms.cli.admin import admin
 from openkms.cli.audit import audit

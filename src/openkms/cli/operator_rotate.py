@@ -58,7 +58,8 @@ def rotate_root_key(
             raise click.ClickException(f"cannot open the keyring: {exc}") from None
         if trust.kek is None:
             raise click.ClickException(
-                "this installation is sealed by Shamir shares: its keyring cannot be opened here"
+                "this installation is sealed by Shamir shares: give enough of them with --unseal-share "
+                "(repeatable; --unseal-share - reads them from standard input)"
             )
         try:
             with token_errors():

@@ -6,6 +6,7 @@ to the settings, so every command opening the data takes them without naming the
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,8 +39,64 @@ def _pin_file(ctx: click.Context, param: click.Parameter, value: Path | None) ->
     ctx.meta.setdefault(_TRUST_META, {})["pkcs11_pin"] = pin
 
 
+MAX_SHARES_READ = 255
+MAX_SHARE_LINE = 1024
+
+
+def read_shares(prompt: bool | None = None) -> list[str]:
+    """Shares from standard input, one a line (blank lines skipped, at most 255); on a terminal each is
+    asked for without echo, an empty answer ending the list."""
+    if prompt if prompt is not None else sys.stdin.isatty():
+        shares: list[str] = []
+        while len(shares) < MAX_SHARES_READ:
+            text = click.prompt(
+                f"Unseal share {len(shares) + 1} (empty to end)",
+                default="",
+                hide_input=True,
+                show_default=False,
+            ).strip()
+            if not text:
+                break
+            shares.append(text)
+        return shares
+    stream = click.get_text_stream("stdin")
+    texts = []
+    for _ in range(MAX_SHARES_READ * 4):
+        line = stream.readline(MAX_SHARE_LINE + 1)
+        if not line:
+            break
+        if len(line) > MAX_SHARE_LINE:
+            raise click.BadParameter(
+                "a line of standard input is too long for a share", param_hint="--unseal-share"
+            )
+        if line.strip():
+            texts.append(line.strip())
+        if len(texts) >= MAX_SHARES_READ:
+            break
+    return texts
+
+
+def _shares(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    texts: list[str] = []
+    for item in value:
+        texts.extend(read_shares() if item == "-" else [item])
+    if texts:
+        ctx.meta.setdefault(_TRUST_META, {})["unseal_shares"] = texts
+
+
 def root_of_trust_options(fn: F) -> F:
-    """``--root-key-source`` and the PKCS#11 token's options (see openkms.server.root_of_trust)."""
+    """``--root-key-source``, the PKCS#11 token's options and ``--unseal-share`` (see
+    openkms.server.root_of_trust): every command working on the data offline opens a ``shamir``
+    installation with the shares given (``Settings.unseal_shares``)."""
+    fn = click.option(
+        "--unseal-share",
+        "unseal_shares",
+        multiple=True,
+        expose_value=False,
+        callback=_shares,
+        help="A Shamir share of a shamir installation (repeatable, as many as its threshold); "
+        "'-' reads them from standard input, one a line (asked for without echo on a terminal).",
+    )(fn)
     fn = click.option(
         "--pkcs11-pin-file",
         type=click.Path(path_type=Path, dir_okay=False),

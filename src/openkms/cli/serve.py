@@ -125,6 +125,11 @@ def run_server(
         xks_ca_bundles=list(xks_ca_bundles),
     )
 
+    if settings.unseal_shares:
+        raise click.UsageError(
+            "openkms serve takes no shares (a process's command line is visible to every user of the "
+            "machine): start it, then give them with openkms operator unseal"
+        )
     prepare_data_dir(settings)
     tls = _tls_config(data_dir, tls_cert, tls_key, tls_self_signed, tls_sans, tls_client_ca)
     if tls is None and not is_loopback(host) and not insecure_http:

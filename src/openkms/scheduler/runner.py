@@ -1,4 +1,5 @@
-"""Runs the background jobs on a thread: each job at its own period (the tick is the shortest)."""
+"""Runs the background jobs on a thread: each job at its own period (the tick is the shortest), none
+while the runtime says it is paused (a sealed service)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ Job = tuple[str, Callable[[], object], float]  # (name, job, period in seconds; 
 
 
 class Scheduler:
-    def __init__(self, jobs: list[Job], interval: float) -> None:
+    def __init__(self, jobs: list[Job], interval: float, paused: Callable[[], bool] | None = None) -> None:
         self._jobs = jobs
+        self._paused = paused  # true: every job is skipped this tick (a sealed service)
         self._interval = interval
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
@@ -28,6 +30,8 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def run_once(self, force: bool = False) -> None:
+        if self._paused is not None and self._paused():
+            return
         now = time.monotonic()
         for name, job, period in self._jobs:
             if not force and period and now - self._last.get(name, -period) < period:

@@ -23,6 +23,7 @@ from openkms.audit.events import EVENT_SOURCE, READ_ONLY, ApiCall, fast_uuid
 from openkms.audit.writer import RecordNotStored
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
+from openkms.crypto.envelope import ServiceSealed
 from openkms.domain import xks
 from openkms.domain.model import KeyRecord, Principal
 from openkms.domain.quotas import crypto_group, operation_group
@@ -47,6 +48,8 @@ from openkms.server.authn import (
 from openkms.server.query_app import QueryApp
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime, load_quotas
+from openkms.server.sys_app import SysApp
+from openkms.server.unseal import SEALED_MESSAGE
 from openkms.server.xks_app import XksApp
 from openkms.service.kms.context import NeedsIO, RequestContext
 from openkms.service.kms.grants import check_grant_tokens
@@ -119,6 +122,7 @@ class KmsApp:
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self.query = QueryApp(runtime, self.authn, self.pool)
         self.mounts[xks.MOUNT] = XksApp(runtime, self._in_thread)  # the XKS proxy API: /xks/<key store>/…
+        self.sys = SysApp(runtime, self.authn, self._in_thread, self.query.accepts)  # /sys/, /readyz, sealed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -128,6 +132,9 @@ class KmsApp:
         if kind != "http":
             return
         path: str = scope["path"]
+        if self.sys.handles(path):
+            await self.sys(scope, receive, send)
+            return
         for prefix, mounted in self.mounts.items():
             if path.startswith(prefix):
                 await mounted(scope, receive, send)
@@ -186,6 +193,8 @@ class KmsApp:
                 raise UnknownOperationException("")
         except ServiceError as exc:
             error = exc
+        except ServiceSealed:  # sealed since the request arrived
+            error = KMSInternalException(SEALED_MESSAGE)
         except Exception:
             log.exception("request %s failed during authentication", call.request_id, extra=call.log_extra)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
@@ -250,6 +259,8 @@ class KmsApp:
             body_out = encode_response(operation, result)
         except ServiceError as exc:
             error = exc
+        except ServiceSealed:
+            error = KMSInternalException(SEALED_MESSAGE)
         except Exception:
             log.exception("request %s (%s) failed", call.request_id, operation, extra=call.log_extra)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from openkms.config import Settings
 from openkms.crypto.envelope import Kek, RootKey
-from openkms.server.root_of_trust import file_kek, open_trust, pkcs11_kek
+from openkms.server.root_of_trust import file_kek, kek_from_share_texts, open_trust, pkcs11_kek
 from openkms.server.runtime import DB_FILE, prepare_data_dir
 from openkms.service.trust import keyring as trust
 from openkms.service.trust.keyring import RootOfTrustError
@@ -116,7 +116,12 @@ def holder(settings: Settings, source: str, config: dict[str, Any]) -> Kek:
         return pkcs11_kek(settings, config, create=False)
     if source == "shamir":
         # The key rebuilt from the installation's shares, when the settings give them.
-        raise RootOfTrustError("this installation is sealed by Shamir shares: its shares are needed here")
+        if settings.unseal_shares:
+            return kek_from_share_texts(settings.unseal_shares, config)
+        raise RootOfTrustError(
+            "this installation is sealed by Shamir shares: give enough of them with --unseal-share "
+            "(repeatable; --unseal-share - reads them from standard input)"
+        )
     raise BackupError(f"the backup names an unknown root of trust {source[:32]!r}")
 
 

@@ -21,10 +21,12 @@ from typing import Any
 from openkms import errors
 from openkms.audit.events import ApiCall
 from openkms.audit.writer import RecordNotStored
+from openkms.crypto.envelope import ServiceSealed
 from openkms.domain.model import Principal
 from openkms.errors import InvalidAction, QueryError, ServiceError
 from openkms.server.authn import Authenticator, BodyTooLarge, read_body
 from openkms.server.runtime import Runtime
+from openkms.server.unseal import SEALED_MESSAGE
 from openkms.service import iam
 from openkms.service.iam import IamContext, sts
 from openkms.wire import query
@@ -148,6 +150,8 @@ class QueryApp:
             body_out = query.encode_result(service, request.operation, result, request_id)
         except ServiceError as exc:
             error = as_query_error(exc)
+        except ServiceSealed:  # sealed since the request arrived
+            error = errors.ServiceFailure(SEALED_MESSAGE)
         except Exception:  # the outermost catch-all: never a raw 500
             log.exception(
                 "request %s (%s %s) failed", request_id, service, operation, extra={"request_id": request_id}

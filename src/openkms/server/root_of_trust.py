@@ -6,7 +6,9 @@ keyring) unwraps the stored keyring into the process's :class:`~openkms.crypto.e
 - ``pkcs11``: a non-extractable AES-256 key in a PKCS#11 token (:mod:`openkms.crypto.pkcs11`), made in
   the token at the first start when its label is new.
 - ``shamir``: nothing on disk; the process starts sealed until enough shares are given
-  (:mod:`openkms.server.unseal`). ``openkms operator init`` makes such an installation.
+  (:mod:`openkms.server.unseal`). ``openkms operator init`` makes such an installation
+  (:func:`init_shamir`); tools working on the data offline open it with the shares of
+  ``Settings.unseal_shares`` (``--unseal-share``).
 
 :class:`Trust` keeps what the process opened the keyring with, to reload it when another process
 changes it (a root key rotation's new version), as the change feed says or as soon as a stored value
@@ -16,16 +18,18 @@ names a version it has not loaded yet.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings
-from openkms.crypto.envelope import AesKek, Kek, Keyring, RootKey, read_root_key_file
+from openkms.crypto import shamir
+from openkms.crypto.envelope import ROOT_KEY_BYTES, AesKek, Kek, Keyring, RootKey, read_root_key_file
 from openkms.service.trust import keyring as trust
 from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import KeyringRow, Store
@@ -132,6 +136,53 @@ def pkcs11_config(settings: Settings, kek: Kek) -> dict[str, Any]:
     }
 
 
+def threshold_of(config: dict[str, Any]) -> int:
+    """The number of shares that rebuild a ``shamir`` installation's root key (as recorded)."""
+    value = config.get("threshold")
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def shamir_kek(shares: Sequence[shamir.Share]) -> AesKek:
+    """The root key rebuilt from ``shares`` (checked only by opening the keyring with it)."""
+    try:
+        raw = shamir.combine(shares)
+    except shamir.ShareError as exc:
+        raise RootOfTrustError(str(exc)) from None
+    if len(raw) != ROOT_KEY_BYTES:
+        raise RootOfTrustError("these shares are not of this installation's root key")
+    return AesKek(raw, source="shamir")
+
+
+def kek_from_share_texts(texts: Sequence[str], config: dict[str, Any]) -> AesKek:
+    """The root key of a ``shamir`` installation from shares in their text form (offline tools)."""
+    try:
+        shares = [shamir.Share.from_text(text) for text in texts]
+    except shamir.ShareError as exc:
+        raise RootOfTrustError(str(exc)) from None
+    threshold = threshold_of(config)
+    if len({s.x for s in shares}) < threshold:
+        raise RootOfTrustError(f"this installation needs {threshold} distinct shares, got {len(shares)}")
+    return shamir_kek(shares)
+
+
+def init_shamir(store: Store, shares: int, threshold: int, now: float) -> tuple[list[str], Trust]:
+    """Make a new installation sealed by Shamir shares: a random root key split into ``shares`` shares
+    (their text forms, returned once and kept nowhere) wrapping a new keyring, and its open barrier.
+    Refuses a store that has a keyring or anything sealed already."""
+    shamir.check_parameters(shares, threshold)
+    if trust.stored(store) is not None or trust.has_sealed_rows(store):
+        raise RootOfTrustError(
+            "this installation is initialized already (it has a keyring or sealed data): "
+            "openkms operator rekey changes its root of trust"
+        )
+    raw = os.urandom(ROOT_KEY_BYTES)
+    texts = [share.to_text() for share in shamir.split(raw, shares, threshold)]
+    kek = AesKek(raw, source="shamir")
+    config = {"shares": shares, "threshold": threshold}
+    ring = trust.create_keyring(store, kek, Keyring.new(), config, now)
+    return texts, _opened(store, kek, ring, config)
+
+
 def _check_source(settings: Settings, row: KeyringRow) -> None:
     wanted = settings.root_key_source
     if wanted is not None and wanted != row.source:
@@ -152,7 +203,9 @@ def open_trust(store: Store, settings: Settings, clock: Clock | None = None) -> 
     config = trust.config_of(row)
     result = Trust(store, RootKey.sealed_barrier(), row.source, config)
     if row.source == "shamir":
-        return result  # sealed until unsealed with shares
+        if settings.unseal_shares:  # an offline tool given the shares
+            result.open_with(kek_from_share_texts(settings.unseal_shares, config))
+        return result  # else sealed until unsealed with shares
     if row.source == "pkcs11":
         kek = pkcs11_kek(settings, config, create=False)
         with token_errors():

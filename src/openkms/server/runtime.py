@@ -149,8 +149,8 @@ def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, Ro
     if trust.sealed:
         store.close()
         raise RootOfTrustError(
-            "this installation is sealed by Shamir shares: use the running server "
-            "(openkms operator unseal) for this"
+            "this installation is sealed by Shamir shares: give enough of its shares with --unseal-share "
+            "(repeatable; --unseal-share - reads them from standard input, one a line)"
         )
     return store, trust.root
 
@@ -240,6 +240,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("purge-sessions", purge_sessions, 60),
         ],
         settings.scheduler_interval,
+        paused=lambda: trust.sealed,  # nothing sealed can be read or written while sealed
     )
     return Runtime(
         settings=settings,

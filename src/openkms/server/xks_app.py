@@ -23,12 +23,14 @@ import orjson
 from openkms.audit.events import ApiCall, fast_uuid
 from openkms.audit.writer import RecordNotStored
 from openkms.config import DEFAULT_REGION
+from openkms.crypto.envelope import ServiceSealed
 from openkms.domain import xks
 from openkms.domain.quotas import QuotaTable
 from openkms.errors import ThrottlingException
 from openkms.server.authn import BodyTooLarge, InThread, Receive, Scope, Send, read_body, respond
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime
+from openkms.server.unseal import SEALED_MESSAGE
 from openkms.service.xks.proxy import XksCall, XksProxy
 
 log = logging.getLogger("openkms.server.xks")
@@ -102,6 +104,8 @@ class XksApp:
             result = await asyncio.wait_for(work, self.timeout)
         except xks.XksError as exc:
             error = exc
+        except ServiceSealed:  # sealed since the request arrived
+            error = xks.InternalException(SEALED_MESSAGE)
         except TimeoutError:
             error = xks.DependencyTimeoutException(
                 "The XKS proxy timed out while trying to access its database. Request id: " + request_id

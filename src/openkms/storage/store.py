@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from openkms.clock import Clock, SystemClock
 from openkms.config import WORKER_THREADS
@@ -91,6 +94,7 @@ class Store:
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self._listeners: list[ChangeListener] = []
         self._write_lock = threading.RLock()
+        self._probe: Engine | None = None  # schema_version's engine (no pool)
         self.engine: Engine
         if self.backend == "sqlite":
             self.engine = sa.create_engine(
@@ -117,6 +121,33 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._probe is not None:
+            self._probe.dispose()
+
+    def schema_version(self, timeout: float = 2.0) -> int:
+        """The newest migration applied, read on a new connection (not one of the pool's, which may
+        outlive the database: this is the readiness check's "the database can be reached"); an
+        SQLite database file that is gone is not made again. Raises the driver's error."""
+        if self._probe is None:
+            if self.backend == "sqlite":
+                uri = "file:" + urllib.parse.quote(self.url.split("///", 1)[1]) + "?mode=ro"
+
+                def read_only() -> sqlite3.Connection:
+                    return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+
+                self._probe = sa.create_engine(
+                    "sqlite://", creator=read_only, poolclass=NullPool, hide_parameters=True
+                )
+            else:
+                self._probe = sa.create_engine(
+                    self.url,
+                    poolclass=NullPool,
+                    connect_args={"connect_timeout": max(1, int(timeout))},
+                    hide_parameters=True,
+                )
+        with self._probe.connect() as conn:
+            value = conn.exec_driver_sql("SELECT max(version) FROM schema_migrations").scalar()
+        return int(value or 0)
 
     def scrub(self) -> None:
         """Push deleted rows out of the SQLite write-ahead log (after deleting key material)."""
