@@ -644,3 +644,38 @@ def test_backup_and_restore_of_a_shamir_installation(place: tuple[Path, str | No
         assert restored.client().decrypt(CiphertextBlob=blob)["Plaintext"] == b"backed up"
     finally:
         restored.stop()
+
+
+def test_a_shamir_installation_rotates_with_its_shares(place: tuple[Path, str | None]) -> None:
+    """``operator rotate-root-key --unseal-share -`` on a running, unsealed Shamir installation: the
+    server reloads the new version (it holds the key its shares rebuilt), every ciphertext made before
+    decrypts, ``status`` reports the rotation done, and the keyring keeps only the new version."""
+    data_dir, url = place
+    creds = init(data_dir, url, 3, 2)
+    shares = creds["UnsealShares"]
+    server = start(data_dir, url, creds)
+    try:
+        for share in shares[1:]:
+            unseal(server, share)
+        kms = server.client()
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blobs = {
+            f"p{n}".encode(): kms.encrypt(KeyId=key_id, Plaintext=f"p{n}".encode())["CiphertextBlob"]
+            for n in range(20)
+        }
+        args = ["operator", "rotate-root-key", *_data_args(data_dir, url), "--unseal-share", "-"]
+        refused = openkms(*args[:-2])
+        assert refused.returncode != 0 and "--unseal-share" in refused.stderr
+        done = openkms(*args, stdin=f"{shares[0]}\n{shares[2]}\n")
+        assert done.returncode == 0, done.stderr
+        assert "the keyring holds version 2 only" in done.stdout + done.stderr
+        assert status(server)["rotation"]["state"] == "done"
+        new_key = kms.create_key()["KeyMetadata"]["KeyId"]
+        for plaintext, blob in blobs.items():
+            assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+        fresh = kms.encrypt(KeyId=new_key, Plaintext=b"after")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=fresh)["Plaintext"] == b"after"
+        keys = keyring_keys(combine_independently(shares[:2]), _wrapped_keyring(data_dir, url))
+        assert sorted(keys) == [2]
+    finally:
+        server.stop()

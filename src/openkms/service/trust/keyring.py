@@ -131,5 +131,9 @@ def reload(store: Store, root: RootKey, kek: Kek) -> None:
     the stored one cannot be read (logged: a process cannot lose its keyring to a bad write)."""
     try:
         root.load(open_keyring(store, kek))
+    except RootOfTrustError as exc:
+        # Expected after `operator rekey` moved the keyring to another root of trust: this process keeps
+        # serving with the keyring it opened and needs the new root of trust at its next start.
+        log.warning("could not reload the keyring (%s); keeping the one loaded", exc)
     except Exception:
         log.error("could not reload the keyring; keeping the one loaded", exc_info=True)
