@@ -356,6 +356,23 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    9: [
+        (
+            "keyring",
+            {
+                "id": 1,
+                "source": "file",
+                "config": "{}",
+                "wrapped": b"wrapped",
+                "generation": 1,
+                "updated_at": 19.5,
+                "rotation_state": "idle",
+                "rotation_started": None,
+                "rotation_resealed": 0,
+                "rotation_total": 0,
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16
@@ -400,13 +417,13 @@ def test_upgrade_from_an_older_version_keeps_rows_and_equals_a_fresh_install(
         assert not NEWEST_TABLES & set(describe(old))
         rows = insert_rows(old, start)
         with old.begin() as conn:
-            assert migrate(conn, now=APPLIED_AT) == list(range(start + 1, LATEST + 1))
+            assert migrate(conn, now=APPLIED_AT) == [v for v, _ in MIGRATIONS if v > start]
         assert describe(old) == describe(fresh)
         for table, values in rows:
             assert read_back(old, table, list(values)) == [tuple(values.values())]
         with old.connect() as conn:
             versions = [r[0] for r in conn.exec_driver_sql("SELECT version FROM schema_migrations")]
-        assert sorted(versions) == list(range(1, LATEST + 1))
+        assert sorted(versions) == [version for version, _ in MIGRATIONS]
     finally:
         old.dispose()
         fresh.dispose()
@@ -447,7 +464,7 @@ def test_two_fresh_stores_in_one_process(new_url: NewUrl) -> None:
                 tx.changed("key", "us-east-1/k")
             with store.engine.connect() as conn:
                 versions = conn.exec_driver_sql("SELECT version FROM schema_migrations").all()
-            assert sorted(v for (v,) in versions) == list(range(1, LATEST + 1))
+            assert sorted(v for (v,) in versions) == [version for version, _ in MIGRATIONS]
     finally:
         for store in stores:
             store.close()

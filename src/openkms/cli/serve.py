@@ -95,6 +95,8 @@ def run_server(
     xks_ca_bundles: tuple[str, ...] = (),
     log_format: str = "text",
     metrics_listen: str | None = None,
+    audit_export_dir: str | None = None,
+    audit_stdout: bool = False,
 ) -> None:
     logs.configure(log_level, log_format)
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -123,6 +125,8 @@ def run_server(
         xks_timeout=xks_timeout,
         xks_client_timeout=xks_client_timeout,
         xks_ca_bundles=list(xks_ca_bundles),
+        audit_export_dir=str(Path(audit_export_dir).resolve()) if audit_export_dir else None,
+        audit_stdout=audit_stdout,
     )
 
     if settings.unseal_shares:

@@ -7,11 +7,14 @@ import logging
 import os
 import ssl
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openkms.audit.writer import AuditWriter
+from openkms.audit.cloudtrail_files import DigestSigner
+from openkms.audit.export import ContinuousExport
+from openkms.audit.writer import AuditWriter, LineSink
 from openkms.auth.policy import PolicyCache
 from openkms.clock import Clock, SystemClock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
@@ -77,6 +80,7 @@ class Runtime:
     keypairs: KeyPairPool
     started: bool = field(default=False)
     observe_request: Callable[[str, str, str, float], None] | None = None
+    export: ContinuousExport | None = None  # --audit-export-dir
 
     def start(self) -> None:
         self.keypairs.start(targets_from_env(self.settings.keypair_pool))
@@ -92,6 +96,11 @@ class Runtime:
         self.keypairs.stop()
         self.feed.stop()
         self.audit.close()
+        if self.export is not None and not self.trust.sealed:
+            try:  # a clean shutdown delivers what is stored, and a digest of the files written
+                self.export.run(final=True)
+            except Exception:
+                log.exception("audit export at shutdown failed (the next start delivers it)")
         self.store.close()
         self.started = False
 
@@ -226,6 +235,19 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
                 stuck.append(str(exc))
                 log.error("root key rotation: %s", exc)
 
+    export = None
+    jobs = []
+    if settings.audit_export_dir is not None:
+        export = ContinuousExport(
+            store,
+            Path(settings.audit_export_dir),
+            lambda: digest_signer(store, trust),
+            wall.now,
+            settings.audit_digest_interval,
+            settings.audit_export_lease,
+        )
+        jobs.append(("audit-export", export.run, settings.audit_export_interval))
+
     scheduler = Scheduler(
         [
             # Due work is checked every tick (reads only, unless something is due)...
@@ -238,10 +260,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),
             ("purge-sessions", purge_sessions, 60),
+            *jobs,
         ],
         settings.scheduler_interval,
         paused=lambda: trust.sealed,  # nothing sealed can be read or written while sealed
     )
+    audit = AuditWriter(store)
+    if settings.audit_stdout:
+        audit.on_stored = LineSink(sys.stdout.buffer)
     return Runtime(
         settings=settings,
         store=store,
@@ -253,11 +279,19 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         creds=creds,
         policies=policies,
         documents=documents,
-        audit=AuditWriter(store),
+        audit=audit,
         feed=feed,
         scheduler=scheduler,
         keypairs=keypairs,
+        export=export,
     )
+
+
+def digest_signer(store: Store, trust: Trust) -> DigestSigner | None:
+    """The key signing the exported digest files (None while the installation is sealed)."""
+    if trust.sealed:
+        return None
+    return None
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:
