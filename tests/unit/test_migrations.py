@@ -356,6 +356,23 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    9: [
+        (
+            "keyring",
+            {
+                "id": 1,
+                "source": "file",
+                "config": "{}",
+                "wrapped": b"wrapped",
+                "generation": 1,
+                "updated_at": 19.5,
+                "rotation_state": "idle",
+                "rotation_started": None,
+                "rotation_resealed": 0,
+                "rotation_total": 0,
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16
