@@ -108,14 +108,14 @@ class ExportCounts:
 
 
 class ContinuousExport:
-    """The export job of one server process. ``signer()`` gives the digest signing key (None while it
-    cannot: digests wait, their files stay listed for the next)."""
+    """The export job of one server process. ``signer(region)`` gives the Region's digest signing key
+    (None while it cannot: the digest waits, its files stay listed for the next)."""
 
     def __init__(
         self,
         store: Store,
         out_dir: Path,
-        signer: Callable[[], ct.DigestSigner | None],
+        signer: Callable[[str], ct.DigestSigner | None],
         now: Callable[[], float],
         digest_interval: float,
         lease_seconds: float,
@@ -201,7 +201,7 @@ class ContinuousExport:
                 with self.store.read() as tx:
                     if not tx.digest_files(account, region, None):
                         return  # a clean shutdown digests the files written, not an empty hour
-        signer = self._signer()
+        signer = self._signer(region)
         if signer is None:
             return
         with self.store.write() as tx:
@@ -228,7 +228,7 @@ class ContinuousExport:
 def export_range(
     store: Store,
     out_dir: Path,
-    signer: ct.DigestSigner,
+    signer: Callable[[str], ct.DigestSigner],
     start: float | None,
     end: float | None,
     now: float,
@@ -257,7 +257,7 @@ def export_range(
         counts.records += len(items)
         first = start if start is not None else min(f.oldest_event for f in files)
         last = float(int(end if end is not None and end < now else now))
-        write_digest(out_dir, signer, account, region, first, last, files, None)
+        write_digest(out_dir, signer(region), account, region, first, last, files, None)
         counts.digests += 1
     return counts
 

@@ -101,6 +101,7 @@ def export_files(
     """Write the records of a time range as CloudTrail log files (one per five minutes of events per
     account and Region) with one signed digest file per account and Region."""
     # Late: the runtime's imports (the service layers) are for the commands that open the keyring.
+    from openkms.audit.cloudtrail_files import DigestSigner
     from openkms.audit.export import export_range
     from openkms.clock import SystemClock
     from openkms.server.runtime import digest_signer, open_trusted_store
@@ -113,13 +114,18 @@ def export_files(
         store, trust = open_trusted_store(settings)
     except RootOfTrustError as exc:
         raise click.ClickException(f"cannot open the keyring: {exc}") from None
-    try:
-        signer = digest_signer(store, trust)
-        if signer is None:
+    now = SystemClock().now()
+
+    def signer(region: str) -> DigestSigner:
+        made = digest_signer(store, trust, region, now)
+        if made is None:
             raise click.ClickException(
                 "the digest signing key cannot be used (a sealed installation: give --unseal-share)"
             )
-        counts = export_range(store, out_dir, signer, _time(start_time), _time(end_time), SystemClock().now())
+        return made
+
+    try:
+        counts = export_range(store, out_dir, signer, _time(start_time), _time(end_time), now)
     finally:
         store.close()
     if as_json:

@@ -32,6 +32,7 @@ from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
+from openkms.service.trail import signing as trail_signing
 from openkms.service.trust import rotation as root_rotation
 from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import ChangeFeed, Store
@@ -241,7 +242,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         export = ContinuousExport(
             store,
             Path(settings.audit_export_dir),
-            lambda: digest_signer(store, trust),
+            lambda region: digest_signer(store, trust, region, wall.now()),
             wall.now,
             settings.audit_digest_interval,
             settings.audit_export_lease,
@@ -287,11 +288,12 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     )
 
 
-def digest_signer(store: Store, trust: Trust) -> DigestSigner | None:
-    """The key signing the exported digest files (None while the installation is sealed)."""
+def digest_signer(store: Store, trust: Trust, region: str, now: float) -> DigestSigner | None:
+    """The key signing the Region's exported digest files: the audit trail's signing key of the Region
+    (None while the installation is sealed)."""
     if trust.sealed:
         return None
-    return None
+    return trail_signing.signer(store, trust.root, region, now)
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

@@ -347,6 +347,55 @@ _V9 = (
 )""",
 )
 
+# --- v10: the tamper-evident audit trail: every record chained to its predecessor in its account and
+# Region's chain (seq, prev_hash, hash), the chain heads, the signed digests (and retention markers), and
+# the digest signing keys (their private keys sealed under the keyring)
+_V10 = (
+    "ALTER TABLE audit_events ADD COLUMN seq BIGINT",
+    "ALTER TABLE audit_events ADD COLUMN prev_hash VARCHAR(64)",
+    "ALTER TABLE audit_events ADD COLUMN hash VARCHAR(64)",
+    "CREATE INDEX ix_audit_chain ON audit_events (account_id, region, seq)",
+    """CREATE TABLE audit_chain_heads (
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    seq BIGINT NOT NULL,
+    hash VARCHAR(64) NOT NULL,
+    updated_at FLOAT NOT NULL,
+    digests INTEGER NOT NULL,
+    digest_signature VARCHAR(1024),
+    digested_seq BIGINT NOT NULL,
+    digested_at FLOAT,
+    PRIMARY KEY (account_id, region)
+)""",
+    """CREATE TABLE audit_digests (
+    id {bigserial} NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    number INTEGER NOT NULL,
+    start_time FLOAT NOT NULL,
+    end_time FLOAT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_hash VARCHAR(64) NOT NULL,
+    fingerprint VARCHAR(64) NOT NULL,
+    body TEXT NOT NULL,
+    signature VARCHAR(1024) NOT NULL,
+    PRIMARY KEY (id)
+)""",
+    "CREATE INDEX ix_audit_digests_chain ON audit_digests (account_id, region, number)",
+    """CREATE TABLE audit_signing_keys (
+    fingerprint VARCHAR(64) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    valid_from FLOAT NOT NULL,
+    valid_to FLOAT,
+    public_key {blob} NOT NULL,
+    private_key_sealed {blob} NOT NULL,
+    PRIMARY KEY (fingerprint)
+)""",
+    "CREATE INDEX ix_audit_signing_keys_region ON audit_signing_keys (region, valid_from)",
+)
+
 # --- v12: the audit export's cursors, the log files it wrote and their digests' chain, its lease -------
 _V12 = (
     """CREATE TABLE audit_export_state (
@@ -397,6 +446,7 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (7, _V7),
     (8, _V8),
     (9, _V9),
+    (10, _V10),
     (12, _V12),
 ]
 LATEST = MIGRATIONS[-1][0]

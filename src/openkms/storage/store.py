@@ -45,6 +45,7 @@ from openkms.storage.tx_grants import GrantsTx
 from openkms.storage.tx_keyring import KeyringRow, KeyringTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
+from openkms.storage.tx_trail import TrailTx
 from openkms.storage.tx_xks import XksTx
 
 log = logging.getLogger("openkms.storage")
@@ -201,7 +202,16 @@ def _sqlite_on_begin(conn: Connection) -> None:
 
 
 class Tx(
-    PrincipalsTx, KeysTx, GrantsTx, AuditTx, AuditExportTx, ConsoleTx, XksTx, CustomKeyStoresTx, KeyringTx
+    PrincipalsTx,
+    KeysTx,
+    GrantsTx,
+    AuditTx,
+    TrailTx,
+    AuditExportTx,
+    ConsoleTx,
+    XksTx,
+    CustomKeyStoresTx,
+    KeyringTx,
 ):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: the chain of records, signed digests, verification, retention."""
