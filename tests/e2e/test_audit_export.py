@@ -251,13 +251,13 @@ def simulate_crash_after_write(server: Server) -> str:
             stamp = re.search(r"_(\d{8}T\d{4})Z_", name)
             assert stamp is not None
             at = dt.datetime.strptime(stamp[1], "%Y%m%dT%H%M").replace(tzinfo=dt.UTC).timestamp() + 30
-            conn.exec_driver_sql(
-                "DELETE FROM audit_export_files WHERE s3_object = ?".replace("?", _mark(server)), (name,)
-            )
-            conn.exec_driver_sql(
-                "UPDATE audit_export_state SET exported_id = {m}, pending_id = {m}, pending_at = {m} "
-                "WHERE account_id = {m} AND region = {m}".format(m=_mark(server)),
-                (first - 1, last, at, account, region),
+            conn.execute(sa.text("DELETE FROM audit_export_files WHERE s3_object = :name"), {"name": name})
+            conn.execute(
+                sa.text(
+                    "UPDATE audit_export_state SET exported_id = :first, pending_id = :last, "
+                    "pending_at = :at WHERE account_id = :account AND region = :region"
+                ),
+                {"first": first - 1, "last": last, "at": at, "account": account, "region": region},
             )
     finally:
         engine.dispose()
