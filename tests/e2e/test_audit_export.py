@@ -87,28 +87,15 @@ def digest_files(out: Path) -> dict[tuple[str, str], list[tuple[str, dict[str, A
 
 
 def public_keys(server: Server) -> dict[str, bytes]:
-    """The verification keys by fingerprint, as PEM: ``openkms audit public-keys --json`` when the
-    command exists, else the public keys as stored (public material only either way)."""
+    """The verification keys by fingerprint, as PEM, from ``openkms audit public-keys --json`` (public
+    material only)."""
     done = subprocess.run(
-        [OPENKMS, "audit", "public-keys", *server.data_args(), "--json"], capture_output=True, text=True
+        [OPENKMS, "audit", "public-keys", *server.data_args(), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    if done.returncode == 0:
-        listed = json.loads(done.stdout)
-        entries = listed.get("PublicKeyList", listed) if isinstance(listed, dict) else listed
-        return {k["Fingerprint"]: k["PublicKey"].encode() for k in entries}
-    url = server.database_url or f"sqlite:///{server.data_dir / 'openkms.db'}"
-    engine = sa.create_engine(normalize_url(url))
-    try:
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT fingerprint, public_key FROM audit_signing_keys").all()
-    finally:
-        engine.dispose()
-    return {
-        fp: serialization.load_der_public_key(bytes(der)).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        for fp, der in rows
-    }
+    return {k["Fingerprint"]: k["PublicKey"].encode() for k in json.loads(done.stdout)["PublicKeys"]}
 
 
 def string_to_sign(document: dict[str, Any], body: bytes) -> bytes:

@@ -45,6 +45,7 @@ from openkms.storage.tx_audit_export import ExportedFile, ExportState
 log = logging.getLogger("openkms.audit.export")
 
 MAX_RECORDS = 10_000  # records in one log file at most (a longer backlog is several files)
+EXPORT_MARGIN = 60.0  # seconds: see ContinuousExport.exported_until
 BUCKET_SECONDS = 300  # the one-off export's log files: five minutes of event time each
 
 
@@ -154,6 +155,14 @@ class ContinuousExport:
             with self.store.write() as tx:
                 tx.release_export_lease(self.holder)
         return True
+
+    def exported_until(self, account: str, region: str) -> float | None:
+        """The time before which every record of the pair is in a log file (retention prunes nothing
+        newer); a minute of margin for a call that started earlier than one already exported but
+        committed after it."""
+        with self.store.read() as tx:
+            before = tx.exported_before(account, region)
+        return before - EXPORT_MARGIN if before is not None else None
 
     def _deliver(self, state: ExportState, horizon: int) -> None:
         account, region = state.account_id, state.region

@@ -217,6 +217,13 @@ def _edge_options(fn: Any) -> Any:
     envvar="OPENKMS_AUDIT_STDOUT",
     help="Also write each audit record as one JSON line to standard output (for log shippers).",
 )
+@click.option(
+    "--audit-retention-days",
+    type=click.FloatRange(0, min_open=True),
+    envvar="OPENKMS_AUDIT_RETENTION_DAYS",
+    help="Prune audit records older than this many days (once a signed digest covers them), leaving a "
+    "signed retention marker. Default: keep every record.",
+)
 @_edge_options
 @data_options
 def serve(
@@ -231,6 +238,7 @@ def serve(
     multi_region_delay: float,
     audit_export_dir: str | None,
     audit_stdout: bool,
+    audit_retention_days: float | None,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -252,6 +260,7 @@ def serve(
         multi_region_delay=multi_region_delay,
         audit_export_dir=audit_export_dir,
         audit_stdout=audit_stdout,
+        audit_retention_days=audit_retention_days,
         data_dir=data_dir,
         database_url=database_url,
         root_key_file=root_key_file,

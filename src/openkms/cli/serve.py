@@ -97,6 +97,7 @@ def run_server(
     metrics_listen: str | None = None,
     audit_export_dir: str | None = None,
     audit_stdout: bool = False,
+    audit_retention_days: float | None = None,
 ) -> None:
     logs.configure(log_level, log_format)
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -121,6 +122,7 @@ def run_server(
         request_quotas=request_quotas,
         quota_processes=workers,
         multi_region_delay=multi_region_delay,
+        audit_retention_days=audit_retention_days,
         **from_environment,
         xks_timeout=xks_timeout,
         xks_client_timeout=xks_client_timeout,

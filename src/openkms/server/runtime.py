@@ -32,7 +32,9 @@ from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
+from openkms.service.trail import digests as trail_digests
 from openkms.service.trail import signing as trail_signing
+from openkms.service.trail.digests import ExportedUntil
 from openkms.service.trust import rotation as root_rotation
 from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import ChangeFeed, Store
@@ -82,6 +84,9 @@ class Runtime:
     started: bool = field(default=False)
     observe_request: Callable[[str, str, str, float], None] | None = None
     export: ContinuousExport | None = None  # --audit-export-dir
+    # Set by the continuous audit export: the time up to which a chain's (account, Region) records were
+    # exported; retention prunes nothing newer (service/trail/digests.prune_before).
+    audit_exported_until: ExportedUntil | None = None
 
     def start(self) -> None:
         self.keypairs.start(targets_from_env(self.settings.keypair_pool))
@@ -97,6 +102,7 @@ class Runtime:
         self.keypairs.stop()
         self.feed.stop()
         self.audit.close()
+        self.digest_audit()  # a clean shutdown signs what the last digest does not cover
         if self.export is not None and not self.trust.sealed:
             try:  # a clean shutdown delivers what is stored, and a digest of the files written
                 self.export.run(final=True)
@@ -104,6 +110,23 @@ class Runtime:
                 log.exception("audit export at shutdown failed (the next start delivers it)")
         self.store.close()
         self.started = False
+
+    def digest_audit(self) -> None:
+        """Sign a digest of every audit chain with new records (not while sealed)."""
+        if self.trust.sealed:
+            return
+        try:
+            trail_digests.make_digests(self.store, self.root, self.clock.now())
+        except Exception:
+            log.exception("audit digest failed")
+
+    def prune_audit(self) -> None:
+        """Retention: prune the records older than ``--audit-retention-days`` (none when unset)."""
+        days = self.settings.audit_retention_days
+        if days is None or self.trust.sealed:
+            return
+        now = self.clock.now()
+        trail_digests.prune_before(self.store, self.root, now - days * 86400, now, self.audit_exported_until)
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -261,6 +284,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),
             ("purge-sessions", purge_sessions, 60),
+            # ...and the audit chains' signed digests, then retention (pruning digested records only).
+            ("audit-digest", lambda: runtime.digest_audit(), settings.audit_digest_interval),
+            ("audit-retention", lambda: runtime.prune_audit(), settings.audit_digest_interval),
             *jobs,
         ],
         settings.scheduler_interval,
@@ -269,7 +295,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     audit = AuditWriter(store)
     if settings.audit_stdout:
         audit.on_stored = LineSink(sys.stdout.buffer)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         store=store,
         trust=trust,
@@ -286,6 +312,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         keypairs=keypairs,
         export=export,
     )
+    if export is not None:  # retention prunes only what the export delivered
+        runtime.audit_exported_until = export.exported_until
+    return runtime
 
 
 def digest_signer(store: Store, trust: Trust, region: str, now: float) -> DigestSigner | None:
