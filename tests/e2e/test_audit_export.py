@@ -323,6 +323,30 @@ def test_continuous_export_exactly_once_across_restarts_crashes_and_two_processe
             drop_pg_database(url)
 
 
+README_CHECK = r"""
+gunzip -c "$D" > digest.json
+field() { jq -r "$1" digest.json; }
+printf '%s\n%s/%s\n%s\n%s' "$(field .digestEndTime)" openkms "$(field .digestS3Object)" \
+  "$(sha256sum < digest.json | cut -d' ' -f1)" "$(field '.previousDigestSignature // "null"')" > signed.txt
+xxd -r -p "$D.sig" > sig.bin
+openssl dgst -sha256 -verify key.pem -signature sig.bin signed.txt
+"""
+
+
+def readme_check(digest: Path, pem: bytes) -> str:
+    """The README's shell check of a digest with openssl and the public key alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "key.pem").write_bytes(pem)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", README_CHECK],
+            cwd=tmp,
+            env={"D": str(digest), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout + done.stderr
+
+
 def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
     server = own_server
     calls(server, 4)
@@ -340,6 +364,8 @@ def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
             str(out),
             "--start-time",
             str(int(middle) + 1),
+            "--end-time",
+            dt.datetime.fromtimestamp(time.time() + 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             *server.data_args(),
             "--json",
         ],
@@ -376,3 +402,12 @@ def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
         capture_output=True,
     )
     assert {name: (out / name).read_bytes() for name in log_files(out)} == first
+    # The README's check, as written, with the PEM of `openkms audit public-keys --json`.
+    name, document, _, _ = digest_files(out)[(server.account_id, "eu-west-1")][-1]
+    pem = public_keys(server)[document["digestPublicKeyFingerprint"]]
+    assert readme_check(out / name, pem).strip() == "Verified OK"
+    tampered = out / "tampered.json.gz"
+    body = gzip.decompress((out / name).read_bytes()).replace(b'"logFiles":[{', b'"logFiles":[{"x":1,')
+    tampered.write_bytes(gzip.compress(body))
+    tampered.with_name(tampered.name + ".sig").write_text((out / (name + ".sig")).read_text())
+    assert "Verification failure" in readme_check(tampered, pem)
