@@ -264,6 +264,24 @@ def test_public_keys_verify_a_digest_with_openssl_and_the_pem_alone(
     text = openkms(server, "public-keys").stdout
     assert fingerprint in text and "BEGIN PUBLIC KEY" in text
 
+    # A root key rotation re-seals the signing key, which still signs afterwards.
+    subprocess.run(
+        [OPENKMS, "operator", "rotate-root-key", *server.data_args()], check=True, capture_output=True
+    )
+    db = Db(server)
+    try:
+        ((sealed,),) = db.run(
+            "SELECT private_key_sealed FROM audit_signing_keys WHERE fingerprint = ?", (fingerprint,)
+        )
+        assert bytes(sealed)[:5] == b"\x02\x00\x00\x00\x02"  # keyring version 2
+        server.client().list_keys()
+        wait_for_records(db, server.account_id, 4)
+    finally:
+        db.close()
+    assert "digest" in openkms(server, "digest").stdout
+    code, report = verify(server)
+    assert code == 0, report
+
 
 def test_a_pruned_trail_still_verifies(own_server: Server, tmp_path: Path) -> None:
     server = own_server
