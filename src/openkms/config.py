@@ -36,6 +36,9 @@ ENVIRONMENT_ONLY = {
     # this long).
     "OPENKMS_AUDIT_EXPORT_INTERVAL": "audit_export_interval",
     "OPENKMS_AUDIT_EXPORT_LEASE": "audit_export_lease",
+    # Retention keeps the records of this many seconds before the oldest not yet exported (calls still
+    # running when the export read the trail).
+    "OPENKMS_AUDIT_EXPORT_MARGIN": "audit_export_margin",
 }
 
 
@@ -68,6 +71,7 @@ class Settings:
     audit_export_dir: str | None = None
     audit_export_interval: float = 300.0
     audit_export_lease: float = 60.0
+    audit_export_margin: float = 60.0
     audit_stdout: bool = False
     # The network edge (server/edge.py): trusted proxies' networks and the quotas document
     # ("aws-default" or a file's path) with the number of processes sharing the budgets.

@@ -45,7 +45,6 @@ from openkms.storage.tx_audit_export import ExportedFile, ExportState
 log = logging.getLogger("openkms.audit.export")
 
 MAX_RECORDS = 10_000  # records in one log file at most (a longer backlog is several files)
-EXPORT_MARGIN = 60.0  # seconds: see ContinuousExport.exported_until
 BUCKET_SECONDS = 300  # the one-off export's log files: five minutes of event time each
 
 
@@ -120,6 +119,7 @@ class ContinuousExport:
         now: Callable[[], float],
         digest_interval: float,
         lease_seconds: float,
+        margin: float = 60.0,
     ) -> None:
         self.store = store
         self.out_dir = out_dir
@@ -127,6 +127,7 @@ class ContinuousExport:
         self._now = now
         self.digest_interval = digest_interval
         self.lease_seconds = lease_seconds
+        self.margin = margin
         self.holder = secrets.token_hex(16)
         self.counts = ExportCounts()
 
@@ -158,11 +159,14 @@ class ContinuousExport:
 
     def exported_until(self, account: str, region: str) -> float | None:
         """The time before which every record of the pair is in a log file (retention prunes nothing
-        newer); a minute of margin for a call that started earlier than one already exported but
-        committed after it."""
+        newer), less ``margin`` seconds (a minute) for a call that started before a record already
+        exported but is stored after it."""
+        now = self._now()
         with self.store.read() as tx:
-            before = tx.exported_before(account, region)
-        return before - EXPORT_MARGIN if before is not None else None
+            known, oldest = tx.oldest_unexported(account, region)
+        if not known:
+            return None
+        return min(now, oldest if oldest is not None else now) - self.margin
 
     def _deliver(self, state: ExportState, horizon: int) -> None:
         account, region = state.account_id, state.region

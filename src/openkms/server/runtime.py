@@ -269,6 +269,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             wall.now,
             settings.audit_digest_interval,
             settings.audit_export_lease,
+            settings.audit_export_margin,
         )
         jobs.append(("audit-export", export.run, settings.audit_export_interval))
 

@@ -116,23 +116,19 @@ class AuditExportTx(TxBase):
         q = q.order_by(c.account_id, c.region, c.id)
         return [(r.account_id, r.region, r.id, r.event_time, r.record) for r in self.conn.execute(q)]
 
-    def exported_before(self, account_id: str, region: str) -> float | None:
-        """The event time before which every row of the pair was exported: the oldest row not yet
-        exported, or (none) the newest exported; None when nothing of the pair was."""
+    def oldest_unexported(self, account_id: str, region: str) -> tuple[bool, float | None]:
+        """Whether the pair has a cursor, and the event time of its oldest row not yet exported (None:
+        every stored row was)."""
         state = self.export_state(account_id, region)
         if state is None:
-            return None
+            return False, None
         c = t.audit_events.c
-        pair = sa.and_(c.account_id == account_id, c.region == region)
         oldest = self.conn.execute(
-            sa.select(sa.func.min(c.event_time)).where(pair, c.id > state.exported_id)
+            sa.select(sa.func.min(c.event_time)).where(
+                c.account_id == account_id, c.region == region, c.id > state.exported_id
+            )
         ).scalar()
-        if oldest is not None:
-            return float(oldest)
-        newest = self.conn.execute(
-            sa.select(sa.func.max(c.event_time)).where(pair, c.id <= state.exported_id)
-        ).scalar()
-        return float(newest) if newest is not None else None
+        return True, float(oldest) if oldest is not None else None
 
     # -- the lease -----------------------------------------------------------------------------------
     def take_export_lease(self, holder: str, now: float, duration: float) -> int | None:
