@@ -246,3 +246,15 @@ def test_a_time_window_checks_only_its_records(trail: tuple[Store, RootKey]) -> 
     windowed = verify(store, signing.public_keys(store), start=1001.5, end=1003.0)
     assert kinds(windowed) == ["modified"]
     assert [c.records for c in windowed.chains if c.region == "us-east-1"] == [2]
+
+
+def test_a_periodic_digest_waits_for_its_interval(trail: tuple[Store, RootKey]) -> None:
+    store, root = trail
+    # us-east-1 was digested at 3000 (seq 13 since); eu-west-1 at 2000 with nothing new
+    assert make_digests(store, root, 3500.0, every=3600.0) == []
+    (made,) = make_digests(store, root, 6600.0, every=3600.0)
+    assert (made.region, made.first_seq, made.last_seq) == ("us-east-1", 13, 13)
+    with store.write() as tx:
+        tx.append_audit([row(1, 7000.0, region="ap-south-1")])  # a new chain: timed from its first record
+    assert make_digests(store, root, 7100.0, every=3600.0) == []
+    assert [m.region for m in make_digests(store, root, 10_600.0, every=3600.0)] == ["ap-south-1"]
