@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,10 +16,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server
+from tests.conftest import BIN, Server
 from tests.e2e.importing import import_material
 
 DAY = 86400
+AUDITOR_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}],
+    }
+)
 ALLOW_ALL = {"Effect": "Allow", "Action": ["kms:*", "cloudtrail:LookupEvents"], "Resource": "*"}
 
 
@@ -294,23 +301,43 @@ def test_the_import_lifecycle_found_by_the_keys_arn_with_boto3_and_the_cli(
     assert expired["eventType"] == "AwsServiceEvent" and "Username" not in events[0]
     imported = json.loads(events[1]["CloudTrailEvent"])
     assert imported["requestParameters"]["validTo"] and imported["userIdentity"]["userName"] == "admin"
-    # The auditor's command: the same events, with the AWS CLI.
-    out = own_server.aws(
-        "cloudtrail",
-        "lookup-events",
-        "--lookup-attributes",
-        f"AttributeKey=ResourceName,AttributeValue={key['Arn']}",
-    )
-    cli = json.loads(out.stdout)["Events"]
+    # The auditor: an IAM user allowed cloudtrail:LookupEvents only, made with openkms admin, and the
+    # commands of the README's "Audit" section with the AWS CLI.
+    account = own_server.account_id
+    own_server.admin("create-user", "--account-id", account, "--user-name", "auditor")
+    own_server.admin(
+        "put-user-policy", "--account-id", account, "--user-name", "auditor",
+        "--policy-name", "lookup-events", "--policy-document", AUDITOR_POLICY,
+    )  # fmt: skip
+    key_of = own_server.admin("create-access-key", "--account-id", account, "--user-name", "auditor")
+    env = {
+        **own_server.cli_env(),
+        "AWS_ACCESS_KEY_ID": key_of["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key_of["SecretAccessKey"],
+    }
+
+    def aws(*args: str) -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [str(BIN / "aws"), "cloudtrail", "lookup-events", "--endpoint-url", own_server.endpoint, *args],
+            capture_output=True, text=True, env=env, check=True,
+        )  # fmt: skip
+        events: list[dict[str, Any]] = json.loads(out.stdout)["Events"]
+        return events
+
+    cli = aws("--lookup-attributes", f"AttributeKey=ResourceName,AttributeValue={key['Arn']}")
     assert [e["EventId"] for e in cli] == [e["EventId"] for e in events]
-    out = own_server.aws(
-        "cloudtrail",
-        "lookup-events",
-        "--lookup-attributes",
-        "AttributeKey=EventName,AttributeValue=DeleteExpiredKeyMaterial",
-        "--max-results",
-        "5",
-        "--start-time",
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)),
-    )
-    assert [e["EventId"] for e in json.loads(out.stdout)["Events"]] == [events[0]["EventId"]]
+    hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    expiries = aws(
+        "--lookup-attributes", "AttributeKey=EventName,AttributeValue=DeleteExpiredKeyMaterial",
+        "--start-time", hour_ago,
+    )  # fmt: skip
+    assert [e["EventId"] for e in expiries] == [events[0]["EventId"]]
+    by_admin = aws("--lookup-attributes", "AttributeKey=Username,AttributeValue=admin", "--max-items", "3")
+    assert len(by_admin) == 3 and all(e["Username"] == "admin" for e in by_admin)
+    looked = aws("--lookup-attributes", "AttributeKey=Username,AttributeValue=auditor")
+    assert looked and {e["EventName"] for e in looked} == {"LookupEvents"}  # who looked is on record
+    denied = subprocess.run(
+        [str(BIN / "aws"), "kms", "list-keys", "--endpoint-url", own_server.endpoint],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert denied.returncode != 0 and "AccessDeniedException" in denied.stderr  # it may only look
