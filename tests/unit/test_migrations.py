@@ -508,6 +508,8 @@ def test_records_stored_before_v10_get_their_lookup_attributes(new_url: NewUrl) 
             "resources": [],
         },
         {"userIdentity": {"type": "Root", "arn": "arn:aws:iam::111122223333:root"}, "readOnly": True},
+        # An escaped U+0000 (which PostgreSQL's JSON functions refuse): left out, the migration goes on.
+        {"userIdentity": {"userName": "bob"}, "requestParameters": {"description": "a\x00b"}},
     ]
     try:
         with old.begin() as conn:

@@ -351,7 +351,9 @@ _V9 = (
 # --- v10: CloudTrail LookupEvents: an index of the trail per account and Region (newest first) and by
 # event name, and the lookup attributes a record's columns do not hold (Username, AccessKeyId, ReadOnly,
 # EventSource, ResourceType, ResourceName: one row per attribute value, keyed by the record's id),
-# filled for the records already stored from their JSON (the backend's own JSON functions)
+# filled for the records already stored from their JSON (the backend's own JSON functions; a record
+# holding an escaped U+0000, which PostgreSQL's JSON functions refuse, is left out on both backends: it
+# is found by EventName and EventId only)
 _V10: tuple[str | dict[str, str], ...] = (
     "CREATE INDEX ix_audit_trail ON audit_events (account_id, region, event_time, id)",
     "CREATE INDEX ix_audit_trail_name ON audit_events (account_id, region, event_name, event_time, id)",
@@ -390,6 +392,7 @@ _V10: tuple[str | dict[str, str], ...] = (
             (SELECT 'Username' AS name UNION ALL SELECT 'AccessKeyId' UNION ALL SELECT 'ReadOnly'
                 UNION ALL SELECT 'EventSource') n
         WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND json_valid(a.record)
+            AND instr(a.record, '\\u0000') = 0
     ) WHERE value IS NOT NULL AND value <> ''""",
         "postgresql": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
     SELECT id, account_id, region, name, substr(value, 1, 512), event_time FROM (
@@ -408,7 +411,7 @@ _V10: tuple[str | dict[str, str], ...] = (
             END AS value
         FROM audit_events a,
             (VALUES ('Username'), ('AccessKeyId'), ('ReadOnly'), ('EventSource')) AS n (name)
-        WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL
+        WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND strpos(a.record, '\\u0000') = 0
     ) AS v WHERE value IS NOT NULL AND value <> ''""",
     },
     {
@@ -420,13 +423,14 @@ _V10: tuple[str | dict[str, str], ...] = (
     FROM audit_events a, json_each(a.record, '$.resources') r,
         (SELECT 'ResourceType' AS name UNION ALL SELECT 'ResourceName') n
     WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND json_valid(a.record)
+            AND instr(a.record, '\\u0000') = 0
         AND json_type(a.record, '$.resources') = 'array' AND json_type(r.value) = 'object'
         AND CASE n.name WHEN 'ResourceType' THEN json_type(r.value, '$.type')
             ELSE json_type(r.value, '$.ARN') END = 'text'""",
         "postgresql": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
     SELECT a.id, a.account_id, a.region, n.name, substr(CASE n.name
             WHEN 'ResourceType' THEN r.value ->> 'type' ELSE r.value ->> 'ARN' END, 1, 512), a.event_time
-    FROM audit_events a
+    FROM (SELECT * FROM audit_events WHERE strpos(record, '\\u0000') = 0) AS a
         CROSS JOIN LATERAL json_array_elements(CASE json_typeof(a.record::json -> 'resources')
             WHEN 'array' THEN a.record::json -> 'resources' ELSE '[]'::json END) AS r (value)
         CROSS JOIN (VALUES ('ResourceType'), ('ResourceName')) AS n (name)
