@@ -1,0 +1,1 @@
+"""CloudTrail's API on the service's trail: LookupEvents (:mod:`openkms.service.trail.lookup`)."""
