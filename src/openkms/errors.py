@@ -82,6 +82,14 @@ The hierarchy (HTTP status 400 unless given)::
     +-- UnrecognizedClientException
     +-- ValidationException
     |
+    |   CloudTrail (the JSON protocol too): LookupEvents's error shapes of botocore's cloudtrail model
+    |   (UnsupportedOperationException is KMS's class: the same code and status)
+    +-- InvalidEventCategoryException
+    +-- InvalidLookupAttributesException
+    +-- InvalidMaxResultsException
+    +-- InvalidNextTokenException
+    +-- InvalidTimeRangeException
+    |
     +-- QueryError
         |
         |   IAM/STS family: error shapes of botocore's iam and sts models
@@ -107,7 +115,7 @@ The hierarchy (HTTP status 400 unless given)::
         +-- ValidationError
 
 ``tests/unit/test_errors.py`` checks this tree, and every class's code, status and sender fault against
-botocore's models.
+botocore's models (kms, cloudtrail, iam, sts).
 
 Outside the tree, :class:`InternalError` is a broken invariant of the service itself (a bug, never the
 client's doing): it is raised where ``assert`` would otherwise stand, and answered like any unexpected
@@ -401,6 +409,26 @@ class ValidationException(ServiceError):
 
 
 # --- IAM/STS family: errors of the Query APIs. ----------------------------------------------------------
+class InvalidEventCategoryException(ServiceError):
+    code = "InvalidEventCategoryException"
+
+
+class InvalidLookupAttributesException(ServiceError):
+    code = "InvalidLookupAttributesException"
+
+
+class InvalidMaxResultsException(ServiceError):
+    code = "InvalidMaxResultsException"
+
+
+class InvalidNextTokenException(ServiceError):
+    code = "InvalidNextTokenException"
+
+
+class InvalidTimeRangeException(ServiceError):
+    code = "InvalidTimeRangeException"
+
+
 class QueryError(ServiceError):
     """An error answered in the Query protocol's XML; ``sender`` gives ``<Type>Sender|Receiver</Type>``."""
 

@@ -37,6 +37,7 @@ def row(n: int, t: float, account: str = ACCOUNT, region: str = "us-east-1") -> 
         "principal_arn": "arn:aws:iam::111122223333:user/alice",
         "error_code": None,
         "record": json.dumps(record),
+        "attributes": [("Username", "alice")],
     }
 
 
@@ -127,6 +128,7 @@ def test_inserted_records_are_named(trail: tuple[Store, RootKey]) -> None:
     rows = records(store)
     # A copy in seq 5's place, hashed correctly onto seq 4; and a plain row without a seq.
     fake = row(99, 1004.5)
+    del fake["attributes"]
     fake_hash = record_hash(rows[3]["hash"], 5, fake)
     columns = ", ".join(fake)
     with store.write() as tx:
@@ -138,6 +140,7 @@ def test_inserted_records_are_named(trail: tuple[Store, RootKey]) -> None:
             {**fake, "p": rows[3]["hash"], "h": fake_hash},
         )
         plain = row(100, 1004.6)
+        del plain["attributes"]
         tx.conn.execute(
             sa.text(f"INSERT INTO audit_events ({columns}) VALUES ({', '.join(':' + c for c in plain)})"),
             plain,
@@ -217,6 +220,9 @@ def test_retention_is_not_deletion(trail: tuple[Store, RootKey]) -> None:
     (marker,) = [m for m in prune_before(store, root, 1006.5, 5000.0) if m.region == "us-east-1"]
     assert (marker.first_seq, marker.last_seq) == (1, 6)
     assert [r["seq"] for r in records(store)][:1] == [7]
+    with store.read() as tx:  # the pruned records' lookup attributes go with them
+        ids = {r[0] for r in tx.conn.execute(sa.text("SELECT audit_id FROM audit_attributes"))}
+    assert ids and min(ids) == records(store)[0]["id"]
     report = check(store)
     assert report.valid, report.to_json()
     assert {c.region: c.pruned_through for c in report.chains}["us-east-1"] == 6
@@ -246,3 +252,15 @@ def test_a_time_window_checks_only_its_records(trail: tuple[Store, RootKey]) -> 
     windowed = verify(store, signing.public_keys(store), start=1001.5, end=1003.0)
     assert kinds(windowed) == ["modified"]
     assert [c.records for c in windowed.chains if c.region == "us-east-1"] == [2]
+
+
+def test_a_periodic_digest_waits_for_its_interval(trail: tuple[Store, RootKey]) -> None:
+    store, root = trail
+    # us-east-1 was digested at 3000 (seq 13 since); eu-west-1 at 2000 with nothing new
+    assert make_digests(store, root, 3500.0, every=3600.0) == []
+    (made,) = make_digests(store, root, 6600.0, every=3600.0)
+    assert (made.region, made.first_seq, made.last_seq) == ("us-east-1", 13, 13)
+    with store.write() as tx:
+        tx.append_audit([row(1, 7000.0, region="ap-south-1")])  # a new chain: timed from its first record
+    assert make_digests(store, root, 7100.0, every=3600.0) == []
+    assert [m.region for m in make_digests(store, root, 10_600.0, every=3600.0)] == ["ap-south-1"]

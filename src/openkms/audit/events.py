@@ -242,10 +242,62 @@ _COLUMN_WIDTHS = {
 }
 
 
+#: The widest value of an ``audit_attributes`` row (a longer value is stored, and looked up, by its prefix).
+ATTRIBUTE_WIDTH = 512
+
+
+def lookup_username(identity: dict[str, Any]) -> str | None:
+    """The user name LookupEvents finds a record by: the IAM user's name, ``root`` for the account's
+    root user, the session name of an assumed-role session."""
+    name = identity.get("userName")
+    if isinstance(name, str) and name:
+        return name
+    kind = identity.get("type")
+    if kind == "Root":
+        return "root"
+    arn = identity.get("arn")
+    if kind == "AssumedRole" and isinstance(arn, str) and arn.count("/") >= 2:
+        return arn.split("/", 2)[2]
+    return None
+
+
+def lookup_attributes(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (LookupAttributeKey, value) pairs a record is found by that its columns do not hold
+    (EventName and EventId are columns of ``audit_events``); the migration of v10 computes the same
+    for older records in SQL."""
+    identity = record.get("userIdentity") or {}
+    pairs: list[tuple[str, str]] = []
+    username = lookup_username(identity)
+    if username:
+        pairs.append(("Username", username))
+    access_key = identity.get("accessKeyId")
+    if isinstance(access_key, str) and access_key:
+        pairs.append(("AccessKeyId", access_key))
+    read_only = record.get("readOnly")
+    if isinstance(read_only, bool):
+        pairs.append(("ReadOnly", "true" if read_only else "false"))
+    source = record.get("eventSource")
+    if isinstance(source, str) and source:
+        pairs.append(("EventSource", source))
+    for resource in record.get("resources") or ():
+        if resource.get("type"):
+            pairs.append(("ResourceType", resource["type"]))
+        if resource.get("ARN"):
+            pairs.append(("ResourceName", resource["ARN"]))
+    out = []
+    for name, value in dict.fromkeys(pairs):  # a resource named twice is one row
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if value:
+            out.append((name, value[:ATTRIBUTE_WIDTH]))
+    return list(dict.fromkeys(out))
+
+
 def storage_row(
     record: dict[str, Any], event_time: float, key_id: str | None, text: str | None = None
 ) -> dict[str, Any]:
-    """The indexed columns stored beside a record (``text``: the record already serialised)."""
+    """The indexed columns stored beside a record (``text``: the record already serialised), and its
+    lookup ``attributes`` (rows of ``audit_attributes``)."""
     identity = record.get("userIdentity") or {}
     row: dict[str, Any] = {
         "event_id": record["eventID"],
@@ -257,6 +309,7 @@ def storage_row(
         "principal_arn": identity.get("arn"),
         "error_code": record.get("errorCode"),
         "record": orjson.dumps(record).decode() if text is None else text,
+        "attributes": lookup_attributes(record),
     }
     for column, width in _COLUMN_WIDTHS.items():
         value = row[column]

@@ -45,6 +45,7 @@ from openkms.server.authn import (
     read_body,
     respond,
 )
+from openkms.server.cloudtrail_app import CloudTrailApp
 from openkms.server.query_app import QueryApp
 from openkms.server.quotas import RequestLimiter
 from openkms.server.runtime import Runtime, load_quotas
@@ -121,6 +122,7 @@ class KmsApp:
         # Extra routes (console, IAM/STS) are mounted here by later layers: path prefix -> ASGI app.
         self.mounts: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self.query = QueryApp(runtime, self.authn, self.pool)
+        self.trail = CloudTrailApp(runtime, self.authn, self.pool)  # CloudTrail's LookupEvents
         self.mounts[xks.MOUNT] = XksApp(runtime, self._in_thread)  # the XKS proxy API: /xks/<key store>/…
         self.sys = SysApp(runtime, self.authn, self._in_thread, self.query.accepts)  # /sys/, /readyz, sealed
 
@@ -168,6 +170,9 @@ class KmsApp:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         if self.query.accepts(headers):
             await self.query(scope, receive, send, headers)  # IAM / STS Query API
+            return
+        if self.trail.accepts(headers):
+            await self.trail(scope, receive, send, headers)  # CloudTrail JSON API
             return
         target = headers.get("x-amz-target", "")
         client = scope.get("client")

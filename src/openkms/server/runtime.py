@@ -111,12 +111,13 @@ class Runtime:
         self.store.close()
         self.started = False
 
-    def digest_audit(self) -> None:
-        """Sign a digest of every audit chain with new records (not while sealed)."""
+    def digest_audit(self, every: float | None = None) -> None:
+        """Sign a digest of every audit chain with new records (with ``every``: whose last digest is that
+        many seconds old); not while sealed."""
         if self.trust.sealed:
             return
         try:
-            trail_digests.make_digests(self.store, self.root, self.clock.now())
+            trail_digests.make_digests(self.store, self.root, self.clock.now(), every=every)
         except Exception:
             log.exception("audit digest failed")
 
@@ -273,6 +274,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         )
         jobs.append(("audit-export", export.run, settings.audit_export_interval))
 
+    digest_check = min(60.0, settings.audit_digest_interval)
     scheduler = Scheduler(
         [
             # Due work is checked every tick (reads only, unless something is due)...
@@ -286,8 +288,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("prune-changes", prune, 60),
             ("purge-sessions", purge_sessions, 60),
             # ...and the audit chains' signed digests, then retention (pruning digested records only).
-            ("audit-digest", lambda: runtime.digest_audit(), settings.audit_digest_interval),
-            ("audit-retention", lambda: runtime.prune_audit(), settings.audit_digest_interval),
+            ("audit-digest", lambda: runtime.digest_audit(settings.audit_digest_interval), digest_check),
+            ("audit-retention", lambda: runtime.prune_audit(), digest_check),
             *jobs,
         ],
         settings.scheduler_interval,

@@ -9,7 +9,8 @@ database at any version upgrades to the same schema a fresh install gets. Never 
 (tests/unit/test_migrations.py fails until both agree).
 
 The two backends share the statements; the few types whose spelling differs are placeholders filled
-from ``_TYPES``.
+from ``_TYPES``, and a statement whose SQL differs (v10's backfill reads JSON with each backend's own
+functions) is a dict of the two spellings.
 """
 
 from __future__ import annotations
@@ -347,10 +348,102 @@ _V9 = (
 )""",
 )
 
-# --- v10: the tamper-evident audit trail: every record chained to its predecessor in its account and
+# --- v10: CloudTrail LookupEvents: an index of the trail per account and Region (newest first) and by
+# event name, and the lookup attributes a record's columns do not hold (Username, AccessKeyId, ReadOnly,
+# EventSource, ResourceType, ResourceName: one row per attribute value, keyed by the record's id),
+# filled for the records already stored from their JSON (the backend's own JSON functions; a record
+# holding an escaped U+0000, which PostgreSQL's JSON functions refuse, is left out on both backends: it
+# is found by EventName and EventId only)
+_V10: tuple[str | dict[str, str], ...] = (
+    "CREATE INDEX ix_audit_trail ON audit_events (account_id, region, event_time, id)",
+    "CREATE INDEX ix_audit_trail_name ON audit_events (account_id, region, event_name, event_time, id)",
+    """CREATE TABLE audit_attributes (
+    audit_id BIGINT NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    name VARCHAR(16) NOT NULL,
+    value VARCHAR(512) NOT NULL,
+    event_time FLOAT NOT NULL,
+    PRIMARY KEY (account_id, region, name, value, event_time, audit_id)
+)""",
+    "CREATE INDEX ix_audit_attributes_audit ON audit_attributes (audit_id)",
+    {
+        "sqlite": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
+    SELECT id, account_id, region, name, substr(value, 1, 512), event_time FROM (
+        SELECT a.id, a.account_id, a.region, a.event_time, n.name,
+            CASE n.name
+                WHEN 'Username' THEN coalesce(
+                    json_extract(a.record, '$.userIdentity.userName'),
+                    CASE json_extract(a.record, '$.userIdentity.type')
+                        WHEN 'Root' THEN 'root'
+                        WHEN 'AssumedRole' THEN substr(
+                            substr(json_extract(a.record, '$.userIdentity.arn'),
+                                instr(json_extract(a.record, '$.userIdentity.arn'), ':assumed-role/') + 14),
+                            instr(substr(json_extract(a.record, '$.userIdentity.arn'),
+                                instr(json_extract(a.record, '$.userIdentity.arn'), ':assumed-role/') + 14),
+                                '/') + 1)
+                    END)
+                WHEN 'AccessKeyId' THEN json_extract(a.record, '$.userIdentity.accessKeyId')
+                WHEN 'ReadOnly' THEN CASE json_type(a.record, '$.readOnly')
+                    WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END
+                WHEN 'EventSource' THEN json_extract(a.record, '$.eventSource')
+            END AS value
+        FROM audit_events a,
+            (SELECT 'Username' AS name UNION ALL SELECT 'AccessKeyId' UNION ALL SELECT 'ReadOnly'
+                UNION ALL SELECT 'EventSource') n
+        WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND json_valid(a.record)
+            AND instr(a.record, '\\u0000') = 0
+    ) WHERE value IS NOT NULL AND value <> ''""",
+        "postgresql": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
+    SELECT id, account_id, region, name, substr(value, 1, 512), event_time FROM (
+        SELECT a.id, a.account_id, a.region, a.event_time, n.name,
+            CASE n.name
+                WHEN 'Username' THEN coalesce(
+                    a.record::json -> 'userIdentity' ->> 'userName',
+                    CASE a.record::json -> 'userIdentity' ->> 'type'
+                        WHEN 'Root' THEN 'root'
+                        WHEN 'AssumedRole' THEN split_part(a.record::json -> 'userIdentity' ->> 'arn', '/', 3)
+                    END)
+                WHEN 'AccessKeyId' THEN a.record::json -> 'userIdentity' ->> 'accessKeyId'
+                WHEN 'ReadOnly' THEN CASE json_typeof(a.record::json -> 'readOnly')
+                    WHEN 'boolean' THEN a.record::json ->> 'readOnly' END
+                WHEN 'EventSource' THEN a.record::json ->> 'eventSource'
+            END AS value
+        FROM audit_events a,
+            (VALUES ('Username'), ('AccessKeyId'), ('ReadOnly'), ('EventSource')) AS n (name)
+        WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND strpos(a.record, '\\u0000') = 0
+    ) AS v WHERE value IS NOT NULL AND value <> ''""",
+    },
+    {
+        "sqlite": """INSERT OR IGNORE INTO audit_attributes
+        (audit_id, account_id, region, name, value, event_time)
+    SELECT a.id, a.account_id, a.region, n.name, substr(CASE n.name
+            WHEN 'ResourceType' THEN json_extract(r.value, '$.type')
+            ELSE json_extract(r.value, '$.ARN') END, 1, 512), a.event_time
+    FROM audit_events a, json_each(a.record, '$.resources') r,
+        (SELECT 'ResourceType' AS name UNION ALL SELECT 'ResourceName') n
+    WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND json_valid(a.record)
+            AND instr(a.record, '\\u0000') = 0
+        AND json_type(a.record, '$.resources') = 'array' AND json_type(r.value) = 'object'
+        AND CASE n.name WHEN 'ResourceType' THEN json_type(r.value, '$.type')
+            ELSE json_type(r.value, '$.ARN') END = 'text'""",
+        "postgresql": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
+    SELECT a.id, a.account_id, a.region, n.name, substr(CASE n.name
+            WHEN 'ResourceType' THEN r.value ->> 'type' ELSE r.value ->> 'ARN' END, 1, 512), a.event_time
+    FROM (SELECT * FROM audit_events WHERE strpos(record, '\\u0000') = 0) AS a
+        CROSS JOIN LATERAL json_array_elements(CASE json_typeof(a.record::json -> 'resources')
+            WHEN 'array' THEN a.record::json -> 'resources' ELSE '[]'::json END) AS r (value)
+        CROSS JOIN (VALUES ('ResourceType'), ('ResourceName')) AS n (name)
+    WHERE a.account_id IS NOT NULL AND a.region IS NOT NULL AND json_typeof(r.value) = 'object'
+        AND CASE n.name WHEN 'ResourceType' THEN r.value ->> 'type' ELSE r.value ->> 'ARN' END IS NOT NULL
+    ON CONFLICT DO NOTHING""",
+    },
+)
+
+# --- v11: the tamper-evident audit trail: every record chained to its predecessor in its account and
 # Region's chain (seq, prev_hash, hash), the chain heads, the signed digests (and retention markers), and
 # the digest signing keys (their private keys sealed under the keyring)
-_V10 = (
+_V11 = (
     "ALTER TABLE audit_events ADD COLUMN seq BIGINT",
     "ALTER TABLE audit_events ADD COLUMN prev_hash VARCHAR(64)",
     "ALTER TABLE audit_events ADD COLUMN hash VARCHAR(64)",
@@ -436,7 +529,7 @@ _V12 = (
     "CREATE INDEX ix_audit_account_region ON audit_events (account_id, region, id)",
 )
 
-MIGRATIONS: list[tuple[int, Sequence[str]]] = [
+MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
@@ -447,13 +540,18 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
     (8, _V8),
     (9, _V9),
     (10, _V10),
+    (11, _V11),
     (12, _V12),
 ]
 LATEST = MIGRATIONS[-1][0]
 
 
-def _sql(conn: Connection, statement: str) -> str:
-    return statement.format(**_TYPES[conn.dialect.name])
+def _sql(conn: Connection, statement: str | dict[str, str]) -> str:
+    """A step's statement for the connection's backend (a statement spelled per backend is a dict)."""
+    dialect = conn.dialect.name
+    if isinstance(statement, dict):
+        return statement[dialect]
+    return statement.format(**_TYPES[dialect])
 
 
 def migrate(conn: Connection, target: int = LATEST, *, now: float) -> list[int]:

@@ -143,8 +143,26 @@ audit_events = sa.Table(
     sa.Column("hash", sa.String(64)),
     sa.Index("ix_audit_time", "event_time"),
     sa.Index("ix_audit_key", "key_id", "event_time"),
+    sa.Index("ix_audit_trail", "account_id", "region", "event_time", "id"),
+    sa.Index("ix_audit_trail_name", "account_id", "region", "event_name", "event_time", "id"),
     sa.Index("ix_audit_account_region", "account_id", "region", "id"),
     sa.Index("ix_audit_chain", "account_id", "region", "seq"),
+)
+
+# The LookupEvents attributes a record's columns do not hold: one row per (record, attribute, value);
+# ``name`` is the attribute's LookupAttributeKey (Username, AccessKeyId, ReadOnly, EventSource,
+# ResourceType, ResourceName), ``value`` its first 512 characters.
+audit_attributes = sa.Table(
+    "audit_attributes",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(16), nullable=False),
+    sa.Column("value", sa.String(512), nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "region", "name", "value", "event_time", "audit_id"),
+    sa.Index("ix_audit_attributes_audit", "audit_id"),
 )
 
 # One row per (account, Region) chain of audit records ('' for a record without one): the newest

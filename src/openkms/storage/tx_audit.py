@@ -53,6 +53,20 @@ class AuditTx(TxBase):
             f"WHERE account_id = {mark} AND region = {mark}",
             [(seq, digest, now, account, region) for (account, region), (seq, digest) in heads.items()],
         )
+        # Each record's lookup attributes, keyed by the id the insert gave it (found by its event id).
+        attributes = [
+            (name, value, row["event_id"])
+            for row in rows
+            if row["account_id"] and row["region"]
+            for name, value in row.get("attributes", ())
+        ]
+        if attributes:
+            self.conn.exec_driver_sql(
+                "INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time) "
+                f"SELECT id, account_id, region, {mark}, {mark}, event_time FROM audit_events "
+                f"WHERE event_id = {mark}",
+                attributes,
+            )
 
     def lock_chain_head(self, account_id: str, region: str) -> tuple[int, str]:
         """The (seq, hash) of the chain's newest record ((0, GENESIS) for a new chain, whose head row
@@ -127,3 +141,52 @@ class AuditTx(TxBase):
         if before_id is not None:
             q = q.where(c.id < before_id)
         return [(r.id, r.record) for r in self.conn.execute(q.order_by(c.id.desc()).limit(limit))]
+
+    def lookup_events(
+        self,
+        *,
+        account_id: str,
+        region: str,
+        attribute: tuple[str, str] | None,
+        start: float,
+        end: float,
+        before: tuple[float, int] | None,
+        limit: int,
+    ) -> list[tuple[int, float, str]]:
+        """CloudTrail LookupEvents over one account's trail in one Region: ``(id, event_time, record)``
+        newest first (by event time, then id), between ``start`` and ``end`` inclusive, strictly before
+        the keyset position ``before``; ``attribute`` is one (LookupAttributeKey, value) or None.
+        EventName and EventId are columns of ``audit_events``, the others rows of ``audit_attributes``
+        (each query one range of an index: ``ix_audit_trail``, ``ix_audit_trail_name``, the event id's
+        unique index, the attributes' primary key)."""
+        e = t.audit_events.c
+        if attribute is not None and attribute[0] not in ("EventName", "EventId"):
+            x = t.audit_attributes.c
+            q = (
+                sa.select(e.id, e.event_time, e.record)
+                .select_from(t.audit_attributes.join(t.audit_events, e.id == x.audit_id))
+                .where(
+                    x.account_id == account_id,
+                    x.region == region,
+                    x.name == attribute[0],
+                    x.value == attribute[1],
+                    x.event_time >= start,
+                    x.event_time <= end,
+                )
+            )
+            time_col, id_col = x.event_time, x.audit_id
+        else:
+            q = sa.select(e.id, e.event_time, e.record).where(
+                e.account_id == account_id, e.region == region, e.event_time >= start, e.event_time <= end
+            )
+            if attribute is not None:
+                q = q.where(
+                    e.event_name == attribute[1]
+                    if attribute[0] == "EventName"
+                    else e.event_id == attribute[1]
+                )
+            time_col, id_col = e.event_time, e.id
+        if before is not None:
+            q = q.where(sa.tuple_(time_col, id_col) < sa.tuple_(sa.literal(before[0]), sa.literal(before[1])))
+        q = q.order_by(time_col.desc(), id_col.desc()).limit(limit)
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(q)]

@@ -162,8 +162,11 @@ class TrailTx(TxBase):
         return int(last) if last is not None else 0
 
     def prune_chain(self, account_id: str, region: str, through_seq: int) -> int:
-        """Delete the chain's records with seq ≤ ``through_seq``; the number deleted."""
+        """Delete the chain's records with seq ≤ ``through_seq`` (and their lookup attributes); the number
+        deleted."""
         c = t.audit_events.c
+        pruned = sa.select(c.id).where(*self._in_chain(account_id, region), c.seq <= through_seq)
+        self.conn.execute(t.audit_attributes.delete().where(t.audit_attributes.c.audit_id.in_(pruned)))
         result = self.conn.execute(
             t.audit_events.delete().where(*self._in_chain(account_id, region), c.seq <= through_seq)
         )

@@ -1,1 +1,3 @@
-"""The tamper-evident audit trail: the chain of records, signed digests, verification, retention."""
+"""The service's audit trail: CloudTrail's LookupEvents (:mod:`openkms.service.trail.lookup`), and its
+tamper evidence: signing keys (:mod:`.signing`), signed digests and retention (:mod:`.digests`),
+verification (:mod:`.verify`)."""

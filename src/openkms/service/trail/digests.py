@@ -15,9 +15,11 @@ covered. :func:`prune_before` writes it and deletes them in one transaction. The
 passes ``exported_until(account, region)`` (the time up to which a chain's records were exported):
 no record newer than that is pruned.
 
-:func:`make_digests` is run hourly by the server (``OPENKMS_AUDIT_DIGEST_INTERVAL`` seconds), on clean
-shutdown, and by ``openkms audit digest``; a chain with no new record gets none. Two nodes making one
-at once serialize on the chain head row (the second finds nothing new).
+:func:`make_digests` is run by the server for every chain whose last digest is
+``OPENKMS_AUDIT_DIGEST_INTERVAL`` seconds old (hourly by default; checked every minute, or every
+interval when shorter), on clean shutdown, and by ``openkms audit digest``; a chain with no new record
+gets none. Two nodes making one at once serialize on the chain head row (the second finds nothing
+new).
 """
 
 from __future__ import annotations
@@ -105,9 +107,17 @@ def _signed_row(
 
 
 def make_digests(
-    store: Store, root: RootKey, now: float, account_id: str | None = None, region: str | None = None
+    store: Store,
+    root: RootKey,
+    now: float,
+    account_id: str | None = None,
+    region: str | None = None,
+    *,
+    every: float | None = None,
 ) -> list[Made]:
-    """Sign a digest of every chain (of ``account_id``/``region``) with records no digest covers yet."""
+    """Sign a digest of every chain (of ``account_id``/``region``) with records no digest covers yet;
+    with ``every``, only of the chains whose last digest (or, never digested, whose first record) is at
+    least ``every`` seconds old."""
     with store.read() as tx:
         heads = [
             h
@@ -115,6 +125,7 @@ def make_digests(
             if h["seq"] > h["digested_seq"]
             and (account_id is None or h["account_id"] == account_id)
             and (region is None or h["region"] == region)
+            and (every is None or now - _since(tx, h) >= every)
         ]
     made = []
     for seen in heads:
@@ -150,6 +161,14 @@ def make_digests(
             )
         made.append(Made(row["account_id"], row["region"], "digest", row["number"], first, row["last_seq"]))
     return made
+
+
+def _since(tx: Any, head: dict[str, Any]) -> float:
+    """When the chain's undigested records began: its last digest, else its first record."""
+    if head["digested_at"] is not None:
+        return float(head["digested_at"])
+    record = tx.chain_record(head["account_id"], head["region"], int(head["digested_seq"]) + 1)
+    return float(record["event_time"]) if record is not None else float(head["updated_at"])
 
 
 def prune_before(
