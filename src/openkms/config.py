@@ -27,6 +27,9 @@ ENVIRONMENT_ONLY = {
     # Seconds between the background jobs' ticks (key deletion and rotation, re-sealing after a root key
     # rotation, housekeeping).
     "OPENKMS_SCHEDULER_INTERVAL": "scheduler_interval",
+    # Seconds between the signed digests of the audit chains (service/trail/digests.py); also how often
+    # retention (--audit-retention-days) prunes.
+    "OPENKMS_AUDIT_DIGEST_INTERVAL": "audit_digest_interval",
 }
 
 
@@ -51,6 +54,9 @@ class Settings:
     regions: list[str] = field(default_factory=list)  # empty: answer every well-formed region
     account_id: str | None = None
     scheduler_interval: float = 1.0
+    # The audit trail: seconds between signed digests, and the days records are kept (None: forever).
+    audit_digest_interval: float = 3600.0
+    audit_retention_days: float | None = None
     # The network edge (server/edge.py): trusted proxies' networks and the quotas document
     # ("aws-default" or a file's path) with the number of processes sharing the budgets.
     trusted_proxies: list[str] = field(default_factory=list)

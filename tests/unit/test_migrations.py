@@ -374,6 +374,19 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    10: [
+        (
+            "audit_attributes",
+            {
+                "audit_id": 1,
+                "account_id": "111122223333",
+                "region": "us-east-1",
+                "name": "Username",
+                "value": "alice",
+                "event_time": 20.5,
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,3 +77,130 @@ def list_events(
         who = (r.get("userIdentity") or {}).get("arn") or (r.get("userIdentity") or {}).get("invokedBy", "")
         err = f"  {r['errorCode']}" if r.get("errorCode") else ""
         click.echo(f"{r['eventTime']}  {r['eventName']:<32} {who}{err}")
+
+
+def _store_only(data_dir: Path, database_url: str | None, root_key_file: Path | None) -> Store:
+    settings = settings_from(data_dir, database_url, root_key_file)
+    if database_url is None and not (data_dir / "openkms.db").exists():
+        raise click.ClickException(f"No openkms data in {data_dir}")
+    return Store(settings.db_url)
+
+
+@audit.command("verify")
+@click.option("--account-id", help="Only this account's chains.")
+@click.option("--region", help="Only this Region's chains.")
+@click.option("--start-time", help="ISO-8601 or epoch seconds: check records from this time.")
+@click.option("--end-time", help="ISO-8601 or epoch seconds: check records up to this time.")
+@click.option(
+    "--public-keys",
+    "public_keys_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify with the keys of this file (`openkms audit public-keys --json`) instead of the stored ones.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@data_options
+def verify_trail(
+    account_id: str | None,
+    region: str | None,
+    start_time: str | None,
+    end_time: str | None,
+    public_keys_file: Path | None,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+) -> None:
+    """Check the audit chains and their signed digests (public keys only). Exit 1 when anything is
+    wrong: modified, deleted, inserted or reordered records, deleted or forged digests."""
+    from openkms.service.trail import signing
+    from openkms.service.trail.verify import verify
+
+    store = _store_only(data_dir, database_url, root_key_file)
+    try:
+        keys = _keys_from_file(public_keys_file) if public_keys_file else signing.public_keys(store)
+        report = verify(
+            store, keys, account_id=account_id, region=region, start=_time(start_time), end=_time(end_time)
+        )
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for chain in report.chains:
+            click.echo(
+                f"{chain.account_id or '-'}/{chain.region or '-'}: {chain.records} records checked "
+                f"(seq {chain.first_seq}..{chain.last_seq}), {chain.digests} digests, "
+                f"pruned through seq {chain.pruned_through}, {chain.undigested} not yet digested"
+            )
+        for problem in report.problems:
+            click.echo(f"{problem.kind.upper()}: {problem.account_id}/{problem.region}: {problem.detail}")
+        click.echo("valid" if report.valid else f"INVALID: {len(report.problems)} problems")
+    if not report.valid:
+        raise SystemExit(1)
+
+
+def _keys_from_file(path: Path) -> list[Any]:
+    from openkms.crypto.trail_signing import public_der_from_pem
+    from openkms.service.trail.signing import PublicKeyInfo
+
+    doc = json.loads(path.read_text())
+    keys = []
+    for entry in doc["PublicKeys"]:
+        der = public_der_from_pem(entry["PublicKey"])
+        keys.append(
+            PublicKeyInfo(
+                region=entry["Region"],
+                fingerprint=entry["Fingerprint"],
+                pem=entry["PublicKey"],
+                der=der,
+                valid_from=entry["ValidityStartTime"],
+                valid_to=entry["ValidityEndTime"],
+            )
+        )
+    return keys
+
+
+@audit.command("public-keys")
+@click.option("--region", help="Only this Region's keys.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"PublicKeys": [...]}.')
+@data_options
+def public_keys_cmd(
+    region: str | None, as_json: bool, data_dir: Path, database_url: str | None, root_key_file: Path | None
+) -> None:
+    """Print the digest verification keys (PEM, SHA-256 fingerprint of the DER key, validity)."""
+    from openkms.service.trail.signing import public_keys
+
+    store = _store_only(data_dir, database_url, root_key_file)
+    try:
+        keys = public_keys(store, region)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"PublicKeys": [k.to_json() for k in keys]}, indent=2))
+        return
+    for k in keys:
+        until = dt.datetime.fromtimestamp(k.valid_to, dt.UTC).isoformat() if k.valid_to else "now"
+        since = dt.datetime.fromtimestamp(k.valid_from, dt.UTC).isoformat()
+        click.echo(f"# {k.region} SHA-256 {k.fingerprint} valid {since} .. {until}")
+        click.echo(k.pem, nl=False)
+
+
+@audit.command("digest")
+@data_options
+def digest_cmd(data_dir: Path, database_url: str | None, root_key_file: Path | None) -> None:
+    """Sign a digest now of every chain with records no digest covers yet."""
+    from openkms.clock import clock_from_env
+    from openkms.server.runtime import open_store
+    from openkms.service.trail.digests import make_digests
+
+    if database_url is None and not (data_dir / "openkms.db").exists():
+        raise click.ClickException(f"No openkms data in {data_dir}")
+    store, root = open_store(settings_from(data_dir, database_url, root_key_file))
+    try:
+        made = make_digests(store, root, clock_from_env().now())
+    finally:
+        store.close()
+    for m in made:
+        click.echo(f"digest {m.number} of {m.account_id}/{m.region}: records {m.first_seq}..{m.last_seq}")
+    if not made:
+        click.echo("nothing new to digest")

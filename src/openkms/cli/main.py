@@ -204,6 +204,13 @@ def _edge_options(fn: Any) -> Any:
     envvar="OPENKMS_MULTI_REGION_DELAY",
     help="Seconds a new multi-Region replica stays Creating, and the keys of UpdatePrimaryRegion Updating.",
 )
+@click.option(
+    "--audit-retention-days",
+    type=click.FloatRange(0, min_open=True),
+    envvar="OPENKMS_AUDIT_RETENTION_DAYS",
+    help="Prune audit records older than this many days (once a signed digest covers them), leaving a "
+    "signed retention marker. Default: keep every record.",
+)
 @_edge_options
 @data_options
 def serve(
@@ -216,6 +223,7 @@ def serve(
     metrics_listen: str | None,
     workers: int,
     multi_region_delay: float,
+    audit_retention_days: float | None,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -235,6 +243,7 @@ def serve(
         metrics_listen=metrics_listen,
         workers=workers,
         multi_region_delay=multi_region_delay,
+        audit_retention_days=audit_retention_days,
         data_dir=data_dir,
         database_url=database_url,
         root_key_file=root_key_file,

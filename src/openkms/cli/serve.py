@@ -95,6 +95,7 @@ def run_server(
     xks_ca_bundles: tuple[str, ...] = (),
     log_format: str = "text",
     metrics_listen: str | None = None,
+    audit_retention_days: float | None = None,
 ) -> None:
     logs.configure(log_level, log_format)
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -119,6 +120,7 @@ def run_server(
         request_quotas=request_quotas,
         quota_processes=workers,
         multi_region_delay=multi_region_delay,
+        audit_retention_days=audit_retention_days,
         **from_environment,
         xks_timeout=xks_timeout,
         xks_client_timeout=xks_client_timeout,

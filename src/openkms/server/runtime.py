@@ -29,6 +29,8 @@ from openkms.service.kms.authz import KmsAuthorizer
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
+from openkms.service.trail import digests as trail_digests
+from openkms.service.trail.digests import ExportedUntil
 from openkms.service.trust import rotation as root_rotation
 from openkms.service.trust.keyring import RootOfTrustError
 from openkms.storage.store import ChangeFeed, Store
@@ -77,6 +79,9 @@ class Runtime:
     keypairs: KeyPairPool
     started: bool = field(default=False)
     observe_request: Callable[[str, str, str, float], None] | None = None
+    # Set by the continuous audit export: the time up to which a chain's (account, Region) records were
+    # exported; retention prunes nothing newer (service/trail/digests.prune_before).
+    audit_exported_until: ExportedUntil | None = None
 
     def start(self) -> None:
         self.keypairs.start(targets_from_env(self.settings.keypair_pool))
@@ -92,8 +97,27 @@ class Runtime:
         self.keypairs.stop()
         self.feed.stop()
         self.audit.close()
+        self.digest_audit()  # a clean shutdown signs what the last digest does not cover
         self.store.close()
         self.started = False
+
+    def digest_audit(self, every: float | None = None) -> None:
+        """Sign a digest of every audit chain with new records (with ``every``: whose last digest is that
+        many seconds old); not while sealed."""
+        if self.trust.sealed:
+            return
+        try:
+            trail_digests.make_digests(self.store, self.root, self.clock.now(), every=every)
+        except Exception:
+            log.exception("audit digest failed")
+
+    def prune_audit(self) -> None:
+        """Retention: prune the records older than ``--audit-retention-days`` (none when unset)."""
+        days = self.settings.audit_retention_days
+        if days is None or self.trust.sealed:
+            return
+        now = self.clock.now()
+        trail_digests.prune_before(self.store, self.root, now - days * 86400, now, self.audit_exported_until)
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -226,6 +250,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
                 stuck.append(str(exc))
                 log.error("root key rotation: %s", exc)
 
+    digest_check = min(60.0, settings.audit_digest_interval)
     scheduler = Scheduler(
         [
             # Due work is checked every tick (reads only, unless something is due)...
@@ -238,11 +263,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             ("purge-import-parameters", lambda: importing.purge_import_parameters(core), 60),
             ("prune-changes", prune, 60),
             ("purge-sessions", purge_sessions, 60),
+            # ...and the audit chains' signed digests, then retention (pruning digested records only).
+            ("audit-digest", lambda: runtime.digest_audit(settings.audit_digest_interval), digest_check),
+            ("audit-retention", lambda: runtime.prune_audit(), digest_check),
         ],
         settings.scheduler_interval,
         paused=lambda: trust.sealed,  # nothing sealed can be read or written while sealed
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         store=store,
         trust=trust,
@@ -258,6 +286,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         scheduler=scheduler,
         keypairs=keypairs,
     )
+    return runtime
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

@@ -440,6 +440,55 @@ _V10: tuple[str | dict[str, str], ...] = (
     },
 )
 
+# --- v11: the tamper-evident audit trail: every record chained to its predecessor in its account and
+# Region's chain (seq, prev_hash, hash), the chain heads, the signed digests (and retention markers), and
+# the digest signing keys (their private keys sealed under the keyring)
+_V11 = (
+    "ALTER TABLE audit_events ADD COLUMN seq BIGINT",
+    "ALTER TABLE audit_events ADD COLUMN prev_hash VARCHAR(64)",
+    "ALTER TABLE audit_events ADD COLUMN hash VARCHAR(64)",
+    "CREATE INDEX ix_audit_chain ON audit_events (account_id, region, seq)",
+    """CREATE TABLE audit_chain_heads (
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    seq BIGINT NOT NULL,
+    hash VARCHAR(64) NOT NULL,
+    updated_at FLOAT NOT NULL,
+    digests INTEGER NOT NULL,
+    digest_signature VARCHAR(1024),
+    digested_seq BIGINT NOT NULL,
+    digested_at FLOAT,
+    PRIMARY KEY (account_id, region)
+)""",
+    """CREATE TABLE audit_digests (
+    id {bigserial} NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    number INTEGER NOT NULL,
+    start_time FLOAT NOT NULL,
+    end_time FLOAT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_hash VARCHAR(64) NOT NULL,
+    fingerprint VARCHAR(64) NOT NULL,
+    body TEXT NOT NULL,
+    signature VARCHAR(1024) NOT NULL,
+    PRIMARY KEY (id)
+)""",
+    "CREATE INDEX ix_audit_digests_chain ON audit_digests (account_id, region, number)",
+    """CREATE TABLE audit_signing_keys (
+    fingerprint VARCHAR(64) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    valid_from FLOAT NOT NULL,
+    valid_to FLOAT,
+    public_key {blob} NOT NULL,
+    private_key_sealed {blob} NOT NULL,
+    PRIMARY KEY (fingerprint)
+)""",
+    "CREATE INDEX ix_audit_signing_keys_region ON audit_signing_keys (region, valid_from)",
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (1, _V1),
     (2, _V2),
@@ -451,6 +500,7 @@ MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (8, _V8),
     (9, _V9),
     (10, _V10),
+    (11, _V11),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -138,10 +138,14 @@ audit_events = sa.Table(
     sa.Column("principal_arn", sa.String(2048)),
     sa.Column("error_code", sa.String(128)),
     sa.Column("record", sa.Text, nullable=False),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("hash", sa.String(64)),
     sa.Index("ix_audit_time", "event_time"),
     sa.Index("ix_audit_key", "key_id", "event_time"),
     sa.Index("ix_audit_trail", "account_id", "region", "event_time", "id"),
     sa.Index("ix_audit_trail_name", "account_id", "region", "event_name", "event_time", "id"),
+    sa.Index("ix_audit_chain", "account_id", "region", "seq"),
 )
 
 # The LookupEvents attributes a record's columns do not hold: one row per (record, attribute, value);
@@ -158,6 +162,56 @@ audit_attributes = sa.Table(
     sa.Column("event_time", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "region", "name", "value", "event_time", "audit_id"),
     sa.Index("ix_audit_attributes_audit", "audit_id"),
+)
+
+# One row per (account, Region) chain of audit records ('' for a record without one): the newest
+# record's seq and hash, and the newest digest's number, signature and the last seq it covers.
+audit_chain_heads = sa.Table(
+    "audit_chain_heads",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("digests", sa.Integer, nullable=False),
+    sa.Column("digest_signature", sa.String(1024)),
+    sa.Column("digested_seq", sa.BigInteger, nullable=False),
+    sa.Column("digested_at", sa.Float),
+)
+
+# Signed statements about a chain: ``digest`` (records first_seq..last_seq, the last one's hash) and
+# ``retention`` (records up to last_seq pruned); ``body`` is the signed JSON, ``signature`` its hex.
+audit_digests = sa.Table(
+    "audit_digests",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("start_time", sa.Float, nullable=False),
+    sa.Column("end_time", sa.Float, nullable=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("signature", sa.String(1024), nullable=False),
+    sa.Index("ix_audit_digests_chain", "account_id", "region", "number"),
+)
+
+# The digest signing keys (RSA, SHA256withRSA), one active per Region; old ones kept for verification.
+audit_signing_keys = sa.Table(
+    "audit_signing_keys",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("valid_from", sa.Float, nullable=False),
+    sa.Column("valid_to", sa.Float),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("private_key_sealed", sa.LargeBinary, nullable=False),
+    sa.Index("ix_audit_signing_keys_region", "region", "valid_from"),
 )
 
 import_parameters = sa.Table(

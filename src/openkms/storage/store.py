@@ -44,6 +44,7 @@ from openkms.storage.tx_grants import GrantsTx
 from openkms.storage.tx_keyring import KeyringRow, KeyringTx
 from openkms.storage.tx_keys import KeysTx
 from openkms.storage.tx_principals import PrincipalsTx
+from openkms.storage.tx_trail import TrailTx
 from openkms.storage.tx_xks import XksTx
 
 log = logging.getLogger("openkms.storage")
@@ -199,7 +200,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, ConsoleTx, XksTx, CustomKeyStoresTx, KeyringTx):
+class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, TrailTx, ConsoleTx, XksTx, CustomKeyStoresTx, KeyringTx):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from openkms.domain.trail_chain import GENESIS, chain_key, record_hash
 from openkms.storage import schema as t
 from openkms.storage.tx_base import TxBase
 
@@ -26,15 +27,32 @@ class AuditTx(TxBase):
     )
 
     def append_audit(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert audit rows with one driver-level executemany (this runs for every batch of calls)."""
+        """Insert audit rows, chained (see :mod:`openkms.domain.trail_chain`), with one driver-level
+        executemany (this runs for every batch of calls). The head of each (account, Region) chain the
+        batch extends is locked first, in key order (PostgreSQL: ``FOR UPDATE``; SQLite writes are
+        serialized), and updated once: several processes on one database make one chain, and within a
+        chain ids grow with seq (the insert follows the lock)."""
         if not rows:
             return
+        heads = {key: self.lock_chain_head(*key) for key in sorted({chain_key(row) for row in rows})}
+        values = []
+        for row in rows:
+            key = chain_key(row)
+            seq, prev = heads[key]
+            seq += 1
+            digest = record_hash(prev, seq, row)
+            heads[key] = (seq, digest)
+            values.append((*(row[c] for c in self._AUDIT_COLUMNS), seq, prev, digest))
         mark = "?" if self.backend == "sqlite" else "%s"
-        sql = (
-            f"INSERT INTO audit_events ({', '.join(self._AUDIT_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(self._AUDIT_COLUMNS))})"
+        columns = (*self._AUDIT_COLUMNS, "seq", "prev_hash", "hash")
+        sql = f"INSERT INTO audit_events ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+        self.conn.exec_driver_sql(sql, values)
+        now = self.clock.now()
+        self.conn.exec_driver_sql(
+            f"UPDATE audit_chain_heads SET seq = {mark}, hash = {mark}, updated_at = {mark} "
+            f"WHERE account_id = {mark} AND region = {mark}",
+            [(seq, digest, now, account, region) for (account, region), (seq, digest) in heads.items()],
         )
-        self.conn.exec_driver_sql(sql, [tuple(row[c] for c in self._AUDIT_COLUMNS) for row in rows])
         # Each record's lookup attributes, keyed by the id the insert gave it (found by its event id).
         attributes = [
             (name, value, row["event_id"])
@@ -49,6 +67,27 @@ class AuditTx(TxBase):
                 f"WHERE event_id = {mark}",
                 attributes,
             )
+
+    def lock_chain_head(self, account_id: str, region: str) -> tuple[int, str]:
+        """The (seq, hash) of the chain's newest record ((0, GENESIS) for a new chain, whose head row
+        this inserts), its head row locked for this transaction."""
+        c = t.audit_chain_heads.c
+        q = sa.select(c.seq, c.hash).where(c.account_id == account_id, c.region == region)
+        if self.backend == "postgresql":
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            self.conn.execute(
+                sa.text(
+                    "INSERT INTO audit_chain_heads (account_id, region, seq, hash, updated_at, digests, "
+                    "digested_seq) VALUES (:a, :r, 0, :h, :now, 0, 0) ON CONFLICT DO NOTHING"
+                ),
+                {"a": account_id, "r": region, "h": GENESIS, "now": self.clock.now()},
+            )
+            row = self.conn.execute(q).first()
+            if row is None:
+                raise RuntimeError(f"audit chain head {account_id}/{region} missing after insert")
+        return int(row[0]), str(row[1])
 
     def last_successful_event(
         self, account_id: str, region: str, key_id: str, event_names: Sequence[str]

@@ -11,6 +11,7 @@ from openkms.service.identity.principals import SESSION_PURPOSE
 from openkms.service.kms.core import MATERIAL_PURPOSE
 from openkms.service.kms.custom_key_stores import SECRET_PURPOSE as PROXY_CREDENTIAL_PURPOSE
 from openkms.service.kms.importing import WRAPPING_PURPOSE
+from openkms.service.trail.signing import SIGNING_PURPOSE as AUDIT_SIGNING_PURPOSE
 from openkms.service.xks.admin import MATERIAL_PURPOSE as XKS_MATERIAL_PURPOSE
 from openkms.service.xks.admin import SECRET_PURPOSE as XKS_SECRET_PURPOSE
 
@@ -59,5 +60,12 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
         PROXY_CREDENTIAL_PURPOSE,
         ("custom_key_store_id",),
         ("custom_key_store_id",),
+    ),
+    SealedColumn(
+        "audit_signing_keys",
+        "private_key_sealed",
+        AUDIT_SIGNING_PURPOSE,
+        ("region", "fingerprint"),
+        ("region", "fingerprint"),
     ),
 )
