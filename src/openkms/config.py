@@ -27,9 +27,18 @@ ENVIRONMENT_ONLY = {
     # Seconds between the background jobs' ticks (key deletion and rotation, re-sealing after a root key
     # rotation, housekeeping).
     "OPENKMS_SCHEDULER_INTERVAL": "scheduler_interval",
-    # Seconds between the signed digests of the audit chains (service/trail/digests.py); also how often
-    # retention (--audit-retention-days) prunes.
+    # Seconds between the signed digests: of the audit chains (service/trail/digests.py; also how often
+    # retention, --audit-retention-days, prunes) and of the exported digest files (--audit-export-dir;
+    # CloudTrail's hour).
     "OPENKMS_AUDIT_DIGEST_INTERVAL": "audit_digest_interval",
+    # The audit export (--audit-export-dir): seconds between log files (CloudTrail's 5 minutes), and the
+    # exporters' lease (another process takes the export over when the holder has not renewed it for
+    # this long).
+    "OPENKMS_AUDIT_EXPORT_INTERVAL": "audit_export_interval",
+    "OPENKMS_AUDIT_EXPORT_LEASE": "audit_export_lease",
+    # Retention keeps the records of this many seconds before the oldest not yet exported (calls still
+    # running when the export read the trail).
+    "OPENKMS_AUDIT_EXPORT_MARGIN": "audit_export_margin",
 }
 
 
@@ -57,6 +66,13 @@ class Settings:
     # The audit trail: seconds between signed digests, and the days records are kept (None: forever).
     audit_digest_interval: float = 3600.0
     audit_retention_days: float | None = None
+    # The audit trail as CloudTrail log and digest files in this directory (None: off), and each record
+    # as a JSON line on standard output (openkms.audit.export, openkms.audit.writer).
+    audit_export_dir: str | None = None
+    audit_export_interval: float = 300.0
+    audit_export_lease: float = 60.0
+    audit_export_margin: float = 60.0
+    audit_stdout: bool = False
     # The network edge (server/edge.py): trusted proxies' networks and the quotas document
     # ("aws-default" or a file's path) with the number of processes sharing the budgets.
     trusted_proxies: list[str] = field(default_factory=list)

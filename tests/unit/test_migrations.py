@@ -387,6 +387,22 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
     ],
+    11: [
+        (
+            "audit_chain_heads",
+            {
+                "account_id": "111122223333",
+                "region": "us-east-1",
+                "seq": 1,
+                "hash": "h" * 64,
+                "updated_at": 21.5,
+                "digests": 0,
+                "digest_signature": None,
+                "digested_seq": 0,
+                "digested_at": None,
+            },
+        ),
+    ],
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16

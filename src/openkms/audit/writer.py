@@ -17,7 +17,8 @@ record the database refuses is done but not acknowledged).
 
 For the metrics: :meth:`AuditWriter.queued` is the queue's depth, ``written``/``failed`` count the
 entries stored and those whose write failed, and ``on_write`` (when set) is called with the seconds each
-database write took.
+database write took; ``on_stored`` (when set, ``--audit-stdout``: :class:`LineSink`) with the rows of every
+write once they are stored.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, BinaryIO
 
 from openkms.audit.events import ApiCall, cloudtrail_record, trail_rows
 from openkms.storage.store import Store
@@ -64,6 +65,7 @@ class AuditWriter:
         self.written = 0
         self.failed = 0
         self.on_write: Callable[[float], None] | None = None
+        self.on_stored: Callable[[list[Row]], None] | None = None
 
     def queued(self) -> int:
         """Entries waiting to be written."""
@@ -138,6 +140,11 @@ class AuditWriter:
         self.written += len(batch)
         if self.on_write is not None:
             self.on_write(time.perf_counter() - started)
+        if self.on_stored is not None:
+            try:
+                self.on_stored([row for rows, _ in batch for row in rows])
+            except Exception:  # a closed or full pipe never holds the trail back
+                log.warning("audit records stored but not written to the log shipper's stream")
 
     def _flush_singly(self, batch: list[Entry]) -> None:
         """Write a refused batch entry by entry, so that one record the database refuses cannot hold
@@ -173,6 +180,21 @@ class AuditWriter:
         _resolve(entries, lambda f: f.set_exception(exc))
         with self._lock:
             self._pending[:0] = [(rows, None) for rows, _ in entries][: self._max_batch * 50]
+
+
+class LineSink:
+    """``--audit-stdout``: each stored record as one line of JSON (the record as stored) on a binary
+    stream, flushed after every batch, for log shippers."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: list[Row]) -> None:
+        data = b"".join(str(row["record"]).encode() + b"\n" for row in rows)
+        with self._lock:
+            self._stream.write(data)
+            self._stream.flush()
 
 
 def _resolve(batch: list[Entry], action: Callable[[Future[None]], None]) -> None:

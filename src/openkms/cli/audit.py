@@ -204,3 +204,63 @@ def digest_cmd(data_dir: Path, database_url: str | None, root_key_file: Path | N
         click.echo(f"digest {m.number} of {m.account_id}/{m.region}: records {m.first_seq}..{m.last_seq}")
     if not made:
         click.echo("nothing new to digest")
+
+
+@audit.command("export")
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory laid out as CloudTrail's S3 bucket (AWSLogs/...).",
+)
+@click.option("--start-time", help="ISO-8601 or epoch seconds (default: the oldest record).")
+@click.option("--end-time", help="ISO-8601 or epoch seconds (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@data_options
+def export_files(
+    out_dir: Path,
+    start_time: str | None,
+    end_time: str | None,
+    as_json: bool,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+) -> None:
+    """Write the records of a time range as CloudTrail log files (one per five minutes of events per
+    account and Region) with one signed digest file per account and Region."""
+    # Late: the runtime's imports (the service layers) are for the commands that open the keyring.
+    from openkms.audit.cloudtrail_files import DigestSigner
+    from openkms.audit.export import export_range
+    from openkms.clock import SystemClock
+    from openkms.server.runtime import digest_signer, open_trusted_store
+    from openkms.service.trust.keyring import RootOfTrustError
+
+    settings = settings_from(data_dir, database_url, root_key_file)
+    if database_url is None and not (data_dir / "openkms.db").exists():
+        raise click.ClickException(f"No openkms data in {data_dir}")
+    try:
+        store, trust = open_trusted_store(settings)
+    except RootOfTrustError as exc:
+        raise click.ClickException(f"cannot open the keyring: {exc}") from None
+    now = SystemClock().now()
+
+    def signer(region: str) -> DigestSigner:
+        made = digest_signer(store, trust, region, now)
+        if made is None:
+            raise click.ClickException(
+                "the digest signing key cannot be used (a sealed installation: give --unseal-share)"
+            )
+        return made
+
+    try:
+        counts = export_range(store, out_dir, signer, _time(start_time), _time(end_time), now)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps({"logFiles": counts.log_files, "records": counts.records, "digests": counts.digests})
+        )
+        return
+    click.echo(
+        f"{counts.records} records in {counts.log_files} log files, {counts.digests} digests in {out_dir}"
+    )

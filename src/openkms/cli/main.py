@@ -205,6 +205,19 @@ def _edge_options(fn: Any) -> Any:
     help="Seconds a new multi-Region replica stays Creating, and the keys of UpdatePrimaryRegion Updating.",
 )
 @click.option(
+    "--audit-export-dir",
+    type=click.Path(file_okay=False),
+    envvar="OPENKMS_AUDIT_EXPORT_DIR",
+    help="Write the audit trail here as CloudTrail log files (every 5 minutes per account and Region) "
+    "and signed digest files (hourly), laid out as CloudTrail's S3 bucket.",
+)
+@click.option(
+    "--audit-stdout",
+    is_flag=True,
+    envvar="OPENKMS_AUDIT_STDOUT",
+    help="Also write each audit record as one JSON line to standard output (for log shippers).",
+)
+@click.option(
     "--audit-retention-days",
     type=click.FloatRange(0, min_open=True),
     envvar="OPENKMS_AUDIT_RETENTION_DAYS",
@@ -223,6 +236,8 @@ def serve(
     metrics_listen: str | None,
     workers: int,
     multi_region_delay: float,
+    audit_export_dir: str | None,
+    audit_stdout: bool,
     audit_retention_days: float | None,
     data_dir: Path,
     database_url: str | None,
@@ -243,6 +258,8 @@ def serve(
         metrics_listen=metrics_listen,
         workers=workers,
         multi_region_delay=multi_region_delay,
+        audit_export_dir=audit_export_dir,
+        audit_stdout=audit_stdout,
         audit_retention_days=audit_retention_days,
         data_dir=data_dir,
         database_url=database_url,

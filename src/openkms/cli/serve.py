@@ -95,6 +95,8 @@ def run_server(
     xks_ca_bundles: tuple[str, ...] = (),
     log_format: str = "text",
     metrics_listen: str | None = None,
+    audit_export_dir: str | None = None,
+    audit_stdout: bool = False,
     audit_retention_days: float | None = None,
 ) -> None:
     logs.configure(log_level, log_format)
@@ -125,6 +127,8 @@ def run_server(
         xks_timeout=xks_timeout,
         xks_client_timeout=xks_client_timeout,
         xks_ca_bundles=list(xks_ca_bundles),
+        audit_export_dir=str(Path(audit_export_dir).resolve()) if audit_export_dir else None,
+        audit_stdout=audit_stdout,
     )
 
     if settings.unseal_shares:

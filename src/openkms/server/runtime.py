@@ -7,11 +7,14 @@ import logging
 import os
 import ssl
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openkms.audit.writer import AuditWriter
+from openkms.audit.cloudtrail_files import DigestSigner
+from openkms.audit.export import ContinuousExport
+from openkms.audit.writer import AuditWriter, LineSink
 from openkms.auth.policy import PolicyCache
 from openkms.clock import Clock, SystemClock, clock_from_env
 from openkms.config import DEFAULT_REGION, Settings
@@ -30,6 +33,7 @@ from openkms.service.kms.core import KmsCore
 from openkms.service.kms.keycache import KeyCache
 from openkms.service.kms.xks_client import XksClient, trust_context
 from openkms.service.trail import digests as trail_digests
+from openkms.service.trail import signing as trail_signing
 from openkms.service.trail.digests import ExportedUntil
 from openkms.service.trust import rotation as root_rotation
 from openkms.service.trust.keyring import RootOfTrustError
@@ -79,6 +83,7 @@ class Runtime:
     keypairs: KeyPairPool
     started: bool = field(default=False)
     observe_request: Callable[[str, str, str, float], None] | None = None
+    export: ContinuousExport | None = None  # --audit-export-dir
     # Set by the continuous audit export: the time up to which a chain's (account, Region) records were
     # exported; retention prunes nothing newer (service/trail/digests.prune_before).
     audit_exported_until: ExportedUntil | None = None
@@ -98,6 +103,11 @@ class Runtime:
         self.feed.stop()
         self.audit.close()
         self.digest_audit()  # a clean shutdown signs what the last digest does not cover
+        if self.export is not None and not self.trust.sealed:
+            try:  # a clean shutdown delivers what is stored, and a digest of the files written
+                self.export.run(final=True)
+            except Exception:
+                log.exception("audit export at shutdown failed (the next start delivers it)")
         self.store.close()
         self.started = False
 
@@ -250,6 +260,20 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
                 stuck.append(str(exc))
                 log.error("root key rotation: %s", exc)
 
+    export = None
+    jobs = []
+    if settings.audit_export_dir is not None:
+        export = ContinuousExport(
+            store,
+            Path(settings.audit_export_dir),
+            lambda region: digest_signer(store, trust, region, wall.now()),
+            wall.now,
+            settings.audit_digest_interval,
+            settings.audit_export_lease,
+            settings.audit_export_margin,
+        )
+        jobs.append(("audit-export", export.run, settings.audit_export_interval))
+
     digest_check = min(60.0, settings.audit_digest_interval)
     scheduler = Scheduler(
         [
@@ -266,10 +290,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
             # ...and the audit chains' signed digests, then retention (pruning digested records only).
             ("audit-digest", lambda: runtime.digest_audit(settings.audit_digest_interval), digest_check),
             ("audit-retention", lambda: runtime.prune_audit(), digest_check),
+            *jobs,
         ],
         settings.scheduler_interval,
         paused=lambda: trust.sealed,  # nothing sealed can be read or written while sealed
     )
+    audit = AuditWriter(store)
+    if settings.audit_stdout:
+        audit.on_stored = LineSink(sys.stdout.buffer)
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -281,12 +309,23 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
         creds=creds,
         policies=policies,
         documents=documents,
-        audit=AuditWriter(store),
+        audit=audit,
         feed=feed,
         scheduler=scheduler,
         keypairs=keypairs,
+        export=export,
     )
+    if export is not None:  # retention prunes only what the export delivered
+        runtime.audit_exported_until = export.exported_until
     return runtime
+
+
+def digest_signer(store: Store, trust: Trust, region: str, now: float) -> DigestSigner | None:
+    """The key signing the Region's exported digest files: the audit trail's signing key of the Region
+    (None while the installation is sealed)."""
+    if trust.sealed:
+        return None
+    return trail_signing.signer(store, trust.root, region, now)
 
 
 def bootstrap(runtime: Runtime) -> NewAccessKey | None:

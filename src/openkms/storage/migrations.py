@@ -489,6 +489,46 @@ _V11 = (
     "CREATE INDEX ix_audit_signing_keys_region ON audit_signing_keys (region, valid_from)",
 )
 
+# --- v12: the audit export's cursors, the log files it wrote and their digests' chain, its lease -------
+_V12 = (
+    """CREATE TABLE audit_export_state (
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    created_at FLOAT NOT NULL,
+    exported_id BIGINT NOT NULL,
+    pending_id BIGINT,
+    pending_at FLOAT,
+    digest_object VARCHAR(1024),
+    digest_signature TEXT,
+    digest_hash VARCHAR(64),
+    digest_end FLOAT,
+    digest_pending_end FLOAT,
+    PRIMARY KEY (account_id, region)
+)""",
+    """CREATE TABLE audit_export_files (
+    s3_object VARCHAR(1024) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    hash_value VARCHAR(64) NOT NULL,
+    oldest_event FLOAT NOT NULL,
+    newest_event FLOAT NOT NULL,
+    first_id BIGINT NOT NULL,
+    last_id BIGINT NOT NULL,
+    records INTEGER NOT NULL,
+    digest_end FLOAT,
+    PRIMARY KEY (s3_object)
+)""",
+    "CREATE INDEX ix_audit_export_files_digest ON audit_export_files (account_id, region, digest_end)",
+    """CREATE TABLE audit_export_lease (
+    name VARCHAR(32) NOT NULL,
+    holder VARCHAR(64) NOT NULL,
+    expires FLOAT NOT NULL,
+    scanned_id BIGINT NOT NULL,
+    PRIMARY KEY (name)
+)""",
+    "CREATE INDEX ix_audit_account_region ON audit_events (account_id, region, id)",
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (1, _V1),
     (2, _V2),
@@ -501,6 +541,7 @@ MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (9, _V9),
     (10, _V10),
     (11, _V11),
+    (12, _V12),
 ]
 LATEST = MIGRATIONS[-1][0]
 

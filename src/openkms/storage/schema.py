@@ -145,6 +145,7 @@ audit_events = sa.Table(
     sa.Index("ix_audit_key", "key_id", "event_time"),
     sa.Index("ix_audit_trail", "account_id", "region", "event_time", "id"),
     sa.Index("ix_audit_trail_name", "account_id", "region", "event_name", "event_time", "id"),
+    sa.Index("ix_audit_account_region", "account_id", "region", "id"),
     sa.Index("ix_audit_chain", "account_id", "region", "seq"),
 )
 
@@ -421,4 +422,53 @@ keyring = sa.Table(
     sa.Column("rotation_started", sa.Float),
     sa.Column("rotation_resealed", sa.Integer, nullable=False),
     sa.Column("rotation_total", sa.Integer, nullable=False),
+)
+
+# --- v12: the audit export (openkms.audit.export) -------------------------------------------------------
+# Per account and Region: the last audit row id delivered in a log file (``exported_id``), the range
+# planned for the next file (``pending_id``, named from ``pending_at``: a crash rewrites the same file),
+# and the head of the digest chain (the last digest's object, signature, SHA-256 and end time) with the
+# end time of a digest planned but not yet written.
+audit_export_state = sa.Table(
+    "audit_export_state",
+    metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("exported_id", sa.BigInteger, nullable=False),
+    sa.Column("pending_id", sa.BigInteger),
+    sa.Column("pending_at", sa.Float),
+    sa.Column("digest_object", sa.String(1024)),
+    sa.Column("digest_signature", sa.Text),
+    sa.Column("digest_hash", sa.String(64)),
+    sa.Column("digest_end", sa.Float),
+    sa.Column("digest_pending_end", sa.Float),
+)
+
+# The log files written, each listed by the digest whose end time is ``digest_end`` (NULL: not yet).
+audit_export_files = sa.Table(
+    "audit_export_files",
+    metadata,
+    sa.Column("s3_object", sa.String(1024), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("hash_value", sa.String(64), nullable=False),
+    sa.Column("oldest_event", sa.Float, nullable=False),
+    sa.Column("newest_event", sa.Float, nullable=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("digest_end", sa.Float),
+    sa.Index("ix_audit_export_files_digest", "account_id", "region", "digest_end"),
+)
+
+# The one exporter among the processes on the database (``name`` "export"): its holder until ``expires``,
+# and the audit row id up to which every (account, Region) has its state row.
+audit_export_lease = sa.Table(
+    "audit_export_lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("scanned_id", sa.BigInteger, nullable=False),
 )

@@ -37,6 +37,7 @@ from openkms.storage.rows import (
     UserRow,
 )
 from openkms.storage.tx_audit import AuditTx
+from openkms.storage.tx_audit_export import AuditExportTx
 from openkms.storage.tx_base import NOTIFY_CHANNEL
 from openkms.storage.tx_console import ConsoleTx
 from openkms.storage.tx_custom_key_stores import CustomKeyStoresTx
@@ -200,7 +201,18 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Tx(PrincipalsTx, KeysTx, GrantsTx, AuditTx, TrailTx, ConsoleTx, XksTx, CustomKeyStoresTx, KeyringTx):
+class Tx(
+    PrincipalsTx,
+    KeysTx,
+    GrantsTx,
+    AuditTx,
+    TrailTx,
+    AuditExportTx,
+    ConsoleTx,
+    XksTx,
+    CustomKeyStoresTx,
+    KeyringTx,
+):
     """One transaction. Methods are named after the rows they touch (one mixin per group of tables)."""
 
 
