@@ -7,7 +7,8 @@ Everything is checked from the files alone, as a verifier written from AWS's doc
 object names, the gzipped ``{"Records": [...]}``, each log file's SHA-256 (of its uncompressed content)
 in a digest, each digest's SHA256withRSA signature over CloudTrail's data-signing string verified with
 the Region's public key only (pyca cryptography and ``openssl dgst -sha256 -verify``), and the chain
-of ``previousDigest*`` fields. The records are counted against ``openkms audit list``."""
+of ``previousDigest*`` fields. The records are counted against ``openkms audit list`` and against
+CloudTrail's LookupEvents of each account and Region."""
 
 from __future__ import annotations
 
@@ -209,6 +210,27 @@ def calls(server: Server, n: int, region: str = "us-east-1", **creds: str) -> li
     return ids
 
 
+def lookup_ids(server: Server, region: str, **creds: str) -> set[str]:
+    """The event ids LookupEvents gives in one account and Region, but those of the lookup itself
+    (LookupEvents calls are recorded too, after the files being compared were written)."""
+    pages = server.client("cloudtrail", region=region, **creds).get_paginator("lookup_events").paginate()
+    return {
+        event["EventId"]
+        for page in pages
+        for event in page["Events"]
+        if event["EventSource"] != "cloudtrail.amazonaws.com"
+    }
+
+
+def exported_ids_of(out: Path, account: str, region: str) -> list[str]:
+    return [
+        r["eventID"]
+        for name, records in log_files(out).items()
+        if name.split("/")[1] == account and name.split("/")[3] == region
+        for r in records
+    ]
+
+
 def stdout_records(server: Server) -> list[dict[str, Any]]:
     assert server.log_path is not None
     records = []
@@ -310,6 +332,15 @@ def test_continuous_export_exactly_once_across_restarts_crashes_and_two_processe
         ids = wait_exported(server, out)
         assert len(ids) == len(set(ids)), "a record exported twice after the crash"
         assert rewritten in log_files(out) and before <= set(log_files(out))
+        # Every trail's files hold exactly what LookupEvents finds there, once each.
+        other_creds = {"access_key": other["AccessKeyId"], "secret_key": other["SecretAccessKey"]}
+        for account, region, creds in (
+            (server.account_id, "us-east-1", {}),
+            (server.account_id, "us-west-2", {}),
+            (other["AccountId"], "us-east-1", other_creds),
+        ):
+            files = exported_ids_of(out, account, region)
+            assert len(files) == len(set(files)) and set(files) == lookup_ids(server, region, **creds)
 
         # A clean stop writes the last digest: every file is listed once, every digest verifies.
         server.stop()
