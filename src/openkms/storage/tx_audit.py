@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from openkms.domain.trail_chain import COLUMNS as AUDIT_COLUMNS
 from openkms.domain.trail_chain import GENESIS, chain_key, record_hash
 from openkms.storage import schema as t
 from openkms.storage.tx_base import TxBase
@@ -14,17 +15,8 @@ from openkms.storage.tx_base import TxBase
 
 class AuditTx(TxBase):
     # -- audit ------------------------------------------------------------------------------------------
-    _AUDIT_COLUMNS = (
-        "event_id",
-        "event_time",
-        "account_id",
-        "region",
-        "event_name",
-        "key_id",
-        "principal_arn",
-        "error_code",
-        "record",
-    )
+    # The stored columns of a record are the ones its chain hash covers.
+    _AUDIT_COLUMNS = AUDIT_COLUMNS
 
     def append_audit(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert audit rows, chained (see :mod:`openkms.domain.trail_chain`), with one driver-level
