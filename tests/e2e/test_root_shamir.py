@@ -272,6 +272,24 @@ def test_init_unseal_seal_restart(place: tuple[Path, str | None]) -> None:
         }
         done = openkms("operator", "seal", "--endpoint-url", server.endpoint, env=admin_env(not_admin))
         assert done.returncode != 0 and "not allowed to seal" in done.stderr
+        # Another account's administrator may not seal the service its tenants share.
+        other = openkms(
+            "admin",
+            "create-account",
+            "--json",
+            *_data_args(data_dir, url),
+            "--unseal-share",
+            shares[0],
+            "--unseal-share",
+            shares[1],
+            "--unseal-share",
+            shares[2],
+        )
+        assert other.returncode == 0, other.stderr
+        done = openkms(
+            "operator", "seal", "--endpoint-url", server.endpoint, env=admin_env(json.loads(other.stdout))
+        )
+        assert done.returncode != 0 and "not allowed to seal" in done.stderr
         done = openkms(
             "operator",
             "seal",

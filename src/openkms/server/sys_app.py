@@ -7,9 +7,10 @@
   "resealed", "total"}}`` (unauthenticated, as Vault's).
 - ``POST /sys/unseal`` ``{"share": "…"}``: one Shamir share (unauthenticated: the body is bounded and
   holds nothing but a share); answers the seal status, or 400 ``{"__type", "message"}``.
-- ``POST /sys/seal``: SigV4-signed (service ``kms``) by an administrator: the account's root, or a
-  principal whose identity policies allow ``kms:*`` on ``*`` (the first account's ``admin`` user is
-  one). Seals this process only: it forgets the keyring, the keys, credentials and signing keys cached.
+- ``POST /sys/seal``: SigV4-signed (service ``kms``) by an administrator of the installation's first
+  account: its root, or a principal whose identity policies allow ``kms:*`` on ``*`` (its ``admin``
+  user is one). Seals this process only: it forgets the keyring, the keys, credentials and signing
+  keys cached.
 
 While the process is sealed, every other request is answered here before authentication (the
 credentials are sealed too): the KMS JSON API with ``KMSInternalException`` (500), the IAM/STS Query
@@ -280,6 +281,12 @@ class SysApp:
         await respond(send, 200, orjson.dumps(self.unsealer.status()), JSON)
 
     def _is_administrator(self, principal: Principal) -> bool:
+        """Sealing stops the service for every account: only the installation's own account (the first
+        one, made by ``operator init``) may do it; another account's administrator may not."""
+        with self.runtime.store.read() as tx:
+            accounts = tx.list_accounts_by_age()
+        if not accounts or principal.account_id != accounts[0]:
+            return False
         authorizer = self.runtime.core.authorizer
         request = Request(action="kms:*", resource="*", resource_account=None)
         decision = authorize(

@@ -38,6 +38,11 @@ class PrincipalsTx(TxBase):
     def list_accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute(sa.select(t.accounts.c.account_id).order_by("account_id"))]
 
+    def list_accounts_by_age(self) -> list[str]:
+        """The accounts, the first made first (the installation's own account leads)."""
+        c = t.accounts.c
+        return [r[0] for r in self.conn.execute(sa.select(c.account_id).order_by(c.created_at, c.account_id))]
+
     def get_user(self, account_id: str, user_name: str, for_update: bool = False) -> UserRow | None:
         """The user; ``for_update`` locks its row (PostgreSQL; SQLite serialises writers) so that what
         hangs off it (access keys, inline policies, tags, attachments) changes one writer at a time."""
