@@ -68,8 +68,18 @@ def drop_pg_database(url: str) -> None:
     admin = pg_admin_url()
     assert admin is not None
     name = url.rpartition("/")[2]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # An autovacuum worker on the database has no role, and PostgreSQL 15 refuses to terminate it
+    # unless the role is in pg_signal_backend (the test command grants it); it leaves within moments,
+    # so a refusal is retried rather than failing the teardown.
+    for attempt in range(50):
+        try:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 @dataclass
