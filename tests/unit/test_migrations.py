@@ -56,7 +56,7 @@ def migrated(url: str, target: int = LATEST) -> Engine:
 
 def _sql(text: str | None) -> str:
     text = re.sub(r"\s+", " ", text or "")
-    return text.replace("( ", "(").replace(" )", ")")
+    return text.replace("( ", "(").replace(" )", ")").strip()
 
 
 def describe(eng: Engine) -> dict[str, Any]:
@@ -401,6 +401,12 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
                 "digested_seq": 0,
                 "digested_at": None,
             },
+        ),
+    ],
+    12: [
+        (
+            "audit_export_lease",
+            {"name": "export", "holder": "node-a", "expires": 22.5, "scanned_id": 7},
         ),
     ],
 }

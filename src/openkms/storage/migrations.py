@@ -529,6 +529,33 @@ _V12 = (
     "CREATE INDEX ix_audit_account_region ON audit_events (account_id, region, id)",
 )
 
+# v13: the lookup attributes cost less to write. Each record writes about six attribute rows, and in
+# the audit writer they cost three times the record itself (profiled under Encrypt load): on SQLite the
+# table becomes WITHOUT ROWID (the primary key is the table: one B-tree instead of two), and the index
+# on audit_id goes (pruning finds a chain's rows by the primary key's (account_id, region) prefix).
+_V13: tuple[str | dict[str, str], ...] = (
+    "DROP INDEX ix_audit_attributes_audit",
+    {"sqlite": "ALTER TABLE audit_attributes RENAME TO audit_attributes_v12", "postgresql": "SELECT 1"},
+    {
+        "sqlite": """CREATE TABLE audit_attributes (
+    audit_id BIGINT NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    region VARCHAR(32) NOT NULL,
+    name VARCHAR(16) NOT NULL,
+    value VARCHAR(512) NOT NULL,
+    event_time FLOAT NOT NULL,
+    PRIMARY KEY (account_id, region, name, value, event_time, audit_id)
+) WITHOUT ROWID""",
+        "postgresql": "SELECT 1",
+    },
+    {
+        "sqlite": """INSERT INTO audit_attributes (audit_id, account_id, region, name, value, event_time)
+    SELECT audit_id, account_id, region, name, value, event_time FROM audit_attributes_v12""",
+        "postgresql": "SELECT 1",
+    },
+    {"sqlite": "DROP TABLE audit_attributes_v12", "postgresql": "SELECT 1"},
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (1, _V1),
     (2, _V2),
@@ -542,6 +569,7 @@ MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (10, _V10),
     (11, _V11),
     (12, _V12),
+    (13, _V13),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -162,7 +162,7 @@ audit_attributes = sa.Table(
     sa.Column("value", sa.String(512), nullable=False),
     sa.Column("event_time", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "region", "name", "value", "event_time", "audit_id"),
-    sa.Index("ix_audit_attributes_audit", "audit_id"),
+    sqlite_with_rowid=False,
 )
 
 # One row per (account, Region) chain of audit records ('' for a record without one): the newest

@@ -166,7 +166,12 @@ class TrailTx(TxBase):
         deleted."""
         c = t.audit_events.c
         pruned = sa.select(c.id).where(*self._in_chain(account_id, region), c.seq <= through_seq)
-        self.conn.execute(t.audit_attributes.delete().where(t.audit_attributes.c.audit_id.in_(pruned)))
+        x = t.audit_attributes.c
+        self.conn.execute(
+            t.audit_attributes.delete().where(
+                x.account_id == account_id, x.region == region, x.audit_id.in_(pruned)
+            )
+        )
         result = self.conn.execute(
             t.audit_events.delete().where(*self._in_chain(account_id, region), c.seq <= through_seq)
         )
