@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Server, launch
 from tests.e2e.console.conftest import SHOTS
 from tests.e2e.console.http import ConsoleHttp
@@ -42,6 +44,7 @@ def next_link(page_html: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
+@pytest.mark.serial
 def test_pages_are_fast_with_many_keys(workdir: Path) -> None:
     server = launch(Path(tempfile.mkdtemp(dir=workdir, prefix="console-perf-")), None)
     try:
