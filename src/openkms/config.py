@@ -66,6 +66,8 @@ class Settings:
     # The audit trail: seconds between signed digests, and the days records are kept (None: forever).
     audit_digest_interval: float = 3600.0
     audit_retention_days: float | None = None
+    # Keys (with their unsealed material) one process keeps in memory, least recently used evicted.
+    key_cache_size: int = 10_000
     # The audit trail as CloudTrail log and digest files in this directory (None: off), and each record
     # as a JSON line on standard output (openkms.audit.export, openkms.audit.writer).
     audit_export_dir: str | None = None

@@ -351,3 +351,39 @@ def test_json_log_of_workers(workdir: Path) -> None:
     assert any(m.startswith("Started parent process") for m in messages)
     assert sum(m.startswith("Started server process") for m in messages) == 2
     assert not any(r["logger"] == "uvicorn.access" for r in records)  # access logs stay off
+
+
+def test_key_cache_size_bounds_the_keys_in_memory(workdir: Path) -> None:
+    """``--key-cache-size 3``: six keys used, three in memory, the least recently used dropped first
+    (a key used again stays; a dropped one is loaded again and answers as before)."""
+    data_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="key-cache-"))
+    server = LoggedServer(data_dir=data_dir, database_url=None)
+    server.extra_args = ["--metrics-listen", f"127.0.0.1:{server.metrics_port}", "--key-cache-size", "3"]
+    server.start()
+    try:
+        creds = server.new_account()
+        server.account_id, server.access_key = creds["AccountId"], creds["AccessKeyId"]
+        server.secret_key = creds["SecretAccessKey"]
+        kms = server.client(retries=NO_RETRY)
+        keys = [kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(6)]
+        time.sleep(0.5)  # the change feed's poll has seen every CreateKey (no invalidation races)
+        blobs = {key: kms.encrypt(KeyId=key, Plaintext=b"lru")["CiphertextBlob"] for key in keys[:3]}
+
+        def misses() -> float:
+            return value(server.scrape(), "openkms_cache_lookups_total", cache="keys", result="miss")
+
+        assert value(server.scrape(), "openkms_cache_entries", cache="keys") == 3
+        before = misses()
+        kms.encrypt(KeyId=keys[0], Plaintext=b"lru")  # keys[0] is now the most recently used
+        assert misses() == before  # a hit
+        for key in keys[3:5]:  # two more keys: keys[1] and keys[2] are dropped, keys[0] stays
+            kms.encrypt(KeyId=key, Plaintext=b"lru")
+        assert value(server.scrape(), "openkms_cache_entries", cache="keys") == 3
+        before = misses()
+        kms.encrypt(KeyId=keys[0], Plaintext=b"lru")
+        assert misses() == before  # still cached
+        assert kms.decrypt(CiphertextBlob=blobs[keys[1]])["Plaintext"] == b"lru"  # loaded again
+        assert misses() > before
+        assert value(server.scrape(), "openkms_cache_entries", cache="keys") == 3
+    finally:
+        server.stop()

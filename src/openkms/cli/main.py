@@ -224,6 +224,15 @@ def _edge_options(fn: Any) -> Any:
     help="Prune audit records older than this many days (once a signed digest covers them), leaving a "
     "signed retention marker. Default: keep every record.",
 )
+@click.option(
+    "--key-cache-size",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    envvar="OPENKMS_KEY_CACHE_SIZE",
+    help="Keys one process keeps in memory with their unsealed material; past it the least recently "
+    "used is dropped (and loaded again from the database when next used).",
+)
 @_edge_options
 @data_options
 def serve(
@@ -239,6 +248,7 @@ def serve(
     audit_export_dir: str | None,
     audit_stdout: bool,
     audit_retention_days: float | None,
+    key_cache_size: int,
     data_dir: Path,
     database_url: str | None,
     root_key_file: Path | None,
@@ -261,6 +271,7 @@ def serve(
         audit_export_dir=audit_export_dir,
         audit_stdout=audit_stdout,
         audit_retention_days=audit_retention_days,
+        key_cache_size=key_cache_size,
         data_dir=data_dir,
         database_url=database_url,
         root_key_file=root_key_file,

@@ -98,6 +98,7 @@ def run_server(
     audit_export_dir: str | None = None,
     audit_stdout: bool = False,
     audit_retention_days: float | None = None,
+    key_cache_size: int = 10_000,
 ) -> None:
     logs.configure(log_level, log_format)
     # A rejected upload is answered 400 by the console; the parser's own warning about it is noise.
@@ -123,6 +124,7 @@ def run_server(
         quota_processes=workers,
         multi_region_delay=multi_region_delay,
         audit_retention_days=audit_retention_days,
+        key_cache_size=key_cache_size,
         **from_environment,
         xks_timeout=xks_timeout,
         xks_client_timeout=xks_client_timeout,

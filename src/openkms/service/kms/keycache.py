@@ -8,6 +8,7 @@ feed. A read that started before an invalidation it raced with is not cached (th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,7 +37,10 @@ class LoadedKey:
 
 
 class KeyCache:
-    def __init__(self, max_keys: int = 100_000) -> None:
+    """Keys by (Region, key id), at most ``max_keys`` of them (least recently used evicted first), and
+    aliases."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
         self._keys: OrderedDict[tuple[str, str], LoadedKey] = OrderedDict()
         self._aliases: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
@@ -48,11 +52,14 @@ class KeyCache:
         self.alias_misses = 0
 
     def get_key(self, region: str, key_id: str) -> LoadedKey | None:
-        loaded = self._keys.get((region, key_id))
+        k = (region, key_id)
+        loaded = self._keys.get(k)
         if loaded is None:
             self.misses += 1
         else:
             self.hits += 1
+            with contextlib.suppress(KeyError):  # invalidated meanwhile by another thread
+                self._keys.move_to_end(k)  # the most recently used is evicted last
         return loaded
 
     def has_key(self, region: str, key_id: str) -> bool:
