@@ -378,6 +378,12 @@ def readme_check(digest: Path, pem: bytes) -> str:
         return done.stdout + done.stderr
 
 
+def export_range(server: Server, out: Path, start: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``openkms audit export`` of the records from ``start`` into ``out``."""
+    command = [OPENKMS, "audit", "export", "--out-dir", str(out), "--start-time", start, *server.data_args()]
+    return subprocess.run([*command, *args], check=True, capture_output=True, text=True)
+
+
 def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
     server = own_server
     calls(server, 4)
@@ -386,24 +392,8 @@ def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
     calls(server, 6, region="eu-west-1")
     time.sleep(0.5)  # the read-only records reach the database
     out = server.data_dir.parent / f"{server.data_dir.name}-range"
-    done = subprocess.run(
-        [
-            OPENKMS,
-            "audit",
-            "export",
-            "--out-dir",
-            str(out),
-            "--start-time",
-            str(int(middle) + 1),
-            "--end-time",
-            dt.datetime.fromtimestamp(time.time() + 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            *server.data_args(),
-            "--json",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    end = dt.datetime.fromtimestamp(time.time() + 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = export_range(server, out, str(int(middle) + 1), "--end-time", end, "--json")
     counts = json.loads(done.stdout)
     in_range = [
         r["eventID"]
@@ -418,20 +408,7 @@ def test_audit_export_command_writes_a_time_range(own_server: Server) -> None:
     assert set(listed) == set(log_files(out))
     # Exporting again writes the same log files (same names, same bytes).
     first = {name: (out / name).read_bytes() for name in log_files(out)}
-    subprocess.run(
-        [
-            OPENKMS,
-            "audit",
-            "export",
-            "--out-dir",
-            str(out),
-            "--start-time",
-            str(int(middle) + 1),
-            *server.data_args(),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    export_range(server, out, str(int(middle) + 1))
     assert {name: (out / name).read_bytes() for name in log_files(out)} == first
     # The README's check, as written, with the PEM of `openkms audit public-keys --json`.
     name, document, _, _ = digest_files(out)[(server.account_id, "eu-west-1")][-1]
