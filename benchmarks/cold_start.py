@@ -1,0 +1,169 @@
+"""Cold start: seconds from spawning the server to its first answered KMS call, openkms against moto.
+
+openkms starts on a data directory made once before the timed runs (an account and ``--keys`` keys,
+so the start opens an existing database, as a restart does); each run spawns ``openkms serve`` and
+polls ``DescribeKey`` on one of those keys until it answers 200. moto's ``moto_server`` is timed the
+same way to its first ``ListKeys``. Prints each run, the medians and their ratio.
+
+    .venv/bin/python benchmarks/cold_start.py --repeat 7 --keys 100 [--cpu 0]
+
+``--cpu N`` pins each server to that core (``taskset -c N``); run the script itself on the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def client(port: int, access: str, secret: str) -> Any:
+    return boto3.client(
+        "kms",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=0.5, read_timeout=5),
+    )
+
+
+def spawn(cmd: list[str], cpu: int | None, log: Path) -> subprocess.Popen[bytes]:
+    prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    with open(log, "ab") as out:
+        return subprocess.Popen([*prefix, *cmd], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def time_to_first_answer(
+    cmd: list[str], cpu: int | None, log: Path, call: Any, timeout: float = 30.0
+) -> float:
+    """Seconds from spawning ``cmd`` to the first call that succeeds."""
+    started = time.perf_counter()
+    proc = spawn(cmd, cpu, log)
+    try:
+        while time.perf_counter() - started < timeout:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited; see {log}")
+            try:
+                call()
+                return time.perf_counter() - started
+            except Exception:  # not listening yet, or not ready: poll again
+                time.sleep(0.01)
+        raise SystemExit(f"no answer in {timeout} s; see {log}")
+    finally:
+        stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--repeat", type=int, default=5, help="timed starts of each server (default 5)")
+    p.add_argument("--keys", type=int, default=100, help="keys in openkms's data directory (default 100)")
+    p.add_argument("--cpu", type=int, default=None, help="pin the servers to this core")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = p.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="openkms-cold-"))
+    try:
+        data = work / "data"
+        made = subprocess.run(
+            [str(BIN / "openkms"), "admin", "create-account", "--data-dir", str(data), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        account = json.loads(made.stdout)
+        access, secret = account["AccessKeyId"], account["SecretAccessKey"]
+        port = free_port()
+        serve = [
+            str(BIN / "openkms"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ]
+        proc = spawn(serve, args.cpu, work / "openkms.log")
+        try:
+            kms = client(port, access, secret)
+            deadline = time.time() + 30
+            while True:
+                try:
+                    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+                    break
+                except Exception:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+            for _ in range(args.keys - 1):
+                kms.create_key()
+        finally:
+            stop(proc)
+
+        results: dict[str, list[float]] = {"openkms": [], "moto": []}
+        for _ in range(args.repeat):
+            port = free_port()
+            serve[serve.index("--port") + 1] = str(port)
+            kms = client(port, access, secret)
+            results["openkms"].append(
+                time_to_first_answer(
+                    serve, args.cpu, work / "openkms.log", lambda kms=kms: kms.describe_key(KeyId=key_id)
+                )
+            )
+            port = free_port()
+            moto = client(port, "x", "x")
+            results["moto"].append(
+                time_to_first_answer(
+                    [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                    args.cpu,
+                    work / "moto.log",
+                    moto.list_keys,
+                )
+            )
+        medians = {name: statistics.median(times) for name, times in results.items()}
+        if args.json:
+            print(json.dumps({"runs": results, "median_s": medians, "keys": args.keys}))
+        else:
+            for name, times in results.items():
+                runs = ", ".join(f"{t:.2f}" for t in times)
+                print(f"{name:8} median {medians[name]:.2f} s   runs: {runs}")
+            print(f"ratio openkms/moto: {medians['openkms'] / medians['moto']:.2f}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
