@@ -13,14 +13,11 @@ same way to its first ``ListKeys``. Prints each run, the medians and their ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,13 +26,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+import targets
 
 
 def client(port: int, access: str, secret: str) -> Any:
@@ -49,20 +40,10 @@ def client(port: int, access: str, secret: str) -> Any:
     )
 
 
-def spawn(cmd: list[str], cpu: int | None, log: Path) -> subprocess.Popen[bytes]:
+def spawn(stack: contextlib.ExitStack, cmd: list[str], cpu: int | None, log: Path) -> subprocess.Popen[bytes]:
+    """``cmd`` (pinned to ``cpu``), stopped when ``stack`` closes."""
     prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    with open(log, "ab") as out:
-        return subprocess.Popen([*prefix, *cmd], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return targets._spawn(stack, [*prefix, *cmd], log)
 
 
 def time_to_first_answer(
@@ -70,8 +51,8 @@ def time_to_first_answer(
 ) -> float:
     """Seconds from spawning ``cmd`` to the first call that succeeds."""
     started = time.perf_counter()
-    proc = spawn(cmd, cpu, log)
-    try:
+    with contextlib.ExitStack() as stack:
+        proc = spawn(stack, cmd, cpu, log)
         while time.perf_counter() - started < timeout:
             if proc.poll() is not None:
                 raise SystemExit(f"server exited; see {log}")
@@ -81,8 +62,6 @@ def time_to_first_answer(
             except Exception:  # not listening yet, or not ready: poll again
                 time.sleep(0.01)
         raise SystemExit(f"no answer in {timeout} s; see {log}")
-    finally:
-        stop(proc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,16 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = work / "data"
         made = subprocess.run(
-            [str(BIN / "openkms"), "admin", "create-account", "--data-dir", str(data), "--json"],
+            [str(targets._bin("openkms")), "admin", "create-account", "--data-dir", str(data), "--json"],
             check=True,
             capture_output=True,
             text=True,
         )
         account = json.loads(made.stdout)
         access, secret = account["AccessKeyId"], account["SecretAccessKey"]
-        port = free_port()
+        port = targets.free_port()
         serve = [
-            str(BIN / "openkms"),
+            str(targets._bin("openkms")),
             "serve",
             "--host",
             "127.0.0.1",
@@ -115,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             "--data-dir",
             str(data),
         ]
-        proc = spawn(serve, args.cpu, work / "openkms.log")
-        try:
+        with contextlib.ExitStack() as stack:
+            spawn(stack, serve, args.cpu, work / "setup.log")
             kms = client(port, access, secret)
             deadline = time.time() + 30
             while True:
@@ -129,12 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(0.05)
             for _ in range(args.keys - 1):
                 kms.create_key()
-        finally:
-            stop(proc)
 
         results: dict[str, list[float]] = {"openkms": [], "moto": []}
         for _ in range(args.repeat):
-            port = free_port()
+            port = targets.free_port()
             serve[serve.index("--port") + 1] = str(port)
             kms = client(port, access, secret)
             results["openkms"].append(
@@ -142,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                     serve, args.cpu, work / "openkms.log", lambda kms=kms: kms.describe_key(KeyId=key_id)
                 )
             )
-            port = free_port()
+            port = targets.free_port()
             moto = client(port, "x", "x")
             results["moto"].append(
                 time_to_first_answer(
-                    [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                    [str(targets._bin("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
                     args.cpu,
                     work / "moto.log",
                     moto.list_keys,

@@ -17,14 +17,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
 from botocore.config import Config
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -98,6 +100,16 @@ class Server:
     log_path: Path | None = None
     # Set for a server started with TLS: the CA clients verify it with (boto3 verify=, AWS_CA_BUNDLE).
     ca_bundle: str | None = None
+    # What a test module made once for this server (see ``once``): it lives and dies with the server,
+    # so a later server can never be handed an earlier one's accounts (an id() or a port can be reused).
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, what: str, make: Callable[[], T]) -> T:
+        """``make()`` the first time ``what`` is asked of this server, the same value afterwards."""
+        if what not in self.made:
+            self.made[what] = make()
+        value: T = self.made[what]
+        return value
 
     @property
     def endpoint(self) -> str:

@@ -18,19 +18,11 @@ EQ = "EncryptionContextEquals"
 SUB = "EncryptionContextSubset"
 
 
-# Keyed by the server's data directory, which is unique; id() is not: a finished server's
-# object can be freed and its address reused by the next backend's server.
-_OWNER_ACCOUNTS: dict[str, dict[str, str]] = {}
-
-
 @pytest.fixture
 def owner(server: Server) -> dict[str, str]:
     """The key owner's account: one of this module's own (made once per server), so the many users
     these tests create do not crowd the shared account's listings."""
-    key = str(server.data_dir)
-    if key not in _OWNER_ACCOUNTS:
-        _OWNER_ACCOUNTS[key] = server.new_account()
-    return _OWNER_ACCOUNTS[key]
+    return server.once("grant-derivation owner", server.new_account)
 
 
 def creds(account: dict[str, str]) -> dict[str, str]:
@@ -59,15 +51,9 @@ def denied(arn: str, action: str, resource: str, reason: str = "identity") -> tu
     )
 
 
-_OTHER_ACCOUNTS: dict[str, dict[str, str]] = {}
-
-
 def other_account(server: Server) -> dict[str, str]:
     """A second account of this server (made once per server)."""
-    key = str(server.data_dir)
-    if key not in _OTHER_ACCOUNTS:
-        _OTHER_ACCOUNTS[key] = server.new_account()
-    return _OTHER_ACCOUNTS[key]
+    return server.once("grant-derivation other", server.new_account)
 
 
 def code_message(fn: Any, **kwargs: Any) -> tuple[str, str]:

@@ -108,15 +108,8 @@ def update_assume_role_policy(server: Server, text: str) -> None:
     server.client("iam").update_assume_role_policy(RoleName=_role(server), PolicyDocument=text)
 
 
-# Keyed by the server's data directory, which is unique (a port can be reused by a later server).
-_SHARED: dict[tuple[str, str], str] = {}
-
-
 def _shared(server: Server, what: str, make: Callable[[], str]) -> str:
-    key = (str(server.data_dir), what)
-    if key not in _SHARED:
-        _SHARED[key] = make()
-    return _SHARED[key]
+    return server.once(f"strict-json {what}", make)
 
 
 # entry point -> (call, valid document, expected error)

@@ -207,14 +207,15 @@ class ContinuousExport:
         now = float(int(self._now()))
         if state.digest_pending_end is None:
             since = state.digest_end if state.digest_end is not None else state.created_at
-            if now <= (state.digest_end or 0.0):
+            last = state.digest_end or 0.0
+            if now <= last:  # one digest a second at most: its name is its end time
                 if not final:
-                    return  # one digest a second at most: its name is its end time
-                # A clean shutdown in the second of the last digest: wait for the next second, so the
-                # files written since are listed before the process ends (a second at most).
-                time.sleep(min(1.0, max(0.0, (state.digest_end or 0.0) + 1.0 - self._now())))
+                    return
+                # A clean shutdown in the second of the last digest waits for the next (a second at
+                # most), so the files written since are listed before the process ends.
+                time.sleep(min(1.0, max(0.0, last + 1.0 - self._now())))
                 now = float(int(self._now()))
-                if now <= (state.digest_end or 0.0):
+                if now <= last:
                     return
             if now - since < self.digest_interval:
                 if not final:
