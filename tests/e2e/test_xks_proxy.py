@@ -774,11 +774,11 @@ def test_a_failing_key_manager_is_an_internal_exception(xks: XksClient) -> None:
     assert xks.health().status == 200
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # SQLite readers never wait for a lock
 def test_dependency_timeout(proxy: Server, xks: XksClient, key: str) -> None:
     """A database that does not answer in --xks-timeout seconds is DependencyTimeoutException (503):
-    another process locks the keys table (PostgreSQL only: SQLite readers never wait for a lock)."""
-    if not proxy.database_url:
-        pytest.skip("needs a table lock that blocks readers (PostgreSQL)")
+    another process locks the keys table in PostgreSQL."""
+    assert proxy.database_url
     import psycopg
 
     twin = start_tls(proxy.data_dir, proxy.database_url, "--xks-timeout", "0.3")
