@@ -92,7 +92,7 @@ def test_alias_naming_rules(kms: Any, unchecked: Any, key_id: str) -> None:
     longest = "alias/" + uuid.uuid4().hex + "b" * 218
     assert len(longest) == 256
     kms.create_alias(AliasName=longest, TargetKeyId=key_id)
-    kms.create_alias(AliasName=_name("Mixed_Case:and/slash"), TargetKeyId=key_id)
+    kms.create_alias(AliasName=_name("Mixed_Case-and/slash"), TargetKeyId=key_id)
     assert kms.describe_key(KeyId=longest)["KeyMetadata"]["KeyId"] == key_id
     assert len(kms.list_aliases(KeyId=key_id)["Aliases"]) == 2
 
