@@ -593,3 +593,72 @@ def test_unknown_access_key_ids_and_new_keys(server: Server, reader: Server) -> 
     iam.update_access_key(UserName=user, AccessKeyId=creds["AccessKeyId"], Status="Active")
     took = within(0.0 if reader is server else PROPAGATION, kms.list_keys)
     assert took < PROPAGATION
+
+
+def test_account_aliases(server: Server) -> None:
+    """IAM's account alias operations (Ansible's aws_caller_info calls ListAccountAliases): one alias
+    per account, replaced by a new one, unique across accounts, the model's syntax, IAM permissions,
+    the AWS CLI's commands, and the audit trail."""
+    owner = server.new_account()
+    other = server.new_account()
+    iam = client_as(server, "iam", owner)
+    iam_other = client_as(server, "iam", other)
+    assert iam.list_account_aliases()["AccountAliases"] == []
+    first, second = _name("acct"), _name("acct")
+    iam.create_account_alias(AccountAlias=first)
+    assert iam.list_account_aliases()["AccountAliases"] == [first]
+    iam.create_account_alias(AccountAlias=first)  # the same alias again changes nothing
+    iam.create_account_alias(AccountAlias=second)  # a new one replaces it
+    assert iam.list_account_aliases()["AccountAliases"] == [second]
+    assert iam_other.list_account_aliases()["AccountAliases"] == []
+
+    taken = aws_error(iam_other.create_account_alias, AccountAlias=second)
+    assert (taken.code, taken.status, taken.message) == (
+        "EntityAlreadyExists",
+        409,
+        f"The account alias {second} already exists.",
+    )
+    iam_other.create_account_alias(AccountAlias=first)  # released by the replacement
+    gone = aws_error(iam.delete_account_alias, AccountAlias=first)  # the other account's, not ours
+    assert (gone.code, gone.status) == ("NoSuchEntity", 404)
+    assert iam_other.list_account_aliases()["AccountAliases"] == [first]
+
+    unchecked = boto3.client(
+        "iam",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=owner["AccessKeyId"],
+        aws_secret_access_key=owner["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+    )
+    for bad in ("ab", "Upper-case", "double--hyphen", "-leading", "trailing-", "a" * 64, "has_underscore"):
+        error = aws_error(unchecked.create_account_alias, AccountAlias=bad)
+        assert (error.code, error.status) == ("ValidationError", 400), bad
+        assert f"Value '{bad}' at 'accountAlias' failed to satisfy constraint" in error.message, bad
+    assert iam.list_account_aliases()["AccountAliases"] == [second]
+
+    # The AWS CLI, and IAM permissions: a user allowed only ListAccountAliases.
+    listed = json.loads(aws_as(server, owner, "iam", "list-account-aliases").stdout)
+    assert listed["AccountAliases"] == [second]
+    aws_as(server, owner, "iam", "delete-account-alias", "--account-alias", second)
+    assert iam.list_account_aliases()["AccountAliases"] == []
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="p", PolicyDocument=_policy("iam:ListAccountAliases"))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = client_as(
+        server, "iam", {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+    )
+    assert reader.list_account_aliases()["AccountAliases"] == []
+    denied = aws_error(reader.create_account_alias, AccountAlias=_name("acct"))
+    assert (denied.code, denied.status) == ("AccessDenied", 403)
+    assert "iam:CreateAccountAlias" in denied.message
+
+    trail = client_as(server, "cloudtrail", owner)
+    names = [
+        e["EventName"]
+        for e in trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "iam.amazonaws.com"}]
+        )["Events"]
+    ]
+    for name in ("CreateAccountAlias", "DeleteAccountAlias"):
+        assert name in names

@@ -409,6 +409,7 @@ ROWS: dict[int, list[tuple[str, dict[str, Any]]]] = {
             {"name": "export", "holder": "node-a", "expires": 22.5, "scanned_id": 7},
         ),
     ],
+    13: [],  # v13 made no table (it rebuilt audit_attributes, whose v10 row above it must keep)
 }
 # A multi-Region primary key as a release before v7 left it (no multi_region_keys row yet).
 MRK_ID = "mrk-" + "ab" * 16

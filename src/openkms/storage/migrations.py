@@ -556,6 +556,17 @@ _V13: tuple[str | dict[str, str], ...] = (
     {"sqlite": "DROP TABLE audit_attributes_v12", "postgresql": "SELECT 1"},
 )
 
+# --- v14: IAM account aliases (one per account, unique across the installation, as in AWS) ---------------
+_V14 = (
+    """CREATE TABLE account_aliases (
+    account_alias VARCHAR(63) NOT NULL,
+    account_id VARCHAR(12) NOT NULL,
+    created_at FLOAT NOT NULL,
+    PRIMARY KEY (account_alias)
+)""",
+    "CREATE UNIQUE INDEX ix_account_aliases_account ON account_aliases (account_id)",
+)
+
 MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (1, _V1),
     (2, _V2),
@@ -570,6 +581,7 @@ MIGRATIONS: list[tuple[int, Sequence[str | dict[str, str]]]] = [
     (11, _V11),
     (12, _V12),
     (13, _V13),
+    (14, _V14),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -26,6 +26,15 @@ accounts = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+account_aliases = sa.Table(
+    "account_aliases",
+    metadata,
+    sa.Column("account_alias", sa.String(63), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_account_aliases_account", "account_id", unique=True),
+)
+
 users = sa.Table(
     "users",
     metadata,

@@ -43,6 +43,30 @@ class PrincipalsTx(TxBase):
         c = t.accounts.c
         return [r[0] for r in self.conn.execute(sa.select(c.account_id).order_by(c.created_at, c.account_id))]
 
+    def account_alias(self, account_id: str) -> str | None:
+        c = t.account_aliases.c
+        row = self.conn.execute(sa.select(c.account_alias).where(c.account_id == account_id)).first()
+        return None if row is None else str(row[0])
+
+    def insert_account_alias(self, account_id: str, alias: str, now: float) -> None:
+        """The account's alias; Conflict when the name is taken (by any account) or the account has one."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    t.account_aliases.insert().values(
+                        account_alias=alias, account_id=account_id, created_at=now
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(alias) from None
+
+    def delete_account_alias(self, account_id: str, alias: str) -> bool:
+        c = t.account_aliases.c
+        done = self.conn.execute(
+            t.account_aliases.delete().where(c.account_id == account_id, c.account_alias == alias)
+        )
+        return bool(done.rowcount)
+
     def get_user(self, account_id: str, user_name: str, for_update: bool = False) -> UserRow | None:
         """The user; ``for_update`` locks its row (PostgreSQL; SQLite serialises writers) so that what
         hangs off it (access keys, inline policies, tags, attachments) changes one writer at a time."""

@@ -1,4 +1,5 @@
-"""IAM: users, access keys, roles (with trust policies), inline and managed identity policies, tags.
+"""IAM: users, access keys, roles (with trust policies), inline and managed identity policies, tags,
+the account's alias.
 
 Each operation is ``fn(ctx, **params)`` with the snake_case parameters of the IAM Query API and a
 snake_case result shaped like the operation's output (see :mod:`openkms.wire.query`). The same
@@ -10,6 +11,11 @@ as ``iam:<Operation>`` on the resource's ARN by the caller's identity policies).
 from __future__ import annotations
 
 from openkms.arns import policy_arn, role_arn
+from openkms.service.iam.account_aliases import (
+    create_account_alias,
+    delete_account_alias,
+    list_account_aliases,
+)
 from openkms.service.iam.common import (
     IamContext,
     Operation,
@@ -75,10 +81,12 @@ __all__ = [
     "attach_user_policy",
     "authorize_iam",
     "create_access_key",
+    "create_account_alias",
     "create_policy",
     "create_role",
     "create_user",
     "delete_access_key",
+    "delete_account_alias",
     "delete_policy",
     "delete_role",
     "delete_role_policy",
@@ -93,6 +101,7 @@ __all__ = [
     "get_user",
     "get_user_policy",
     "list_access_keys",
+    "list_account_aliases",
     "list_attached_role_policies",
     "list_attached_user_policies",
     "list_policies",
@@ -159,6 +168,9 @@ OPERATIONS: dict[str, Operation] = {
     "DetachRolePolicy": detach_role_policy,
     "ListAttachedUserPolicies": list_attached_user_policies,
     "ListAttachedRolePolicies": list_attached_role_policies,
+    "CreateAccountAlias": create_account_alias,
+    "DeleteAccountAlias": delete_account_alias,
+    "ListAccountAliases": list_account_aliases,
 }
 
 #: Operations that change nothing (CloudTrail ``readOnly``).
