@@ -63,10 +63,12 @@ def test_imported_key_start_to_finish(console_server: Server, new_page: Any, tmp
     page.get_by_label("External (Import key material)").check()
     page.get_by_label("Single-Region key").check()
     page.get_by_role("button", name="Next").click()
-    expect(page.get_by_text("confirm that you understand the security and durability")).to_be_visible()
+    required = "confirm that you understand the security, availability, and durability"
+    expect(page.get_by_text(required)).to_be_visible()
     shot("step 1 acknowledgement required")
-    page.get_by_label(
-        "I understand the security and durability implications of using an imported key"
+    page.get_by_label(  # the seed's words, exactly, as the input's own <label>
+        "I understand the security, availability, and durability implications of using an imported key",
+        exact=True,
     ).check()
     shot("step 1 configure key")
     page.get_by_role("button", name="Next").click()

@@ -170,8 +170,8 @@ def _check_step1(w: Wizard) -> dict[str, str]:
         errors["origin"] = "Choose a key material origin."
     elif w.origin == "EXTERNAL" and not w.acknowledge:
         errors["acknowledge"] = (
-            "To create a key for imported key material, confirm that you understand the security and "
-            "durability implications of using an imported key."
+            "To create a key for imported key material, confirm that you understand the security, "
+            "availability, and durability implications of using an imported key."
         )
     return errors
 
