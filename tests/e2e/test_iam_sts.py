@@ -623,13 +623,11 @@ def test_account_aliases(server: Server) -> None:
     assert (gone.code, gone.status) == ("NoSuchEntity", 404)
     assert iam_other.list_account_aliases()["AccountAliases"] == [first]
 
-    unchecked = boto3.client(
+    unchecked = server.client(
         "iam",
-        endpoint_url=server.endpoint,
-        region_name=REGION,
-        aws_access_key_id=owner["AccessKeyId"],
-        aws_secret_access_key=owner["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+        access_key=owner["AccessKeyId"],
+        secret_key=owner["SecretAccessKey"],
+        parameter_validation=False,
     )
     for bad in ("ab", "Upper-case", "double--hyphen", "-leading", "trailing-", "a" * 64, "has_underscore"):
         error = aws_error(unchecked.create_account_alias, AccountAlias=bad)

@@ -120,26 +120,22 @@ async def key_rows(api: Api, key_ids: list[str], aliases: AliasIndex = None) -> 
         async with slots:
             return await api.kms(operation, KeyId=key_id)
 
-    async def no_call() -> dict[str, Any]:
-        return {}
+    async def aliases_of(key_id: str) -> list[str]:
+        if aliases is not None:
+            return aliases.get(key_id, [])
+        listed = await call("ListAliases", key_id)
+        return [a["AliasName"] for a in listed.get("Aliases", [])]
 
     async def one(key_id: str) -> KeyRow:
-        listing = call("ListAliases", key_id) if aliases is None else no_call()
         results: list[Any] = await asyncio.gather(
-            call("DescribeKey", key_id), listing, return_exceptions=True
+            call("DescribeKey", key_id), aliases_of(key_id), return_exceptions=True
         )
-        described, listed = results
+        described, names = results
         if isinstance(described, ApiError):
             return KeyRow(key_id, None, [], api_error(described))
         if isinstance(described, BaseException):
             raise described
-        if aliases is not None:
-            names = aliases.get(key_id, [])
-        elif isinstance(listed, BaseException):
-            names = []
-        else:
-            names = [a["AliasName"] for a in listed.get("Aliases", [])]
-        return KeyRow(key_id, described["KeyMetadata"], names)
+        return KeyRow(key_id, described["KeyMetadata"], [] if isinstance(names, BaseException) else names)
 
     if len(key_ids) > 1:
         await api.preload_keys(key_ids)
