@@ -15,6 +15,7 @@ from starlette.requests import Request
 from openkms.auth.policy import build_console_key_policy, describe_console_key_policy
 from openkms.console.http import MAX_FORM_BODY, BadRequest, Upload, parse_cookies, read_form
 from openkms.console.policy import console_key_type, update_console_policy
+from openkms.console.render import ENV, compile_templates
 from openkms.console.views.create import Wizard
 
 ACCOUNT = "111122223333"
@@ -22,6 +23,14 @@ ADMIN = f"arn:aws:iam::{ACCOUNT}:user/admin"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
 SYMMETRIC = {"KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT", "Origin": "EXTERNAL"}
+
+
+def test_every_template_compiles() -> None:
+    """The server compiles a template on its first use; every one of them must compile."""
+    compile_templates()
+    names = ENV.list_templates(extensions=["html"])
+    assert "base.html" in names and "keys.html" in names
+    assert all(ENV.get_template(name).name == name for name in names)
 
 
 def test_key_types() -> None:

@@ -37,7 +37,6 @@ from openkms.console.http import (
     request_path,
 )
 from openkms.console.page import Console, Page
-from openkms.console.render import compile_templates
 from openkms.console.sessions import SESSION_COOKIE, tokens_equal
 from openkms.console.views import ROUTES, View
 from openkms.domain.model import Principal
@@ -60,7 +59,6 @@ UNANSWERED = ("The request could not be answered", "The console could not answer
 class ConsoleApp:
     def __init__(self, kms: KmsApp) -> None:
         self.console = Console(kms)
-        compile_templates()
         to_keys = RedirectResponse(f"{PREFIX}/keys", 302)  # an ASGI app: any method
         routes: list[BaseRoute] = [
             Route("/", to_keys),

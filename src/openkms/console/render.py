@@ -79,7 +79,9 @@ ENV = _environment()
 
 
 def compile_templates() -> None:
-    """Compile every template now rather than on the first request that needs it."""
+    """Compile every template now (the tests do: a template that does not compile fails them). The server
+    does not: each template is compiled on the first request that needs it, a few milliseconds once,
+    rather than ~150 ms for all of them before the first answer."""
     for name in ENV.list_templates(extensions=["html"]):
         ENV.get_template(name)
 

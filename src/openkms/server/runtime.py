@@ -3,6 +3,7 @@ and bootstraps the default account on first start."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import ssl
@@ -189,11 +190,18 @@ def open_store(settings: Settings, wall: Clock | None = None) -> tuple[Store, Ro
     return store, trust.root
 
 
-def _xks_trust(settings: Settings) -> ssl.SSLContext:
+def _xks_trust(settings: Settings) -> Callable[[], ssl.SSLContext]:
     """What the XKS client trusts: the system's store, ``--xks-ca-bundle`` files and, when it exists, the
-    CA ``--tls-self-signed`` made in this data directory (so openkms servers sharing it trust each other)."""
+    CA ``--tls-self-signed`` made in this data directory (so openkms servers sharing it trust each other).
+
+    The bundles are read now, so that a file that is not PEM stops the start; the context itself (with
+    the system's store, tens of milliseconds to load) is made on the first call to a proxy."""
     own_ca = settings.data_dir / "tls" / "ca.pem"
-    return trust_context([*settings.xks_ca_bundles, *([str(own_ca)] if own_ca.is_file() else [])])
+    files = [*settings.xks_ca_bundles, *([str(own_ca)] if own_ca.is_file() else [])]
+    check = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for path in files:
+        check.load_verify_locations(cafile=path)
+    return functools.partial(trust_context, files)
 
 
 def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | None = None) -> Runtime:
@@ -209,7 +217,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None, wall: Clock | 
     policies = IdentityPolicyCache(store)
     documents = PolicyCache()
     authorizer = KmsAuthorizer(store, root.token_key, policies, documents)
-    xks = XksClient(timeout=settings.xks_client_timeout, ssl_context=_xks_trust(settings), wall=wall)
+    xks = XksClient(timeout=settings.xks_client_timeout, trust=_xks_trust(settings), wall=wall)
     core = KmsCore(
         store=store,
         root=root,

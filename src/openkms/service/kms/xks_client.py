@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ssl
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,18 +105,33 @@ def unb64(document: dict[str, Any], name: str, required: bool = True) -> bytes |
 class XksClient:
     """Calls XKS proxies; one per process, thread-safe (a urllib3 pool per proxy endpoint)."""
 
-    def __init__(self, *, timeout: float, ssl_context: ssl.SSLContext, wall: Clock) -> None:
+    def __init__(self, *, timeout: float, trust: Callable[[], ssl.SSLContext], wall: Clock) -> None:
+        """``trust`` makes the TLS context on the first call to a proxy (loading the system's trust store
+        takes tens of milliseconds that a server without external key stores need not spend to start)."""
         self.timeout = timeout
         self.wall = wall  # SigV4's request time
-        self._pool = urllib3.PoolManager(
-            num_pools=64, maxsize=8, ssl_context=ssl_context, retries=False, block=False
-        )
+        self._trust = trust
+        self._lock = threading.Lock()
+        self._pool_made: urllib3.PoolManager | None = None
 
     def __repr__(self) -> str:
         return f"XksClient(timeout={self.timeout})"
 
+    @property
+    def _pool(self) -> urllib3.PoolManager:
+        pool = self._pool_made
+        if pool is None:
+            with self._lock:
+                if self._pool_made is None:
+                    self._pool_made = urllib3.PoolManager(
+                        num_pools=64, maxsize=8, ssl_context=self._trust(), retries=False, block=False
+                    )
+                pool = self._pool_made
+        return pool
+
     def close(self) -> None:
-        self._pool.clear()
+        if self._pool_made is not None:
+            self._pool_made.clear()
 
     def call(self, target: ProxyTarget, operation_path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``<endpoint><uri path>/<operation_path>``: the answer's JSON object."""
