@@ -1,6 +1,7 @@
-"""Load benchmark: openkms against moto's server, same operations, same client, same run.
+"""Load benchmark: openkms against moto's server and a bare ASGI app, same client, same run.
 
-For each target (``openkms`` and ``moto``; both started here on free loopback
+For each target (``openkms``, ``moto`` and, with ``--targets openkms,bare,moto``, ``bare``: uvicorn
+answering a fixed body, the HTTP stack alone; all started here on free loopback
 ports unless an endpoint is given) and each operation (``--ops``), the script
 creates the keys and request bodies with boto3, then hands them to the load
 generator (``loadgen.py``), which SigV4-signs a pool of requests and replays it
@@ -63,7 +64,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Measure openkms against moto_server with pre-signed AWS KMS requests.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--targets", default="openkms,moto", help="comma-separated: openkms, moto")
+    p.add_argument("--targets", default="openkms,moto", help="comma-separated: openkms, moto, bare")
     p.add_argument("--ops", default=",".join(kms_ops.DEFAULT_OPS), help="comma-separated op ids, or 'all'")
     p.add_argument("--list-ops", action="store_true", help="list the known op ids and exit")
     p.add_argument("--seconds", type=float, default=10.0, help="measured window per run")
@@ -95,6 +96,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     g = p.add_argument_group("moto target")
     g.add_argument("--moto-endpoint", metavar="URL", help="use a running moto_server instead of starting one")
+    g = p.add_argument_group("bare target")
+    g.add_argument(
+        "--bare-prefix",
+        default="",
+        metavar="CMD",
+        help="command before the bare app's interpreter, e.g. 'taskset -c 0' to pin it as openkms",
+    )
     args = p.parse_args(argv)
     check_load_args(p, args)
     if args.openkms_endpoint and not (args.access_key and args.secret_key):
@@ -110,9 +118,9 @@ def _start_targets(
     args: argparse.Namespace, stack: contextlib.ExitStack, workdir: Path
 ) -> list[targets.Target]:
     wanted = [t.strip().lower() for t in args.targets.split(",") if t.strip()]
-    unknown = set(wanted) - {"openkms", "moto"}
+    unknown = set(wanted) - {"openkms", "moto", "bare"}
     if unknown or not wanted:
-        raise ValueError(f"--targets: unknown {sorted(unknown)}; use openkms and/or moto")
+        raise ValueError(f"--targets: unknown {sorted(unknown)}; use openkms, moto and/or bare")
     out: list[targets.Target] = []
     for name in dict.fromkeys(wanted):
         if name == "openkms":
@@ -124,6 +132,8 @@ def _start_targets(
                 target = targets.start_openkms(
                     stack, workdir, args.openkms_args, args.openkms_admin_args, args.openkms_bin
                 )
+        elif name == "bare":
+            target = targets.start_bare(stack, workdir, args.bare_prefix)
         elif args.moto_endpoint:
             target = targets.external_target("moto", args.moto_endpoint, "testing", "testing")
         else:
@@ -195,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         bodies: dict[tuple[str, str], tuple[bytes, ...]] = {}
         setup_errors: dict[tuple[str, str], str] = {}
         for target in tlist:
+            if target.name == "bare":  # answers anything: it replays the first real target's requests
+                continue
             setup = kms_ops.TargetSetup(target.endpoint, args.region, target.access_key, target.secret_key)
             for op in ops:
                 try:
@@ -204,6 +216,12 @@ def run(args: argparse.Namespace) -> int:
                     _log(f"!! setup of {op.name} on {target.name} failed, skipping it: {exc}")
         if not bodies:
             raise RuntimeError("setup failed for every op on every target; nothing to measure")
+        real = [t.name for t in tlist if t.name != "bare"]
+        if any(t.name == "bare" for t in tlist):
+            for op in ops:
+                source = next(((name, op.name) for name in real if (name, op.name) in bodies), None)
+                if source is not None:
+                    bodies["bare", op.name] = bodies[source]
         _log(f"setup done: {len(ops)} ops x {len(tlist)} targets, {args.pool} requests per pool")
 
         runs: dict[tuple[str, str], list[report.RunMetrics]] = {k: [] for k in bodies}
@@ -252,6 +270,12 @@ def _output(
             "\nopenkms / moto (req/s ratio: higher is better; latency ratios: lower is better)\n", file=human
         )
         print(report.comparison_table(rows), file=human)
+    bare_rows = report.comparison(summaries, "openkms", "bare")
+    if bare_rows:
+        print(
+            "\nopenkms / bare ASGI app (the HTTP stack alone: the share of it openkms reaches)\n", file=human
+        )
+        print(report.comparison_table(bare_rows, "openkms", "bare"), file=human)
     errors = report.error_report(summaries)
     if errors:
         print(f"\n{errors}", file=human)
@@ -277,6 +301,7 @@ def _output(
             "ops": {op.name: {"action": op.action, "description": op.description} for op in ops},
             "results": [s.to_json() for s in summaries],
             "comparison": rows,
+            "comparison_bare": bare_rows,
         }
         text = json.dumps(doc, indent=2)
         if args.json == "-":

@@ -137,6 +137,21 @@ def start_moto(stack: contextlib.ExitStack, workdir: Path) -> Target:
     return Target("moto", "127.0.0.1", port, "testing", "testing", proc.pid, cmd, log_path)
 
 
+def start_bare(stack: contextlib.ExitStack, workdir: Path, prefix: str = "") -> Target:
+    """Start ``bare_asgi.py`` (uvicorn answering a fixed body; see its docstring) on a free port, behind
+    ``prefix`` (e.g. ``taskset -c 0``)."""
+    port = free_port()
+    script = Path(__file__).with_name("bare_asgi.py")
+    cmd = [*shlex.split(prefix), sys.executable, str(script), "--port", str(port)]
+    log_path = workdir / "bare.log"
+    proc = _spawn(stack, cmd, log_path)
+    try:
+        wait_until_answers("127.0.0.1", port, proc, "bare ASGI app")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n{log_tail(log_path)}") from None
+    return Target("bare", "127.0.0.1", port, "testing", "testing", proc.pid, cmd, log_path)
+
+
 def openkms_command(override: str | None = None) -> list[str]:
     """How to run openkms: ``override`` (shell-quoted), else this venv's bin/openkms, else ``-m openkms``."""
     if override:
