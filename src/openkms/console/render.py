@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from openkms.console.regions import region_label
+from openkms.console.regions import COMMON_REGIONS, region_label
 
 STATE_LABELS = {
     "Enabled": "Enabled",
@@ -71,6 +71,7 @@ def _environment() -> jinja2.Environment:
     env.filters["import_state"] = lambda s: IMPORT_STATE_LABELS.get(str(s), str(s or ""))
     env.filters["key_type"] = key_type
     env.filters["region_label"] = region_label
+    env.filters["region_name"] = lambda r: COMMON_REGIONS.get(str(r), "")
     # The shared macros, for every template as ``m`` (an import per template per render costs more).
     env.globals["m"] = env.get_template("_macros.html").module
     return env
