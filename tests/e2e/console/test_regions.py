@@ -178,3 +178,22 @@ def test_configured_regions(workdir: Path) -> None:
         assert client.get("/console/keys?region=us-east-1").status == 400
     finally:
         server.stop()
+
+
+def test_region_is_kept_in_the_session_on_both_backends(server: Server) -> None:
+    """A Region switched to on one server process is the session's on another one of the database."""
+    twin = Server(data_dir=server.data_dir, database_url=server.database_url)
+    twin.start()
+    try:
+        west = server.client(region="eu-west-1").create_key()["KeyMetadata"]["KeyId"]
+        one = ConsoleHttp(server.endpoint)
+        assert one.sign_in(server.access_key, server.secret_key).status == 303
+        assert one.get("/console/keys?region=eu-west-1").status == 200
+        two = ConsoleHttp(twin.endpoint, cookies=dict(one.cookies))
+        page = two.get("/console/keys")
+        assert page.status == 200 and CURRENT.format("eu-west-1") in page.text and west in page.text
+        # The address wins over the session, and the last one named is the session's from then on.
+        assert west not in two.get("/console/keys?region=us-east-1").text
+        assert CURRENT.format("us-east-1") in one.get("/console/keys").text
+    finally:
+        twin.stop()
