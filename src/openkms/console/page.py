@@ -101,7 +101,7 @@ class Page:
             session=self.session,
             csrf=self.session.csrf if self.session else "",
             region=region,
-            regions=self.regions,
+            regions=self.regions or ([region] if region else []),
             region_home=region_home(self.request.path),
             path=self.request.path,
             **context,
