@@ -4,10 +4,12 @@ API's port; only requests under ``/console`` reach it, the KMS API stays on the 
 It routes a request to its view (:data:`openkms.console.views.ROUTES`) and enforces what every view
 relies on: a readable request within the console's limits, on every POST a same-origin ``Origin``/
 ``Referer``, for signed-in views a live session (else the sign-in page) whose principal is looked up
-again from its access key (a deleted key ends the session) and on a POST the session's CSRF token.
-Errors become pages in plain words; anything unexpected is logged under a request id (never with the
-form's contents) and shown as such, never as a stack trace. Every answer carries the console's
-security headers; the static files are served from the package.
+again from its access key (a deleted key ends the session) and on a POST the session's CSRF token,
+then the Region the address names (:mod:`openkms.console.regions`: it becomes the session's Region,
+and the redirects a view answers carry it). Errors become pages in plain words; anything unexpected
+is logged under a request id (never with the form's contents) and shown as such, never as a stack
+trace. Every answer carries the console's security headers; the static files are served from the
+package.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from openkms.console.http import (
     request_path,
 )
 from openkms.console.page import Console, Page
+from openkms.console.regions import located, readable_region
 from openkms.console.sessions import SESSION_COOKIE, tokens_equal
 from openkms.console.views import ROUTES, View
 from openkms.domain.model import Principal
@@ -59,9 +62,8 @@ UNANSWERED = ("The request could not be answered", "The console could not answer
 class ConsoleApp:
     def __init__(self, kms: KmsApp) -> None:
         self.console = Console(kms)
-        to_keys = RedirectResponse(f"{PREFIX}/keys", 302)  # an ASGI app: any method
+        to_home = RedirectResponse(f"{PREFIX}/", 302)  # an ASGI app: any method
         routes: list[BaseRoute] = [
-            Route("/", to_keys),
             Mount("/static", app=StaticFiles(packages=[("openkms.console", "static")])),
             *(
                 Route(path, self._endpoint(view, signed_in), methods=[method])
@@ -69,7 +71,7 @@ class ConsoleApp:
             ),
         ]
         app = Starlette(
-            routes=[Route(PREFIX, to_keys), Mount(PREFIX, app=Router(routes, redirect_slashes=False))],
+            routes=[Route(PREFIX, to_home), Mount(PREFIX, app=Router(routes, redirect_slashes=False))],
             exception_handlers={HTTPException: self._routing_error},
         )
         app.router.redirect_slashes = False  # "/console/keys/" is not "/console/keys"
@@ -110,20 +112,66 @@ class ConsoleApp:
             return page.error_page(
                 403, "The request was refused", "The request did not come from this console."
             )
-        if signed_in:
-            refusal = await self._sign_in_page(page)
-            if refusal is not None:
-                return refusal
-            session = page.session
-            if request.method == "POST" and not (
-                session is not None and tokens_equal(request.field("csrf_token"), session.csrf)
-            ):
+        if not signed_in:
+            return await view(page, **http.path_params)
+        refusal = await self._sign_in_page(page)
+        if refusal is not None:
+            return refusal
+        session = page.session
+        if request.method == "POST" and not (
+            session is not None and tokens_equal(request.field("csrf_token"), session.csrf)
+        ):
+            return page.error_page(
+                403,
+                "The request was refused",
+                "The form's security token is missing or out of date. Reload the page and try again.",
+            )
+        refusal = await self._use_region(page)
+        if refusal is not None:
+            return refusal
+        response = await view(page, **http.path_params)
+        location = response.headers.get("location")
+        if (
+            location is not None
+            and location.startswith(PREFIX + "/")
+            and not location.startswith(f"{PREFIX}/signin")  # signed out: no Region any more
+            and page.session is not None
+        ):
+            response.headers["location"] = located(location, page.session.row.region)
+        return response
+
+    async def _use_region(self, page: Page) -> Response | None:
+        """Answer in the Region the address names (it becomes the session's Region) or the session's;
+        the page's API and Region choices follow. An address naming a Region this server does not
+        answer for gets an error page and changes nothing."""
+        console = self.console
+        session = page.session
+        principal = page.principal
+        if session is None or principal is None:  # only called once the session is known
+            return None
+        wanted = page.request.arg("region")
+        if wanted and wanted != session.row.region:
+            if not (readable_region(wanted) and console.runtime.settings.region_ok(wanted)):
+                page.regions = await console.regions_for(principal.account_id, session.row.region)
+                shown = f" “{wanted}”" if readable_region(wanted) else ""
                 return page.error_page(
-                    403,
-                    "The request was refused",
-                    "The form's security token is missing or out of date. Reload the page and try again.",
+                    400,
+                    "This Region is not available",
+                    f"This service does not answer for the Region{shown} in the address. "
+                    "Choose a Region from the Region menu.",
                 )
-        return await view(page, **http.path_params)
+            session = await console.in_thread(functools.partial(console.sessions.set_region, session, wanted))
+            page.session = session
+        page.regions = await console.regions_for(principal.account_id, session.row.region)
+        page.api = Api(
+            console.kms,
+            principal,
+            session.row.region,
+            page.request.client_ip,
+            page.request.secure,
+            session.row.access_key_id,
+        )
+        return None
 
     def _same_origin(self, request: ConsoleRequest) -> bool:
         """A POST must come from a page of this console (when the browser says where it comes from)."""
@@ -137,7 +185,7 @@ class ConsoleApp:
         return True
 
     async def _sign_in_page(self, page: Page) -> Response | None:
-        """Fill in the page's session, principal and API; or the answer for a request without one."""
+        """Fill in the page's session and principal; or the answer for a request without one."""
         console = self.console
         request = page.request
         session_id = request.cookies.get(SESSION_COOKIE, "")
@@ -172,14 +220,6 @@ class ConsoleApp:
             return response
         page.session = session
         page.principal = principal
-        page.api = Api(
-            console.kms,
-            principal,
-            session.row.region,
-            request.client_ip,
-            request.secure,
-            session.row.access_key_id,
-        )
         return None
 
 

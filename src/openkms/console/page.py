@@ -9,6 +9,8 @@ The application (:mod:`openkms.console.app`) builds these and routes to the view
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from openkms.console.api import Api, ApiError
 from openkms.console.http import ConsoleRequest
+from openkms.console.regions import region_choices, region_home, with_region
 from openkms.console.render import render
 from openkms.console.sessions import Session, SessionStore
 from openkms.domain.model import Principal
@@ -25,8 +28,16 @@ if TYPE_CHECKING:
     from openkms.server.app import KmsApp
 
 
+#: How long the Regions where an account has keys are remembered (the Region selector lists them when
+#: the server answers every Region): one small query a minute per account and server process, never one
+#: per page.
+REGIONS_IN_USE_TTL = 60.0
+MAX_REMEMBERED_ACCOUNTS = 10_000
+
+
 class Console:
-    """The console's services: the KMS application it calls, its runtime, and the session store."""
+    """The console's services: the KMS application it calls, its runtime, the session store, and the
+    Regions where each account has keys (remembered for a minute)."""
 
     def __init__(self, kms: KmsApp) -> None:
         self.kms = kms
@@ -38,10 +49,30 @@ class Console:
             settings.console_idle_timeout,
             settings.console_session_lifetime,
         )
+        self._regions_in_use: dict[str, tuple[float, list[str]]] = {}
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
         """Run blocking work (database reads and writes) on the server's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.kms.pool, fn)
+
+    async def regions_for(self, account_id: str, current: str) -> list[str]:
+        """The Regions the selector offers an account's session: the server's Regions when it has a
+        list, else AWS's commercial Regions and the Regions where the account has keys."""
+        configured = self.runtime.settings.regions
+        if configured:
+            return region_choices(configured, (), current)
+        now = time.monotonic()
+        cached = self._regions_in_use.get(account_id)
+        if cached is None or now - cached[0] >= REGIONS_IN_USE_TTL:
+            cached = (now, await self.in_thread(functools.partial(self._key_regions, account_id)))
+            if len(self._regions_in_use) >= MAX_REMEMBERED_ACCOUNTS:
+                self._regions_in_use.clear()
+            self._regions_in_use[account_id] = cached
+        return region_choices((), cached[1], current)
+
+    def _key_regions(self, account_id: str) -> list[str]:
+        with self.runtime.store.read() as tx:
+            return tx.console_key_regions(account_id)
 
 
 @dataclass
@@ -53,6 +84,7 @@ class Page:
     session: Session | None = None
     principal: Principal | None = None
     api: Api = field(default=None)  # type: ignore[assignment]
+    regions: list[str] = field(default_factory=list)  # the Region selector's choices
 
     @property
     def prefs(self) -> dict[str, Any]:
@@ -62,16 +94,19 @@ class Page:
         context.setdefault("error", None)
         context.setdefault("errors", {})
         context.setdefault("flash", None)
+        region = self.session.row.region if self.session else ""
         body = render(
             template,
             principal=self.principal,
             session=self.session,
             csrf=self.session.csrf if self.session else "",
-            region=self.session.row.region if self.session else "",
+            region=region,
+            regions=self.regions or ([region] if region else []),
+            region_home=region_home(self.request.path),
             path=self.request.path,
             **context,
         )
-        return HTMLResponse(body, status_code=status)
+        return HTMLResponse(with_region(body, region), status_code=status)
 
     def error_page(self, status: int, title: str, message: str) -> Response:
         return self.render("message.html", status=status, title=title, message=message)

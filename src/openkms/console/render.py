@@ -8,6 +8,8 @@ from typing import Any
 
 import jinja2
 
+from openkms.console.regions import COMMON_REGIONS, region_label
+
 STATE_LABELS = {
     "Enabled": "Enabled",
     "Disabled": "Disabled",
@@ -68,6 +70,8 @@ def _environment() -> jinja2.Environment:
     env.filters["material_state"] = lambda s: MATERIAL_STATE_LABELS.get(str(s), str(s))
     env.filters["import_state"] = lambda s: IMPORT_STATE_LABELS.get(str(s), str(s or ""))
     env.filters["key_type"] = key_type
+    env.filters["region_label"] = region_label
+    env.filters["region_name"] = lambda r: COMMON_REGIONS.get(str(r), "")
     # The shared macros, for every template as ``m`` (an import per template per render costs more).
     env.globals["m"] = env.get_template("_macros.html").module
     return env
@@ -86,5 +90,5 @@ def compile_templates() -> None:
         ENV.get_template(name)
 
 
-def render(name: str, **context: Any) -> bytes:
-    return ENV.get_template(name).render(**context).encode("utf-8")
+def render(name: str, **context: Any) -> str:
+    return ENV.get_template(name).render(**context)

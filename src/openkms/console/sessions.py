@@ -1,7 +1,8 @@
 """Console sessions, kept in the database so that every server process sharing it knows them.
 
 The browser holds a random session id (cookie ``openkms_session``); the database holds only its
-SHA-256, the access key id that signed in, the region, and the idle and absolute expiry. No secret is
+SHA-256, the access key id that signed in, the Region it works in (chosen at sign-in, changed by the
+Region selector or an address naming another Region), and the idle and absolute expiry. No secret is
 ever stored: the signed-in principal is looked up again from the access key id on every request, so a
 deleted or deactivated access key ends its sessions at once. The CSRF token of a session is an HMAC of
 its id (nothing more to store, and it reveals nothing about the id). The idle timeout and the
@@ -12,6 +13,7 @@ the service clock that judges expiry.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -93,3 +95,9 @@ class SessionStore:
     def set_prefs(self, session: Session, prefs: dict[str, object]) -> None:
         with self.store.write() as tx:
             tx.set_console_session_prefs(session.row.session_hash, prefs)
+
+    def set_region(self, session: Session, region: str) -> Session:
+        """The session in another Region, kept so for its next requests on any server process."""
+        with self.store.write() as tx:
+            tx.set_console_session_region(session.row.session_hash, region)
+        return Session(session.id, dataclasses.replace(session.row, region=region))

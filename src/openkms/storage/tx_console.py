@@ -57,6 +57,18 @@ class ConsoleTx(TxBase):
             t.console_sessions.update().where(c.session_hash == session_hash).values(prefs=json.dumps(prefs))
         )
 
+    def set_console_session_region(self, session_hash: str, region: str) -> None:
+        c = t.console_sessions.c
+        self.conn.execute(
+            t.console_sessions.update().where(c.session_hash == session_hash).values(region=region)
+        )
+
+    def console_key_regions(self, account_id: str) -> list[str]:
+        """The Regions where the account has keys (the console's Region selector lists them)."""
+        c = t.keys.c
+        q = sa.select(c.region).where(c.account_id == account_id).distinct()
+        return sorted(str(r.region) for r in self.conn.execute(q))
+
     def delete_console_session(self, session_hash: str) -> None:
         c = t.console_sessions.c
         self.conn.execute(t.console_sessions.delete().where(c.session_hash == session_hash))
@@ -76,15 +88,19 @@ class ConsoleTx(TxBase):
         start: float | None = None,
         end: float | None = None,
         read_only: bool | None = None,
+        region: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
     ) -> list[tuple[int, str]]:
         """One page of an account's audit records, newest first. ``principal`` is an ARN or the last
-        segment of one (a user or role name); ``read_only`` filters on the record's readOnly field."""
+        segment of one (a user or role name); ``read_only`` filters on the record's readOnly field;
+        ``region`` is the Region the records were made in (as CloudTrail's event history is kept)."""
         if not storable(key_id, event_name, principal):
             return []
         c = t.audit_events.c
         q = sa.select(c.id, c.record).where(c.account_id == account_id)
+        if region is not None:
+            q = q.where(c.region == region)
         if key_id is not None:
             q = q.where(c.key_id == key_id)
         if event_name is not None:

@@ -89,7 +89,7 @@ def test_pages_are_fast_with_many_keys(workdir: Path) -> None:
         assert key_ids[middle] in found
         measure("key list filtered, no match", "/console/keys?filter=no-such-key")
         key_id = key_ids[0]
-        for tab in ("policy", "crypto", "tags", "rotation", "aliases", "grants"):
+        for tab in ("policy", "crypto", "tags", "rotation", "aliases", "grants", "events"):
             measure(f"key page, {tab} tab", f"/console/keys/{key_id}?tab={tab}")
         measure("schedule deletion page", f"/console/keys/{key_id}/delete")
         measure("create key wizard", "/console/keys/create")

@@ -26,7 +26,7 @@ def signed_in(server: Server) -> tuple[ConsoleHttp, str]:
     """An HTTP client signed in as the account's administrator, and a page's CSRF token."""
     client = ConsoleHttp(server.endpoint)
     answer = client.sign_in(server.access_key, server.secret_key)
-    assert answer.status == 303 and answer.header("location") == "/console/keys"
+    assert answer.status == 303 and answer.header("location") == "/console/keys?region=us-east-1"
     return client, client.get("/console/keys").csrf()
 
 

@@ -34,8 +34,10 @@ def test_sessions_are_shared_by_the_servers_of_one_database(server: Server) -> N
 
 def test_console_is_on_the_api_port(server: Server) -> None:
     client = ConsoleHttp(server.endpoint)
-    root = client.get("/console/")
-    assert root.status == 302 and root.header("location") == "/console/keys"
+    bare = client.get("/console")
+    assert bare.status == 302 and bare.header("location") == "/console/"
+    root = client.get("/console/")  # the key list of the session's Region; signed out: the sign-in page
+    assert root.status == 303 and root.header("location") == "/console/signin"
     signin = client.get("/console/signin")
     assert signin.status == 200 and "Access key ID" in signin.text
     for name, kind in (("console.css", "text/css"), ("console.js", "text/javascript")):

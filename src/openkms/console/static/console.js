@@ -16,6 +16,16 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // Escape closes an open menu (Region, Key actions, Preferences) and gives its summary the focus.
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const open = event.target instanceof Element && event.target.closest("details.popover[open]");
+    if (open) {
+      open.open = false;
+      open.querySelector("summary").focus();
+    }
+  });
+
   // Buttons that need a confirmation: <button data-confirm="question">.
   for (const button of document.querySelectorAll("button[data-confirm]")) {
     button.addEventListener("click", (event) => {

@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, str, View, bool]] = [
     ("GET", "/signin", auth.signin_form, False),
     ("POST", "/signin", auth.signin, False),
     ("POST", "/signout", auth.signout, True),
+    ("GET", "/", keys.home, True),
     ("GET", "/keys", keys.keys_list, True),
     ("POST", "/preferences", keys.preferences, True),
     ("GET", "/keys/create", create.create_form, True),

@@ -1,7 +1,8 @@
-"""Event history: the signed-in account's audit trail (CloudTrail records, including the events the
-service initiates itself, such as DeleteExpiredKeyMaterial and DeleteKey, and other accounts' calls on
-the account's keys), filtered by key, event name, principal, time and read-only, newest first, each
-record's JSON viewable.
+"""Event history: the signed-in account's audit trail in the session's Region (CloudTrail records,
+including the events the service initiates itself, such as DeleteExpiredKeyMaterial and DeleteKey,
+and other accounts' calls on the account's keys), filtered by key, event name, principal, time and
+read-only, newest first, each record's JSON viewable. A key's Events tab shows the same for its key
+(:func:`lookup_events`).
 
 Reading it is authorized as ``cloudtrail:LookupEvents`` by the principal's IAM policies (what AWS's
 CloudTrail console requires) and is itself recorded as a read-only LookupEvents event.
@@ -71,22 +72,42 @@ def _key_of(record: dict[str, Any]) -> str:
     return str((own or resources)[0].get("ARN", "")).rsplit("/", 1)[-1]
 
 
-async def audit_page(page: Page) -> Response:
+#: The filters of the event history and of a key's Events tab (which has its key already).
+HISTORY_FILTERS = ("key_id", "event_name", "principal", "start", "end")
+KEY_FILTERS = ("event_name", "principal", "start", "end")
+READ_ONLY_CHOICES = ("false", "all", "true")
+
+
+def read_filters(page: Page, names: tuple[str, ...], read_only_default: str) -> dict[str, str]:
+    """The filters of the address (each at most 2,048 characters) and its read-only choice."""
     request = page.request
+    filters = {name: request.arg(name).strip()[:2048] for name in names}
+    chosen = request.arg("read_only")
+    filters["read_only"] = chosen if chosen in READ_ONLY_CHOICES else read_only_default
+    return filters
+
+
+def _address(path: str, params: dict[str, str]) -> str:
+    return f"{path}?{urllib.parse.urlencode(params)}"
+
+
+async def lookup_events(
+    page: Page,
+    filters: dict[str, str],
+    *,
+    key_id: str | None,
+    path: str,
+    fixed: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One page of the account's records in the session's Region, newest first, as the event history
+    and a key's Events tab show them: ``events``, the filters' ``error``/``errors``, and the links to
+    older events, the newest and all events (``path`` with the ``fixed`` parameters, then the
+    filters). Authorized as ``cloudtrail:LookupEvents`` and recorded as a LookupEvents event."""
     principal = page.principal
-    if principal is None:  # the router serves this view to signed-in sessions only
+    if principal is None:  # the router serves these views to signed-in sessions only
         raise InternalError("the event history without a signed-in principal")
     console = page.console
-    filters = {
-        name: request.arg(name).strip()[:2048]
-        for name in ("key_id", "event_name", "principal", "start", "end")
-    }
-    # As CloudTrail's event history, changes only unless asked otherwise: the console's own page
-    # views (DescribeKey, ListAliases…) would bury them.
-    filters["read_only"] = (
-        request.arg("read_only") if request.arg("read_only") in ("all", "true") else "false"
-    )
-    before = request.arg("before")
+    before = page.request.arg("before")
     started = console.runtime.clock.now()
     events: list[dict[str, Any]] = []
     next_link: str | None = None
@@ -102,14 +123,16 @@ async def audit_page(page: Page) -> Response:
             window[name] = _moment(filters[name], label)
         except ApiError as exc:
             errors[name] = api_error(exc)
+    region = page.api.region
+    links = dict(fixed or {})
     if error is None and not errors:
         read_only = {"true": True, "false": False}.get(filters["read_only"])  # "all": None
-        key_id = filters["key_id"].rsplit("/", 1)[-1] or None
 
         def query() -> list[tuple[int, str]]:
             with console.runtime.store.read() as tx:
                 return tx.console_audit_events(
                     account_id=principal.account_id,
+                    region=region,
                     key_id=key_id,
                     event_name=filters["event_name"] or None,
                     principal=filters["principal"] or None,
@@ -133,26 +156,34 @@ async def audit_page(page: Page) -> Response:
                 }
             )
         if len(rows) > PAGE:
-            query_string = urllib.parse.urlencode({**filters, "before": str(rows[PAGE - 1][0])})
-            next_link = f"{PREFIX}/audit?{query_string}"
-    attributes = [{"attributeKey": k, "attributeValue": v} for k, v in filters.items() if v and v != "all"]
+            next_link = _address(path, {**links, **filters, "before": str(rows[PAGE - 1][0])})
+    looked_up = {"key_id": key_id or "", **filters}
+    attributes = [{"attributeKey": k, "attributeValue": v} for k, v in looked_up.items() if v and v != "all"]
     await page.api.record(
         event_source="cloudtrail.amazonaws.com",
         event_name="LookupEvents",
-        region=page.api.region,
+        region=region,
         started=started,
         error_code="AccessDenied" if error else None,
         error_message=error["message"] if error else None,
         request_parameters={"lookupAttributes": attributes, "maxResults": PAGE},
     )
-    return page.render(
-        "audit.html",
-        status=400 if errors else 200,
-        events=events,
-        filters=filters,
-        error=error,
-        errors=errors,
-        next_link=next_link,
-        newest_link=f"{PREFIX}/audit?{urllib.parse.urlencode(filters)}" if before else None,
-        all_link=f"{PREFIX}/audit?{urllib.parse.urlencode({**filters, 'read_only': 'all'})}",
+    return {
+        "events": events,
+        "filters": filters,
+        "error": error,
+        "errors": errors,
+        "next_link": next_link,
+        "newest_link": _address(path, {**links, **filters}) if before else None,
+        "all_link": _address(path, {**links, **filters, "read_only": "all"}),
+    }
+
+
+async def audit_page(page: Page) -> Response:
+    # As CloudTrail's event history, changes only unless asked otherwise: the console's own page
+    # views (DescribeKey, ListAliases…) would bury them.
+    filters = read_filters(page, HISTORY_FILTERS, "false")
+    found = await lookup_events(
+        page, filters, key_id=filters["key_id"].rsplit("/", 1)[-1] or None, path=f"{PREFIX}/audit"
     )
+    return page.render("audit.html", status=400 if found["errors"] else 200, **found)

@@ -22,6 +22,7 @@ from openkms.config import DEFAULT_REGION
 from openkms.console.api import USER_AGENT
 from openkms.console.http import PREFIX, ConsoleRequest, delete_cookie, set_cookie
 from openkms.console.page import Page
+from openkms.console.regions import located
 from openkms.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, tokens_equal
 from openkms.errors import InternalError
 
@@ -129,7 +130,7 @@ async def signin(page: Page) -> Response:
     session = await console.in_thread(
         functools.partial(console.sessions.create, access_key_id, creds.principal.account_id, region)
     )
-    response = RedirectResponse(f"{PREFIX}/keys", 303)
+    response = RedirectResponse(located(f"{PREFIX}/keys", region), 303)
     set_cookie(response, SESSION_COOKIE, session.id.reveal(), secure=request.secure)
     delete_cookie(response, SIGNIN_COOKIE, secure=request.secure)
     return response

@@ -1,4 +1,5 @@
-"""Customer managed keys: the key list, a key's page with its tabs, and the key's actions.
+"""Customer managed keys: the key list, a key's page with its tabs (its Events tab: the key's last use
+and its records of the event history), and the key's actions.
 
 Every value shown comes from the KMS API as the signed-in principal (ListKeys, DescribeKey,
 ListAliases, GetKeyPolicy…), every change is one API call; an error is shown next to the control that
@@ -23,6 +24,7 @@ from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
+from openkms.console.views.audit import KEY_FILTERS, lookup_events, read_filters
 from openkms.errors import InternalError
 
 # A page's keys are loaded into the service's cache in a few queries (Api.preload_keys) before each is
@@ -168,6 +170,11 @@ def _link(**params: str) -> str:
     return f"{PREFIX}/keys" + (f"?{query}" if query else "")
 
 
+async def home(page: Page) -> Response:
+    """The console's address: the key list, in the session's Region (the redirect names it)."""
+    return RedirectResponse(f"{PREFIX}/keys", 303)
+
+
 async def keys_list(page: Page) -> Response:
     request = page.request
     prefs = page.prefs
@@ -253,8 +260,27 @@ def tabs_for(md: dict[str, Any]) -> list[tuple[str, str]]:
         tabs.append(("material", "Key material and rotations" if symmetric else "Key material"))
     elif symmetric:
         tabs.append(("rotation", "Key rotation"))
-    tabs += [("aliases", "Aliases"), ("grants", "Grants")]
+    tabs += [("aliases", "Aliases"), ("grants", "Grants"), ("events", "Events")]
     return tabs
+
+
+async def _last_usage(api: Api, key_id: str) -> dict[str, Any]:
+    """GetKeyLastUsage of the key: ``usage`` (its answer) or ``usage_error``."""
+    try:
+        return {"usage": await api.kms("GetKeyLastUsage", KeyId=key_id), "usage_error": None}
+    except ApiError as exc:
+        return {"usage": None, "usage_error": api_error(exc)}
+
+
+async def _key_events(page: Page, key_id: str) -> dict[str, Any]:
+    """The Events tab: the key's last use, and its records in the event history's words (all events
+    unless asked otherwise: a key's use, such as Encrypt, is read-only)."""
+    usage = await _last_usage(page.api, key_id)
+    filters = read_filters(page, KEY_FILTERS, "all")
+    found = await lookup_events(
+        page, filters, key_id=key_id, path=f"{PREFIX}/keys/{key_id}", fixed={"tab": "events"}
+    )
+    return {**usage, **found}
 
 
 async def _tab_data(page: Page, md: dict[str, Any], tab: str) -> dict[str, Any]:
@@ -287,6 +313,8 @@ async def _tab_data(page: Page, md: dict[str, Any], tab: str) -> dict[str, Any]:
                 data["materials"] = None
         elif tab == "grants":
             data["grants"] = await api.kms_pages("ListGrants", "Grants", KeyId=key_id)
+        elif tab == "events":
+            data.update(await _key_events(page, key_id))
     except ApiError as exc:
         data["load_error"] = api_error(exc)
     return data
