@@ -7,7 +7,9 @@ a page, the server's log, its database or the audit trail."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import Server
+from tests.conftest import OPENKMS, Server
 from tests.e2e.console.conftest import Shots, sign_in
 from tests.e2e.console.http import ConsoleHttp
 from tests.e2e.console.test_layout import tab_to
@@ -216,6 +218,18 @@ def test_external_key_store_start_to_finish(tls_server: Server, tls_page: Any) -
     # The secret is nowhere: not in the event history, the server's log or its database.
     page.goto(f"{server.endpoint}/console/audit?event_name=CreateCustomKeyStore")
     assert secret not in page.content() and wrong not in page.content()
+    records = subprocess.run(
+        [OPENKMS, "audit", "list", "--json", "--limit", "100000", *server.data_args()],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert secret not in records and wrong not in records
+    created = [r for r in json.loads(records) if r["eventName"] == "CreateCustomKeyStore"]
+    assert sum(r["userAgent"].startswith("openkms-console/") for r in created) == 3  # 2 refused, 1 made
+    for record in created:
+        credential = (record.get("requestParameters") or {}).get("xksProxyAuthenticationCredential", {})
+        assert "rawSecretAccessKey" not in credential, record
     assert server.log_path is not None
     for path in [server.log_path, *server.data_dir.rglob("*")]:
         if path.is_file():
