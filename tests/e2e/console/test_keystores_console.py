@@ -336,3 +336,27 @@ def test_key_store_forms_over_http(console_server: Server) -> None:
     assert "Only public endpoint connectivity" in odd.text
     missing = client.get("/console/keystores/cks-00000000000000000")
     assert missing.status == 404 and "CustomKeyStoreNotFoundException" not in missing.text
+
+
+def test_wizard_refuses_what_an_external_key_store_cannot_hold(console_server: Server) -> None:
+    server = console_server
+    client = ConsoleHttp(server.endpoint)
+    assert client.sign_in(server.access_key, server.secret_key).status == 303
+    token = client.get("/console/keys/create").csrf()
+    step1 = {"csrf_token": token, "step": "1", "action": "next", "origin": "EXTERNAL_KEY_STORE"}
+    answer = client.post(
+        "/console/keys/create",
+        {**step1, "key_type": "ASYMMETRIC", "key_usage": "SIGN_VERIFY", "key_spec": "RSA_2048"},
+    )
+    assert (
+        answer.status == 400 and "Keys in an external key store are symmetric encryption keys" in answer.text
+    )
+    answer = client.post(
+        "/console/keys/create",
+        {**step1, "key_type": "SYMMETRIC", "key_usage": "ENCRYPT_DECRYPT", "regionality": "MULTI",
+         "custom_key_store_id": "cks-00000000000000000", "xks_key_id": "a b"},
+    )  # fmt: skip
+    assert answer.status == 400
+    assert "Keys in an external key store are single-Region keys." in answer.text
+    assert "The external key ID can have up to 128 letters" in answer.text
+    assert "No external key store is connected in this Region." in answer.text
