@@ -297,6 +297,7 @@ def test_key_store_pages_in_a_narrow_window(tls_server: Server, tls_page: Any) -
         "xks key": f"/console/keys/{key_id}?tab=crypto",
         "regionality": f"/console/keys/{mrk}?tab=regionality",
         "create replica keys": f"/console/keys/{mrk}/replicate",
+        "key store not found": "/console/keystores/cks-00000000000000000",
     }
     for label, path in pages.items():
         page.goto(server.endpoint + path)
