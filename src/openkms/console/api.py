@@ -64,6 +64,20 @@ PLAIN_WORDS = {
     "ValidationException": "A value is not valid",
     "ValidationError": "A value is not valid",
     "KMSInternalException": "Something went wrong on the server",
+    "CustomKeyStoreHasCMKsException": "The key store still has KMS keys",
+    "CustomKeyStoreInvalidStateException": "The key store's connection state does not allow this",
+    "CustomKeyStoreNameInUseException": "A key store with this name already exists",
+    "CustomKeyStoreNotFoundException": "The key store was not found",
+    "XksKeyAlreadyInUseException": "Another KMS key already uses this external key",
+    "XksKeyInvalidConfigurationException": "The external key cannot be used for a KMS key",
+    "XksKeyNotFoundException": "The proxy does not know this external key",
+    "XksProxyIncorrectAuthenticationCredentialException": "The proxy refused the credential",
+    "XksProxyInvalidConfigurationException": "The proxy's configuration is not valid",
+    "XksProxyInvalidResponseException": "The proxy's answer could not be understood",
+    "XksProxyUriEndpointInUseException": "Another key store uses this proxy URI endpoint",
+    "XksProxyUriInUseException": "Another key store uses this proxy URI",
+    "XksProxyUriUnreachableException": "The proxy could not be reached",
+    "XksProxyVpcEndpointServiceNotFoundException": "The VPC endpoint service was not found",
     "ConsoleInputError": "",  # the console's own message says it all
 }
 
@@ -109,6 +123,13 @@ class Api:
         self.source_ip = source_ip
         self.secure = secure
         self.access_key_id = access_key_id or principal.access_key_id
+
+    def in_region(self, region: str) -> Api:
+        """The same principal's API in another Region this service answers for (a multi-Region key's
+        replicas live in their own Regions); ``ApiError`` for a Region the service does not answer."""
+        if not self.app.runtime.settings.region_ok(region):
+            raise input_error(f"This service does not answer for the Region {region[:32]!r}.")
+        return Api(self.app, self.principal, region, self.source_ip, self.secure, self.access_key_id)
 
     async def kms(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one KMS operation (PascalCase parameters as the API takes them); the parsed answer."""

@@ -210,6 +210,7 @@ def build_pools(server: Server, account: dict[str, str]) -> Pools:
         "external-pending": {"Origin": "EXTERNAL"},
         "rsa-sign": {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"},
         "hmac": {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
+        "multi-region": {"MultiRegion": True},
         "disabled": {},
         "pending-deletion": {},
         "reserved": {},  # never fuzzed: the check that the session still works
@@ -331,7 +332,7 @@ class Generator:
                 ("", "-", "-,-", ",".join(self._word() for _ in range(3)), "-," + pick(p.key_ids))
             ),
             "tab": lambda: pick(
-                ("policy", "crypto", "tags", "rotation", "material", "aliases", "grants", "")
+                ("policy", "crypto", "tags", "rotation", "material", "aliases", "grants", "regionality", "")
             ),
             "view": lambda: pick(("default", "json", "")),
             "flash": lambda: pick(("created", "enabled", "tag_added", "material_imported", "nothing")),
@@ -363,6 +364,9 @@ class Generator:
                     "alias_delete",
                     "grant_revoke",
                     "material_delete",
+                    "update_primary",
+                    "connect",
+                    "disconnect",
                     "nothing",
                     "",
                 )
@@ -419,7 +423,15 @@ class Generator:
             "key_spec": lambda: pick(
                 ("SYMMETRIC_DEFAULT", "RSA_2048", "ECC_NIST_P256", "HMAC_256", "ML_DSA_44", "")
             ),
-            "origin": lambda: pick(("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM")),
+            "origin": lambda: pick(("AWS_KMS", "EXTERNAL", "EXTERNAL_KEY_STORE", "AWS_CLOUDHSM")),
+            "custom_key_store_id": lambda: pick(("cks-" + "0" * 17, "", "cks-x")),
+            "xks_key_id": lambda: pick(("ext-1", "", "a b", "x" * 129)),
+            "replica_region": lambda: pick(("eu-west-1", "us-east-1", "ap-south-1", "xx-nowhere-1", "")),
+            "primary_region": lambda: pick(("eu-west-1", "us-east-1", "xx-nowhere-1", "")),
+            "name": lambda: pick(("cfz-store", "", "x" * 300)),
+            "endpoint": lambda: pick(("https://127.0.0.1:1", "http://127.0.0.1", "https://", "")),
+            "path": lambda: pick(("/kms/xks/v1", "/a/kms/xks/v1", "/x", "")),
+            "connectivity": lambda: pick(("PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE", "")),
             "acknowledge": lambda: pick(("yes", "no")),
             "regionality": lambda: pick(("SINGLE", "MULTI")),
             "admin": lambda: pick(p.arns),
@@ -431,7 +443,7 @@ class Generator:
             "access_key_id": lambda: pick(
                 ("AKIA" + "Q" * 16, "", self._word(string.ascii_uppercase, 16, 20))
             ),
-            "secret_access_key": lambda: pick(("x" * 40, "")),
+            "secret_access_key": lambda: pick(("x" * 40, "Zq" * 22, "")),
             "region": lambda: pick((REGION, "eu-west-1", "", "xx-nowhere-1")),
         }
         make = plausible.get(name)
@@ -504,25 +516,41 @@ GET_ROUTES: list[tuple[str, tuple[str, ...]]] = [
     ("/console/keys/{K}/delete", ()),
     ("/console/keys/{K}/import", ()),
     ("/console/audit", ("key_id", "event_name", "principal", "start", "end", "read_only", "before")),
+    ("/console/keys/{K}/replicate", ()),
+    ("/console/keystores", ("flash",)),
+    ("/console/keystores/create", ()),
+    ("/console/keystores/{K}", ("flash",)),
+    ("/console/keystores/{K}/edit", ()),
+    ("/console/keystores/{K}/delete", ()),
 ]
 POST_ROUTES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("/console/preferences", ("page_size", "show_origin"), ()),
     ("/console/keys/create", ("step", "action", "key_type", "key_usage", "key_spec", "origin", "acknowledge",
                               "regionality", "alias", "description", "admin_delete", "admin_arn", "user_arn",
-                              "policy"), ("tag_key", "tag_value", "admin", "user", "account")),
+                              "policy", "custom_key_store_id", "xks_key_id"),
+     ("tag_key", "tag_value", "admin", "user", "account")),
     ("/console/keys/{K}", ("op", "tab", "view", "role", "arn_text", "arn", "value", "allow_delete", "policy",
                            "description", "tag_key", "tag_value", "rotation", "rotation_period", "alias",
-                           "grant_id", "material_id"), ()),
+                           "grant_id", "material_id", "primary_region"), ()),
     ("/console/keys/{K}/delete", ("waiting_period", "confirm"), ()),
     ("/console/keys/{K}/import/parameters", ("wrapping_key_spec", "wrapping_algorithm"), ()),
     ("/console/signin", ("access_key_id", "secret_access_key", "region"), ()),
+    ("/console/keys/{K}/replicate", ("action", "alias", "description", "policy"),
+     ("replica_region", "tag_key", "tag_value")),
+    ("/console/keystores/create", ("name", "endpoint", "path", "access_key_id", "secret_access_key",
+                                   "connectivity"), ()),
+    ("/console/keystores/{K}", ("op",), ()),
+    ("/console/keystores/{K}/edit", ("name", "endpoint", "path", "access_key_id", "secret_access_key"), ()),
+    ("/console/keystores/{K}/delete", ("confirm",), ()),
 ]  # fmt: skip
 KEY_FIELDS = POST_ROUTES[2][1]
 OP_TABS = {"tag": "tags", "rotation": "rotation", "rotate": "material", "alias": "aliases", "grant": "grants",
            "material": "material"}  # fmt: skip
 SIGNED_IN_POSTS = ["/console/signout", "/console/preferences", "/console/keys/create", "/console/keys/{K}",
                    "/console/keys/{K}/delete", "/console/keys/{K}/import",
-                   "/console/keys/{K}/import/parameters"]  # fmt: skip
+                   "/console/keys/{K}/import/parameters", "/console/keys/{K}/replicate",
+                   "/console/keystores/create", "/console/keystores/{K}", "/console/keystores/{K}/edit",
+                   "/console/keystores/{K}/delete"]  # fmt: skip
 
 
 # --- raw requests --------------------------------------------------------------------------------------

@@ -103,6 +103,11 @@ def test_every_change_needs_the_csrf_token_and_same_origin(console_server: Serve
         client.post("/console/keys/create", {"action": "next", "step": "1"}),
         client.post("/console/signout", {}),
         client.post("/console/preferences", {"show_origin": "yes"}),
+        client.post(f"/console/keys/{key_id}/replicate", {"replica_region": "eu-west-1", "alias": "x"}),
+        client.post("/console/keystores/create", {"name": "x"}),
+        client.post("/console/keystores/cks-00000000000000000", {"op": "disconnect"}),
+        client.post("/console/keystores/cks-00000000000000000/edit", {"name": "x"}),
+        client.post("/console/keystores/cks-00000000000000000/delete", {"confirm": "yes"}),
     ]
     for answer in refused:
         assert answer.status == 403, answer.text

@@ -34,7 +34,7 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   // Create-key wizard, step 1: show the key usages and key specs the chosen key type allows,
-  // and the imported-key acknowledgement only for origin External.
+  // and the parts of an origin (the imported-key acknowledgement, the external key store) only for it.
   const form = document.querySelector("form.wizard-body");
   if (form && form.querySelector("input[name=key_type][type=radio]")) {
     const checked = (name) => (form.querySelector(`input[name=${name}]:checked`) || {}).value;
@@ -68,8 +68,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       const specs = form.querySelector("fieldset.specs");
       if (specs) specs.hidden = visible <= 1;
-      const ack = form.querySelector("[data-show-for-origin]");
-      if (ack) ack.hidden = checked("origin") !== ack.dataset.showForOrigin;
+      for (const part of form.querySelectorAll("[data-show-for-origin]")) {
+        part.hidden = checked("origin") !== part.dataset.showForOrigin;
+      }
     };
     form.addEventListener("change", refresh);
     refresh();

@@ -21,7 +21,9 @@ from openkms.console.api import ApiError
 from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import console_key_type
+from openkms.console.views import keystores
 from openkms.console.views.keys import show_key
+from openkms.console.views.labels import alias_problem, alias_taken, check_tags
 from openkms.errors import InternalError
 
 STEPS = [
@@ -60,10 +62,9 @@ KEY_SPECS: dict[tuple[str, str], list[str]] = {
     ("ASYMMETRIC", "KEY_AGREEMENT"): _NIST,
 }
 SPEC_ORDER = list(dict.fromkeys(s for specs in KEY_SPECS.values() for s in specs))
-ALIAS_CHARS = re.compile(r"^[a-zA-Z0-9/_-]+$")
-TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-MAX_TAGS = 50
+XKS_KEY_ID = re.compile(r"^[a-zA-Z0-9_.-]+$")
+ORIGINS = ("AWS_KMS", "EXTERNAL", "EXTERNAL_KEY_STORE")
 
 
 def spec_choices() -> list[dict[str, Any]]:
@@ -84,6 +85,8 @@ class Wizard:
     key_spec: str = "SYMMETRIC_DEFAULT"
     origin: str = "AWS_KMS"
     acknowledge: bool = False
+    custom_key_store_id: str = ""
+    xks_key_id: str = ""
     multi_region: bool = False
     alias: str = ""
     description: str = ""
@@ -102,6 +105,8 @@ class Wizard:
             key_spec=get("key_spec"),
             origin=get("origin") or "AWS_KMS",
             acknowledge=get("acknowledge") == "yes",
+            custom_key_store_id=get("custom_key_store_id").strip(),
+            xks_key_id=get("xks_key_id").strip(),
             multi_region=get("regionality") == "MULTI",
             alias=get("alias").strip(),
             description=get("description"),
@@ -122,6 +127,8 @@ class Wizard:
                 ("key_spec", self.key_spec),
                 ("origin", self.origin),
                 ("acknowledge", "yes" if self.acknowledge else "no"),
+                ("custom_key_store_id", self.custom_key_store_id),
+                ("xks_key_id", self.xks_key_id),
                 ("regionality", "MULTI" if self.multi_region else "SINGLE"),
             ]
         if step != 2:
@@ -166,12 +173,36 @@ def _check_step1(w: Wizard) -> dict[str, str]:
             w.key_spec = allowed[0]
         else:
             errors["key_spec"] = "Choose a key spec that this key usage allows."
-    if w.origin not in ("AWS_KMS", "EXTERNAL"):
+    if w.origin not in ORIGINS:
         errors["origin"] = "Choose a key material origin."
     elif w.origin == "EXTERNAL" and not w.acknowledge:
         errors["acknowledge"] = (
             "To create a key for imported key material, confirm that you understand the security, "
             "availability, and durability implications of using an imported key."
+        )
+    elif w.origin == "EXTERNAL_KEY_STORE":
+        errors.update(_check_external_key_store(w))
+    return errors
+
+
+def _check_external_key_store(w: Wizard) -> dict[str, str]:
+    """A key in an external key store: symmetric encryption only, single-Region, a store and an
+    external key chosen (the service checks that the store is connected and the key usable)."""
+    errors: dict[str, str] = {}
+    if (w.key_type, w.key_usage) != ("SYMMETRIC", "ENCRYPT_DECRYPT"):
+        errors["origin"] = (
+            "Keys in an external key store are symmetric encryption keys: choose the key type Symmetric "
+            "and the key usage Encrypt and decrypt."
+        )
+    if w.multi_region:
+        errors["regionality"] = "Keys in an external key store are single-Region keys."
+    if not w.custom_key_store_id or len(w.custom_key_store_id) > 64:
+        errors["custom_key_store_id"] = "Choose a connected external key store."
+    if not w.xks_key_id:
+        errors["xks_key_id"] = "Enter the ID of the external key, as the external key manager knows it."
+    elif len(w.xks_key_id) > 128 or not XKS_KEY_ID.match(w.xks_key_id):
+        errors["xks_key_id"] = (
+            "The external key ID can have up to 128 letters, numbers and the characters - _ . (no spaces)."
         )
     return errors
 
@@ -179,49 +210,14 @@ def _check_step1(w: Wizard) -> dict[str, str]:
 async def _check_step2(page: Page, w: Wizard) -> dict[str, str]:
     errors: dict[str, str] = {}
     w.alias = w.alias.removeprefix("alias/")
-    if not w.alias:
-        errors["alias"] = "Enter an alias. Aliases are required in the console."
-    elif not ALIAS_CHARS.match(w.alias):
-        errors["alias"] = (
-            "The alias can contain only letters, numbers, forward slashes (/), underscores (_) "
-            "and dashes (-)."
-        )
-    elif w.alias.lower().startswith("aws/"):
-        errors["alias"] = "The alias cannot begin with aws/. That prefix is reserved for AWS managed keys."
-    elif len(w.alias) > 250:
-        errors["alias"] = "The alias can have up to 250 characters."
-    else:
-        try:
-            await page.api.kms("DescribeKey", KeyId="alias/" + w.alias)
-            errors["alias"] = "An alias with this name already exists. Enter a different alias."
-        except ApiError:
-            pass  # NotFoundException: the alias is free (any other answer: CreateAlias will tell)
+    problem = alias_problem(w.alias)
+    if problem is not None:
+        errors["alias"] = problem
+    elif await alias_taken(page.api, w.alias):
+        errors["alias"] = "An alias with this name already exists. Enter a different alias."
     if len(w.description) > 8192:
         errors["description"] = "The description can have up to 8192 characters."
-    w.tags = [t for t in w.tags if t[0] or t[1]]
-    seen: set[str] = set()
-    for i, (key, value) in enumerate(w.tags):
-        if not key:
-            errors[f"tag_key_{i}"] = "Enter a tag key."
-        elif len(key) > 128:
-            errors[f"tag_key_{i}"] = "The tag key can have up to 128 characters."
-        elif key.lower().startswith("aws:"):
-            errors[f"tag_key_{i}"] = "Tag keys cannot begin with aws:. That prefix is reserved for AWS."
-        elif key in seen:
-            errors[f"tag_key_{i}"] = "Each tag key must be unique."
-        elif not TAG_CHARS.match(key):
-            errors[f"tag_key_{i}"] = (
-                "Tag keys can contain only letters, numbers, spaces and the characters _ . : / = + - @"
-            )
-        seen.add(key)
-        if len(value) > 256:
-            errors[f"tag_value_{i}"] = "The tag value can have up to 256 characters."
-        elif not TAG_CHARS.match(value):
-            errors[f"tag_value_{i}"] = (
-                "Tag values can contain only letters, numbers, spaces and the characters _ . : / = + - @"
-            )
-    if len(w.tags) > MAX_TAGS:
-        errors["tags"] = f"A key can have up to {MAX_TAGS} tags."
+    w.tags = check_tags(w.tags, errors)
     return errors
 
 
@@ -246,6 +242,12 @@ async def _render(
     page: Page, w: Wizard, step: int, errors: dict[str, str], *, status: int = 200, **extra: Any
 ) -> Response:
     context: dict[str, Any] = {}
+    if step in (1, 5) and (step == 1 or w.origin == "EXTERNAL_KEY_STORE"):
+        try:
+            stores = await keystores.list_stores(page.api)
+            context["key_stores"] = [s for s in stores if s.get("ConnectionState") == "CONNECTED"]
+        except ApiError as exc:
+            context.update(key_stores=[], key_stores_error=api_error(exc))
     if step in (3, 4):
         principals, problem = await page.api.iam_principals()
         context.update(principals=principals, iam_error=api_error(problem) if problem else None)
@@ -334,6 +336,8 @@ async def _finish(page: Page, w: Wizard, policy: str) -> Response:
             KeySpec=w.key_spec,
             Origin=w.origin,
             MultiRegion=True if w.multi_region else None,
+            CustomKeyStoreId=w.custom_key_store_id if w.origin == "EXTERNAL_KEY_STORE" else None,
+            XksKeyId=w.xks_key_id if w.origin == "EXTERNAL_KEY_STORE" else None,
             Tags=[{"TagKey": k, "TagValue": v} for k, v in w.tags] or None,
         )
     except ApiError as exc:

@@ -24,6 +24,7 @@ from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
+from openkms.console.views import keystores, regions
 from openkms.console.views.audit import KEY_FILTERS, lookup_events, read_filters
 from openkms.errors import InternalError
 
@@ -56,6 +57,8 @@ FLASH = {
     "material_deleted": "The key material was deleted.",
     "material_imported": "The key material was imported.",
     "description_saved": "The description was saved.",
+    "replicated": "The replica keys were created. They are Creating for a moment, then Enabled.",
+    "primary_changed": "The primary Region is being changed: both keys are Updating for a moment.",
 }
 
 
@@ -258,9 +261,12 @@ def tabs_for(md: dict[str, Any]) -> list[tuple[str, str]]:
     tabs = [("policy", "Key policy"), ("crypto", "Cryptographic configuration"), ("tags", "Tags")]
     if external:
         tabs.append(("material", "Key material and rotations" if symmetric else "Key material"))
-    elif symmetric:
+    elif symmetric and md.get("Origin") == "AWS_KMS":
         tabs.append(("rotation", "Key rotation"))
-    tabs += [("aliases", "Aliases"), ("grants", "Grants"), ("events", "Events")]
+    tabs += [("aliases", "Aliases"), ("grants", "Grants")]
+    if md.get("MultiRegion"):
+        tabs.append(("regionality", "Regionality"))
+    tabs.append(("events", "Events"))
     return tabs
 
 
@@ -315,6 +321,10 @@ async def _tab_data(page: Page, md: dict[str, Any], tab: str) -> dict[str, Any]:
             data["grants"] = await api.kms_pages("ListGrants", "Grants", KeyId=key_id)
         elif tab == "events":
             data.update(await _key_events(page, key_id))
+        elif tab == "regionality":
+            data.update(await regions.tab_data(api, md))
+        elif tab == "crypto" and md.get("CustomKeyStoreId"):
+            data["key_store"] = await keystores.describe(api, str(md["CustomKeyStoreId"]))
     except ApiError as exc:
         data["load_error"] = api_error(exc)
     return data
@@ -479,6 +489,12 @@ async def _run_action(page: Page, key_id: str, op: str) -> str:
     if op == "grant_revoke":
         await api.kms("RevokeGrant", KeyId=key_id, GrantId=f("grant_id"))
         return "grant_revoked"
+    if op == "update_primary":
+        region = f("primary_region")
+        if not region:
+            raise input_error("Choose the Region of the new primary key.")
+        await api.kms("UpdatePrimaryRegion", KeyId=key_id, PrimaryRegion=region)
+        return "primary_changed"
     if op == "material_delete":
         await api.kms("DeleteImportedKeyMaterial", KeyId=key_id, KeyMaterialId=f("material_id") or None)
         return "material_deleted"
