@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from openkms.console.views import audit, auth, create, keys, keystores, material, regions
+from openkms.console.views import audit, auth, create, keys, keystores, material, regionality
 
 View = Callable[..., Awaitable[Response]]
 
@@ -47,8 +47,8 @@ ROUTES: list[tuple[str, str, View, bool]] = [
     ("GET", f"/keys/{K}/import", material.import_page, True),
     ("POST", f"/keys/{K}/import", material.upload_material, True),
     ("POST", f"/keys/{K}/import/parameters", material.download_parameters, True),
-    ("GET", f"/keys/{K}/replicate", regions.replicate_form, True),
-    ("POST", f"/keys/{K}/replicate", regions.replicate_submit, True),
+    ("GET", f"/keys/{K}/replicate", regionality.replicate_form, True),
+    ("POST", f"/keys/{K}/replicate", regionality.replicate_submit, True),
     ("GET", "/keystores", keystores.stores_list, True),
     ("GET", "/keystores/create", keystores.create_form, True),
     ("POST", "/keystores/create", keystores.create_submit, True),

@@ -24,7 +24,7 @@ from openkms.console.http import PREFIX, whole_number
 from openkms.console.page import Page, api_error
 from openkms.console.policy import update_console_policy
 from openkms.console.render import ORIGIN_LABELS, STATE_LABELS, USAGE_LABELS, key_type
-from openkms.console.views import keystores, regions
+from openkms.console.views import keystores, regionality
 from openkms.console.views.audit import KEY_FILTERS, lookup_events, read_filters
 from openkms.errors import InternalError
 
@@ -322,7 +322,7 @@ async def _tab_data(page: Page, md: dict[str, Any], tab: str) -> dict[str, Any]:
         elif tab == "events":
             data.update(await _key_events(page, key_id))
         elif tab == "regionality":
-            data.update(await regions.tab_data(api, md))
+            data.update(await regionality.tab_data(api, md))
         elif tab == "crypto" and md.get("CustomKeyStoreId"):
             data["key_store"] = await keystores.describe(api, str(md["CustomKeyStoreId"]))
     except ApiError as exc:
