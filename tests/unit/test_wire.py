@@ -52,6 +52,69 @@ def test_model_has_the_54_operations() -> None:
     assert kms_model() is kms_model()
 
 
+def _same_shape(ours: Any, theirs: Any, seen: set[str]) -> None:
+    """``ours`` (openkms.wire.shapes) reads as botocore's ``theirs``, members and elements included."""
+    assert (ours.name, ours.type_name, type(ours).__name__) == (
+        theirs.name,
+        theirs.type_name,
+        type(theirs).__name__,
+    )
+    assert ours.metadata == theirs.metadata
+    assert ours.required_members == theirs.required_members
+    assert ours.documentation == theirs.documentation
+    key = f"{ours.name}:{sorted(ours.metadata.items(), key=str)}"
+    if key in seen:  # a recursive shape, or one already compared with these traits
+        return
+    seen.add(key)
+    if theirs.type_name == "string":
+        assert ours.enum == theirs.enum
+    elif theirs.type_name == "structure":
+        assert list(ours.members) == list(theirs.members)
+        for name, member in theirs.members.items():
+            _same_shape(ours.members[name], member, seen)
+    elif theirs.type_name == "list":
+        _same_shape(ours.member, theirs.member, seen)
+    elif theirs.type_name == "map":
+        _same_shape(ours.key, theirs.key, seen)
+        _same_shape(ours.value, theirs.value, seen)
+
+
+@pytest.mark.parametrize("service", ["kms", "cloudtrail"])
+def test_shapes_read_without_botocore_are_botocores(service: str) -> None:
+    import botocore.loaders
+    import botocore.model
+
+    from openkms.wire import shapes
+
+    ours = shapes.load(service)
+    description = botocore.loaders.create_loader().load_service_model(service, "service-2")
+    theirs = botocore.model.ServiceModel(description, service_name=service)
+    assert ours.operation_names == theirs.operation_names
+    assert ours.metadata == theirs.metadata
+    seen: set[str] = set()
+    for name in theirs.operation_names:
+        op = theirs.operation_model(name)
+        for mine, botos in (
+            (ours.operation(name).input_shape, op.input_shape),
+            (ours.operation(name).output_shape, op.output_shape),
+        ):
+            assert (mine is None) == (botos is None)
+            if botos is not None:
+                _same_shape(mine, botos, seen)
+    assert shapes._builtin_description(service) == description  # read directly, not through the fallback
+
+
+def test_shapes_fall_back_to_botocores_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """With a ~/.aws/models directory (which botocore's loader searches first) the model comes from
+    botocore's loader."""
+    from openkms.wire import shapes
+
+    (tmp_path / ".aws" / "models").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert shapes._builtin_description("kms") is None
+    assert shapes.load("kms").metadata["targetPrefix"] == "TrentService"
+
+
 @pytest.mark.parametrize(
     ("name", "snake"),
     [

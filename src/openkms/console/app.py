@@ -221,10 +221,3 @@ class ConsoleApp:
         page.session = session
         page.principal = principal
         return None
-
-
-def mount(kms: KmsApp) -> ConsoleApp:
-    """Serve the console at ``/console`` on the API's port."""
-    console = ConsoleApp(kms)
-    kms.mounts[PREFIX] = console
-    return console

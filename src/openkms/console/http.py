@@ -23,9 +23,9 @@ from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message
 
+from openkms.console import PREFIX as PREFIX  # the console's modules import it from here
 from openkms.server.authn import BodyTooLarge, Receive, Scope, Send, read_body
 
-PREFIX = "/console"
 STATIC_PREFIX = f"{PREFIX}/static/"
 
 #: Every form body (a key policy is at most 32 KiB, three times that when percent-encoded; wrapped

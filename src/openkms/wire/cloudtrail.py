@@ -16,8 +16,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.loaders
-import botocore.model
 import orjson
 
 from openkms.errors import (
@@ -26,6 +24,7 @@ from openkms.errors import (
     InvalidMaxResultsException,
     SerializationException,
 )
+from openkms.wire import shapes
 from openkms.wire.messages import wrong_kind
 from openkms.wire.naming import lower_first
 from openkms.wire.validate import parse_body, parse_timestamp
@@ -34,10 +33,9 @@ SERVICE_NAME = "cloudtrail"
 
 
 @functools.cache  # pure memos: the model shipped with botocore
-def cloudtrail_model() -> botocore.model.ServiceModel:
-    loader = botocore.loaders.create_loader()
-    data = loader.load_service_model(SERVICE_NAME, "service-2")
-    return botocore.model.ServiceModel(data, service_name=SERVICE_NAME)
+def cloudtrail_model() -> shapes.ServiceShapes:
+    """The shapes of botocore's CloudTrail model, read without botocore (:mod:`openkms.wire.shapes`)."""
+    return shapes.load(SERVICE_NAME)
 
 
 @functools.cache
@@ -53,7 +51,7 @@ def operation_names() -> frozenset[str]:
 
 @functools.cache
 def _lookup_shapes() -> dict[str, Any]:
-    request = cloudtrail_model().operation_model("LookupEvents").input_shape
+    request = cloudtrail_model().operation("LookupEvents").input_shape
     attribute = request.members["LookupAttributes"].member
     return {
         "request": request,
@@ -67,7 +65,7 @@ def _lookup_shapes() -> dict[str, Any]:
 @functools.cache
 def event_members() -> frozenset[str]:
     """The members of an entry of the response's ``Events`` (and ``Resources``)."""
-    output = cloudtrail_model().operation_model("LookupEvents").output_shape
+    output = cloudtrail_model().operation("LookupEvents").output_shape
     event = output.members["Events"].member
     return frozenset(event.members) | frozenset(event.members["Resources"].member.members)
 

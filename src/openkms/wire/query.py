@@ -28,18 +28,18 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
-
-import botocore.loaders
-import botocore.model
 
 from openkms.errors import InvalidAction, MissingAction, ServiceError, ValidationError
 from openkms.wire.audit import _Compiler
 from openkms.wire.messages import constraint_failure, java_text, not_null_failure, validation_message
 from openkms.wire.naming import lower_first, to_snake
 from openkms.wire.validate import parse_timestamp
+
+if TYPE_CHECKING:
+    import botocore.model
 
 SERVICES = ("iam", "sts")
 NAMESPACES = {
@@ -54,6 +54,11 @@ _POLICY_DOCUMENT_SHAPE = "policyDocumentType"
 @functools.cache  # pure memos (the models, their operations, the Unicode table, compiled patterns)
 def service_model(service: str) -> botocore.model.ServiceModel:
     """botocore's model of ``iam`` or ``sts`` (loaded on first use)."""
+    # Late: botocore.model imports botocore.auth and urllib3 (~0.1 s), for the first IAM/STS call or
+    # ``openkms admin`` command, not at a server's start.
+    import botocore.loaders
+    import botocore.model
+
     loader = botocore.loaders.create_loader()
     return botocore.model.ServiceModel(loader.load_service_model(service, "service-2"), service_name=service)
 

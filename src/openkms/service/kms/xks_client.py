@@ -19,23 +19,17 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
 
 from openkms.auth.sigv4 import sign_request
 from openkms.clock import Clock
 from openkms.crypto.secret import Secret
 from openkms.domain.custom_key_stores import Failure, parse_endpoint
+
+if TYPE_CHECKING:
+    import urllib3
 
 SIGNING_SERVICE = "kms-xks-proxy"
 DEFAULT_TIMEOUT = 0.25  # seconds: AWS KMS waits this long for an XKS proxy
@@ -123,6 +117,8 @@ class XksClient:
         if pool is None:
             with self._lock:
                 if self._pool_made is None:
+                    import urllib3  # late: ~0.05 s of a start, for a server with external key stores only
+
                     self._pool_made = urllib3.PoolManager(
                         num_pools=64, maxsize=8, ssl_context=self._trust(), retries=False, block=False
                     )
@@ -135,6 +131,17 @@ class XksClient:
 
     def call(self, target: ProxyTarget, operation_path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``<endpoint><uri path>/<operation_path>``: the answer's JSON object."""
+        # Late, as urllib3 in _pool: a server without external key stores never imports it.
+        import urllib3
+        from urllib3.exceptions import (
+            ConnectTimeoutError,
+            HTTPError,
+            NewConnectionError,
+            ProtocolError,
+            ReadTimeoutError,
+            SSLError,
+        )
+
         try:
             endpoint = parse_endpoint(target.uri_endpoint)
         except ValueError:
