@@ -284,3 +284,45 @@ def process_tree_cpu(pid: int) -> float | None:
         total += stats.get(cur, 0.0)
         todo.extend(children.get(cur, []))
     return total
+
+
+# --------------------------------------------------------------------------- server memory
+
+
+def process_tree_pids(pid: int) -> list[int]:
+    """``pid`` and its live descendants (Linux /proc), ``pid`` first; empty if it is gone."""
+    if _proc_stat(pid) is None:
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        st = _proc_stat(int(entry.name))
+        if st is not None:
+            children.setdefault(st[0], []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop(0)
+        out.append(cur)
+        todo.extend(children.get(cur, []))
+    return out
+
+
+def proc_status_kib(pid: int, field_name: str) -> int | None:
+    """A ``kB`` field of /proc/PID/status (``VmRSS``, ``VmHWM``, ``RssAnon``…) in KiB, or None."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def process_tree_rss_kib(pid: int) -> int | None:
+    """Resident set size (``VmRSS``) of ``pid`` plus its live descendants in KiB, or None if it is gone."""
+    pids = process_tree_pids(pid)
+    if not pids:
+        return None
+    return sum(proc_status_kib(p, "VmRSS") or 0 for p in pids)
