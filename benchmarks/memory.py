@@ -42,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -193,24 +192,6 @@ def run_batch(
 # --------------------------------------------------------------------------- server state
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-def scrape(port: int) -> dict[str, float]:
-    """The server's /metrics as ``{'name{labels}': value}`` (labels as printed), empty if unreachable."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match and not line.startswith("#"):
-            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return out
-
-
 @dataclass
 class Sample:
     """The server at one moment."""
@@ -231,7 +212,7 @@ def take_sample(target: targets.Target, metrics_port: int, label: str, t_s: floa
     assert target.pid is not None
     rss = targets.process_tree_rss_kib(target.pid)
     peak = targets.proc_status_kib(target.pid, "VmHWM")
-    m = scrape(metrics_port)
+    m = targets.scrape_metrics(metrics_port)
     encrypt = sum(v for k, v in m.items() if k.startswith("openkms_requests_total{") and _is_encrypt_ok(k))
     return Sample(
         label=label,

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -326,3 +328,24 @@ def process_tree_rss_kib(pid: int) -> int | None:
     if not pids:
         return None
     return sum(proc_status_kib(p, "VmRSS") or 0 for p in pids)
+
+
+# --------------------------------------------------------------------------- server metrics
+
+_METRIC_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
+    """A server's ``--metrics-listen`` page as ``{'name{labels}': value}`` (labels as printed); empty if
+    it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _METRIC_SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return out
