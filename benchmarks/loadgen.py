@@ -13,6 +13,9 @@ Design, chosen so that the client stays cheap next to the server under test:
   drives every connection with callbacks only (``asyncio.Protocol``): no
   coroutine or task per request.  One request is outstanding per connection
   (no pipelining).
+* Several endpoints (e.g. the nodes of one service): ``ClientPool.measure(...,
+  more=[...])`` spreads the connections round robin over them, each endpoint
+  with its own signed pool (the ``Host`` header is signed).
 * Responses are parsed minimally: status line, ``Content-Length`` (chunked and
   read-until-close bodies are handled too), ``Connection: close``.  A server
   that closes the connection after each response (moto's Werkzeug server does)
