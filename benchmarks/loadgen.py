@@ -13,6 +13,9 @@ Design, chosen so that the client stays cheap next to the server under test:
   drives every connection with callbacks only (``asyncio.Protocol``): no
   coroutine or task per request.  One request is outstanding per connection
   (no pipelining).
+* Several endpoints (e.g. the nodes of one service): ``ClientPool.measure(...,
+  more=[...])`` spreads the connections round robin over them, each endpoint
+  with its own signed pool (the ``Host`` header is signed).
 * Responses are parsed minimally: status line, ``Content-Length`` (chunked and
   read-until-close bodies are handled too), ``Connection: close``.  A server
   that closes the connection after each response (moto's Werkzeug server does)
@@ -40,7 +43,7 @@ import signal
 import time
 import traceback
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -117,6 +120,11 @@ class Job:
     seconds: float
     first_index: int = 0  # spreads the pool across connections and workers
     resign_s: float = RESIGN_INTERVAL_S  # re-sign the pool this often during long runs
+    more: tuple[SignSpec, ...] = ()  # further endpoints: connection n goes to (sign, *more)[n % count]
+
+    @property
+    def specs(self) -> tuple[SignSpec, ...]:
+        return (self.sign, *self.more)
 
 
 @dataclass
@@ -189,11 +197,12 @@ def _chunked_end(buf: bytes, pos: int) -> int:
 class _Conn(asyncio.Protocol):
     """One client connection: sends a request, waits for the response, sends the next."""
 
-    __slots__ = ("buf", "busy", "close_after", "hend", "idx", "need", "run", "status", "t_sent", "tr")
+    __slots__ = ("buf", "busy", "close_after", "ep", "hend", "idx", "need", "run", "status", "t_sent", "tr")
 
-    def __init__(self, run: _Run, idx: int, t_sent: int = 0) -> None:
+    def __init__(self, run: _Run, idx: int, t_sent: int = 0, ep: int = 0) -> None:
         self.run = run
         self.idx = idx
+        self.ep = ep  # index of the endpoint (and its pool) in ``run.pools``
         self.t_sent = t_sent  # non-zero: a reconnect during the run, send at once
         self.tr: asyncio.Transport | None = None
         self.buf = b""
@@ -272,9 +281,9 @@ class _Conn(asyncio.Protocol):
         if run.stopping:
             run.check_done()
         elif failed:  # do not spin on a server that drops every connection
-            run.timers.append(run.loop.call_later(RECONNECT_DELAY_S, run.reconnect, self.idx))
+            run.timers.append(run.loop.call_later(RECONNECT_DELAY_S, run.reconnect, self.idx, self.ep))
         else:
-            run.reconnect(self.idx)
+            run.reconnect(self.idx, self.ep)
 
     # -- request cycle
 
@@ -286,7 +295,7 @@ class _Conn(asyncio.Protocol):
         if run.stopping:
             tr.close()
             return
-        pool = run.pool
+        pool = run.pools[self.ep]
         self.idx += 1
         self.t_sent = now
         self.busy = True
@@ -323,13 +332,12 @@ class _Conn(asyncio.Protocol):
 class _Run:
     """State of one measurement inside a worker."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, job: Job, pool: list[bytes]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, job: Job, pools: list[list[bytes]]) -> None:
         self.loop = loop
         self.job = job
-        self.host = job.sign.host
-        self.port = job.sign.port
-        self.pool = pool
-        self.signed = len(pool)
+        self.addrs = [(spec.host, spec.port) for spec in job.specs]  # one pool per endpoint, same order
+        self.pools = pools
+        self.signed = sum(len(pool) for pool in pools)
         self.live: set[_Conn] = set()
         self.started = False
         self.stopping = False
@@ -363,22 +371,23 @@ class _Run:
     # -- connections
 
     async def connect_all(self) -> None:
-        conns = [_Conn(self, self.job.first_index + 7 * n) for n in range(self.job.connections)]
+        count = len(self.addrs)
+        conns = [_Conn(self, self.job.first_index + 7 * n, ep=n % count) for n in range(self.job.connections)]
         self.live.update(conns)
 
         async def one(conn: _Conn) -> None:
-            await self.loop.create_connection(lambda: conn, self.host, self.port)
+            await self.loop.create_connection(lambda: conn, *self.addrs[conn.ep])
 
         await asyncio.wait_for(asyncio.gather(*(one(c) for c in conns)), CONNECT_TIMEOUT_S)
 
-    def reconnect(self, idx: int) -> None:
+    def reconnect(self, idx: int, ep: int = 0) -> None:
         if self.stopping:
             return
-        conn = _Conn(self, idx, _now_ns() if self.started else 0)
+        conn = _Conn(self, idx, _now_ns() if self.started else 0, ep)
         self.live.add(conn)
         if self._in_window():
             self.new_connections += 1
-        task = self.loop.create_task(self.loop.create_connection(lambda: conn, self.host, self.port))
+        task = self.loop.create_task(self.loop.create_connection(lambda: conn, *self.addrs[ep]))
         task.add_done_callback(lambda t: self._connected(conn, t))
 
     def _connected(self, conn: _Conn, task: asyncio.Task[Any]) -> None:
@@ -390,7 +399,7 @@ class _Run:
         if self.stopping:
             self.check_done()
         else:
-            self.timers.append(self.loop.call_later(RECONNECT_DELAY_S, self.reconnect, conn.idx))
+            self.timers.append(self.loop.call_later(RECONNECT_DELAY_S, self.reconnect, conn.idx, conn.ep))
 
     def check_done(self) -> None:
         if self.stopping and not self.live and not self.done.done():
@@ -421,8 +430,8 @@ class _Run:
 
     def _resign(self) -> None:
         if not self.stopping:
-            self.pool = sign_pool(self.job.sign)
-            self.signed += len(self.pool)
+            self.pools = [sign_pool(spec) for spec in self.job.specs]
+            self.signed += sum(len(pool) for pool in self.pools)
             self.timers.append(self.loop.call_later(self.job.resign_s, self._resign))
 
     async def run(self, t0_ns: int) -> WorkerResult:
@@ -502,7 +511,7 @@ def _worker_main(pipe: Connection) -> None:
             run: _Run | None = None
             failures.clear()
             try:
-                run = _Run(loop, job, sign_pool(job.sign))
+                run = _Run(loop, job, [sign_pool(spec) for spec in job.specs])
                 loop.run_until_complete(run.connect_all())
                 if failures:
                     raise RuntimeError(f"client callback failure while connecting:\n{failures[0]}")
@@ -567,16 +576,26 @@ class ClientPool:
         seconds: float,
         on_window: Callable[[str], None] | None = None,
         resign_s: float = RESIGN_INTERVAL_S,
+        more: Sequence[SignSpec] = (),
     ) -> ClientResult:
-        """Run one measurement on all workers; ``on_window('start'|'end')`` fires in the parent."""
+        """Run one measurement on all workers; ``on_window('start'|'end')`` fires in the parent.
+
+        With ``more`` (further endpoints, e.g. other nodes of one service), the connections are
+        spread round robin over ``sign`` and ``more``, across the workers too.
+        """
         shares = [
             connections // self.procs + (1 if n < connections % self.procs else 0) for n in range(self.procs)
         ]
         active = [
             (w, share, n) for n, (w, share) in enumerate(zip(self._workers, shares, strict=True)) if share
         ]
+        specs = (sign, *more)
         for (_, pipe), share, n in active:
-            job = Job(sign, share, warmup_s, seconds, first_index=n * 1009, resign_s=resign_s)
+            first = sum(shares[:n]) % len(specs)  # this worker's first connection, numbered globally
+            mine = specs[first:] + specs[:first]
+            job = Job(
+                mine[0], share, warmup_s, seconds, first_index=n * 1009, resign_s=resign_s, more=mine[1:]
+            )
             pipe.send(("run", job))
         pipes = [pipe for (_, pipe), _, _ in active]
         try:

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -284,3 +286,66 @@ def process_tree_cpu(pid: int) -> float | None:
         total += stats.get(cur, 0.0)
         todo.extend(children.get(cur, []))
     return total
+
+
+# --------------------------------------------------------------------------- server memory
+
+
+def process_tree_pids(pid: int) -> list[int]:
+    """``pid`` and its live descendants (Linux /proc), ``pid`` first; empty if it is gone."""
+    if _proc_stat(pid) is None:
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        st = _proc_stat(int(entry.name))
+        if st is not None:
+            children.setdefault(st[0], []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop(0)
+        out.append(cur)
+        todo.extend(children.get(cur, []))
+    return out
+
+
+def proc_status_kib(pid: int, field_name: str) -> int | None:
+    """A ``kB`` field of /proc/PID/status (``VmRSS``, ``VmHWM``, ``RssAnon``…) in KiB, or None."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def process_tree_rss_kib(pid: int) -> int | None:
+    """Resident set size (``VmRSS``) of ``pid`` plus its live descendants in KiB, or None if it is gone."""
+    pids = process_tree_pids(pid)
+    if not pids:
+        return None
+    return sum(proc_status_kib(p, "VmRSS") or 0 for p in pids)
+
+
+# --------------------------------------------------------------------------- server metrics
+
+_METRIC_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
+    """A server's ``--metrics-listen`` page as ``{'name{labels}': value}`` (labels as printed); empty if
+    it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _METRIC_SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return out
