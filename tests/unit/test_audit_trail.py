@@ -183,6 +183,42 @@ def test_a_change_whose_record_is_not_stored_raises(tmp_path: Path, caplog: pyte
     assert names == {"DescribeKey", "EnableKey"}
 
 
+def test_a_full_queue_makes_read_only_calls_wait(tmp_path: Path) -> None:
+    """The queue is bounded: once ``max_pending`` entries wait, a read-only call waits for its batch
+    (and the writer is woken at once, not after its interval); below the bound it does not wait. A
+    read-only call that waited never fails for its record, even when the database refuses it."""
+    store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
+    db = sqlite3.connect(tmp_path / "audit.db")
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.event_name = 'ListAliases' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    db.commit()
+    db.close()
+    writer = AuditWriter(store, interval=60.0, max_pending=3)
+    writer.start()
+    try:
+        rows = [trail_rows(record([key(B, f"b{n}")]), 1700000000.0, f"b{n}") for n in range(5)]
+        assert [writer.submit(rows[n], durable=False) for n in range(3)] == [None, None, None]
+        assert writer.queued() == 3
+        waited = writer.submit(rows[3], durable=False)
+        assert waited is not None
+        waited.result(timeout=10)  # long before the 60 s interval
+        assert writer.queued() == 0
+        assert writer.submit(rows[4], durable=False) is None  # the queue has room again
+        for _ in range(2):  # fill it again, then a read-only call the database refuses waits
+            _run(writer.submit_call(api_call(event_name="DescribeKey")))
+        assert writer.queued() == 3
+        _run(writer.submit_call(api_call(event_name="ListAliases")))
+        assert writer.queued() == 0
+    finally:
+        writer.close()
+    with store.read() as tx:
+        names = [orjson.loads(row[1])["eventName"] for row in tx.query_audit()]
+    store.close()
+    assert sorted(names) == ["DescribeKey"] * 2 + ["ReEncrypt"] * 5  # ListAliases refused, dropped
+
+
 def test_record_fields_in_cloudtrail_order() -> None:
     """One function makes the record of every entry point's calls; its fields come in one order."""
     refused = record([key(A, "a1")], "DisabledException")

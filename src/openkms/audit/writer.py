@@ -2,9 +2,12 @@
 
 Records of calls that change something are *durable* before the call is answered (the caller awaits
 the flush); records of read-only calls (Encrypt, Decrypt, DescribeKey…) are acknowledged without
-waiting and written within ``interval`` seconds. A clean shutdown flushes everything; a crash
-(``kill -9``) can lose at most the read-only records of the last ``interval`` seconds. A batch the
-database refuses is written entry by entry: one bad record cannot block the trail.
+waiting and written within ``interval`` seconds. The queue is bounded: once ``max_pending`` entries
+wait, a read-only call waits for its record's batch too (back-pressure: a server asked for more than
+it can record answers at the rate it records, its queue and memory stay bounded). A clean shutdown
+flushes everything; a crash (``kill -9``) can lose at most the read-only records of the last
+``interval`` seconds, and never more than ``max_pending`` of them. A batch the database refuses is
+written entry by entry: one bad record cannot block the trail.
 
 An entry is the rows of one call (a cross-account call has a copy for the caller's and one for each
 key owner's account): they are always written in the same transaction, never one without the other.
@@ -24,6 +27,7 @@ write once they are stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -53,10 +57,13 @@ class RecordNotStored(Exception):
 
 
 class AuditWriter:
-    def __init__(self, store: Store, interval: float = 0.05, max_batch: int = 2000) -> None:
+    def __init__(
+        self, store: Store, interval: float = 0.05, max_batch: int = 2000, max_pending: int = 1000
+    ) -> None:
         self._store = store
         self._interval = interval
         self._max_batch = max_batch
+        self._max_pending = max_pending
         self._pending: list[Entry] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -75,18 +82,29 @@ class AuditWriter:
         self._thread.start()
 
     def submit(self, rows: Row | Sequence[Row], durable: bool) -> Future[None] | None:
-        """Queue the row(s) of one call; ``durable``: a future resolved once they are stored."""
+        """Queue the row(s) of one call. Returns a future resolved once they are stored when
+        ``durable``, or when the queue is full (``max_pending`` entries: the caller should wait for it,
+        see :meth:`submit_async`); None otherwise."""
         entry = [rows] if isinstance(rows, dict) else list(rows)
-        fut: Future[None] | None = Future() if durable else None
         with self._lock:
+            fut: Future[None] | None = (
+                Future() if durable or len(self._pending) >= self._max_pending else None
+            )
             self._pending.append((entry, fut))
-            if durable or len(self._pending) >= self._max_batch:
+            if fut is not None or len(self._pending) >= self._max_batch:
                 self._wake.set()
         return fut
 
     async def submit_async(self, rows: Row | Sequence[Row], durable: bool) -> None:
+        """Queue the rows of one call; a durable call waits until they are stored (and learns if they
+        are not); a read-only call waits only when the queue is full, and never fails for its record."""
         fut = self.submit(rows, durable)
-        if fut is not None:
+        if fut is None:
+            return
+        if durable:
+            await asyncio.wrap_future(fut)
+            return
+        with contextlib.suppress(Exception):
             await asyncio.wrap_future(fut)
 
     async def submit_call(self, call: ApiCall) -> None:
