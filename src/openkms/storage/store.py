@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from openkms.clock import Clock, SystemClock
 from openkms.config import WORKER_THREADS
+from openkms.storage.group_commit import GroupCommit
 from openkms.storage.migrations import migrate
 from openkms.storage.rows import (
     AccessKeyRow,
@@ -67,6 +68,7 @@ __all__ = [
     "normalize_url",
 ]
 ChangeListener = Callable[[Sequence[tuple[str, str]]], None]
+T = TypeVar("T")
 
 # PostgreSQL connections of one process. A write transaction may open a read nested in it (the
 # authorizer loading identity policies, or checking that the principals a new key policy names exist)
@@ -96,6 +98,12 @@ class Store:
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self._listeners: list[ChangeListener] = []
         self._write_lock = threading.RLock()
+        self.group_commit = GroupCommit(
+            lambda: self._connect(write=True),
+            lambda conn: Tx(conn, self.backend, write=True, clock=self.clock),
+            self._write_lock,
+            self._tell_listeners,
+        )
         self._probe: Engine | None = None  # schema_version's engine (no pool)
         self.engine: Engine
         if self.backend == "sqlite":
@@ -176,8 +184,21 @@ class Store:
             with conn.begin():
                 yield tx
         if tx.changes:
-            for listener in self._listeners:
-                listener(tx.changes)
+            self._tell_listeners(tx.changes)
+
+    def write_grouped(self, body: Callable[[Tx], T]) -> T:
+        """``body(tx)`` in a write transaction, committed before this returns. On SQLite the
+        transaction may hold other threads' concurrent bodies too, one commit for all
+        (:mod:`openkms.storage.group_commit`): a body must touch nothing but ``tx`` and raise to undo
+        its writes. On PostgreSQL, whose writers run concurrently, it has its own transaction."""
+        if self.backend != "sqlite":
+            with self.write() as tx:
+                return body(tx)
+        return self.group_commit.run(body)
+
+    def _tell_listeners(self, changes: Sequence[tuple[str, str]]) -> None:
+        for listener in self._listeners:
+            listener(changes)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -27,14 +27,23 @@ class TxBase:
         self.write = write
         self.clock = clock
         self.changes: list[tuple[str, str]] = []
+        self._announced: set[tuple[str, str]] = set()
 
     # -- change notification ------------------------------------------------------------------------
     def changed(self, kind: str, ident: str) -> None:
-        self.changes.append((kind, ident))
+        """Announce, on commit, that ``ident`` of ``kind`` changed (once per transaction: a second
+        notice of the same change says nothing more)."""
+        change = (kind, ident)
+        if change in self._announced:
+            return
+        self._announced.add(change)
+        self.changes.append(change)
         if self.backend == "postgresql":
-            self.conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"{kind}|{ident}")))
+            self.conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{kind}|{ident}"))
         else:
-            self.conn.execute(t.changes.insert().values(kind=kind, ident=ident, at=self.clock.now()))
+            self.conn.exec_driver_sql(
+                "INSERT INTO changes (kind, ident, at) VALUES (?, ?, ?)", (kind, ident, self.clock.now())
+            )
 
     def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str, float]]:
         """(id, kind, ident, time of the change) of the changes after ``after_id``, oldest first."""

@@ -19,13 +19,18 @@ from openkms.storage.rows import (
 from openkms.storage.tx_base import storable
 from openkms.storage.tx_multi_region import MultiRegionTx
 
+# Statements without bound values compile once (SQLAlchemy's cache); a statement built with
+# ``.values(**row)`` is built and its cache key computed again on every call.
+_INSERT_KEY = t.keys.insert()
+_INSERT_MATERIAL = t.key_materials.insert()
+
 
 class KeysTx(MultiRegionTx):
     # -- keys ------------------------------------------------------------------------------------------
     def insert_key(self, key: KeyRecord, sync_since: float | None = None) -> None:
         """A new key; a multi-Region one also joins its set (``key.primary_region``: the set's primary
         Region, None for a new primary; ``sync_since``: a replica being created since then)."""
-        self.conn.execute(t.keys.insert().values(**key_values(key)))
+        self.conn.execute(_INSERT_KEY, key_values(key))
         self.changed("key", f"{key.region}/{key.key_id}")
         if key.multi_region:
             self.insert_multi_region_key(key, key.primary_region or key.region, sync_since)
@@ -122,8 +127,14 @@ class KeysTx(MultiRegionTx):
         return [r.alias_name for r in alias_rows]
 
     # -- key materials ----------------------------------------------------------------------------------
-    def put_material(self, region: str, key_id: str, material: KeyMaterial) -> None:
+    def put_material(self, region: str, key_id: str, material: KeyMaterial, *, new: bool = False) -> None:
+        """Store a key's material, replacing the stored one of the same id; ``new``: the key has none
+        of that id yet (a new key's first material: inserted without looking)."""
         values = material_values(region, key_id, material)
+        if new:
+            self.conn.execute(_INSERT_MATERIAL, values)
+            self.changed("key", f"{region}/{key_id}")
+            return
         updated = self.conn.execute(
             t.key_materials.update()
             .where(
@@ -134,7 +145,7 @@ class KeysTx(MultiRegionTx):
             .values(**values)
         ).rowcount
         if not updated:
-            self.conn.execute(t.key_materials.insert().values(**values))
+            self.conn.execute(_INSERT_MATERIAL, values)
         self.changed("key", f"{region}/{key_id}")
 
     def get_materials(self, region: str, key_id: str) -> list[KeyMaterial]:

@@ -21,6 +21,7 @@ from openkms.service.kms import external_keys
 from openkms.service.kms.context import RequestContext
 from openkms.service.kms.core import KmsCore
 from openkms.service.kms.metadata import key_metadata
+from openkms.storage.store import Tx
 
 DAY = 86400.0
 
@@ -117,14 +118,18 @@ def create_key(
         )
         if spec is KeySpec.SYMMETRIC_DEFAULT:
             record.current_material_id = material_id
-    with core.store.write() as tx:
+
+    def store_key(tx: Tx) -> None:
         tx.insert_key(record)
         if material is not None:
-            tx.put_material(ctx.region, key_id, material)
+            tx.put_material(ctx.region, key_id, material, new=True)
         if tag_map:
             tx.set_tags(ctx.region, key_id, tag_map)
         if placement is not None:
             external_keys.record_new_key(tx, record, placement)
+
+    # Concurrent CreateKeys share a commit on SQLite (group commit): each is durable when this returns.
+    core.store.write_grouped(store_key)
     ctx.touch(record.arn)
     metadata = key_metadata(record)
     if placement is not None:

@@ -1,0 +1,193 @@
+"""Group commit (``Store.write_grouped``) against a real SQLite store: concurrent bodies share
+commits, each is durable and its changes told to the listeners before its caller returns, a body
+that raises is undone alone, a failed commit fails every body of its group, and a transaction
+announces a change once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from openkms.storage.store import Store, Tx
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield s
+    s.close()
+
+
+def tags(store: Store, key_id: str) -> dict[str, str]:
+    with store.read() as tx:
+        return tx.get_tags("us-east-1", key_id)
+
+
+def tag_body(key_id: str, fail: bool = False) -> Callable[[Tx], str]:
+    def body(tx: Tx) -> str:
+        tx.set_tags("us-east-1", key_id, {"k": key_id})
+        if fail:
+            raise Boom(key_id)
+        return key_id
+
+    return body
+
+
+def write_transactions(store: Store) -> list[int]:
+    """A counter of the store's write transactions (appended to as each begins)."""
+    seen: list[int] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            seen.append(1)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    return seen
+
+
+def wait_queued(store: Store, n: int) -> None:
+    """Until ``n`` bodies wait behind the one running."""
+    deadline = time.monotonic() + 20
+    while store.group_commit.waiting < n:
+        assert time.monotonic() < deadline, f"{store.group_commit.waiting} bodies queued, not {n}"
+        time.sleep(0.005)
+
+
+def test_concurrent_bodies_share_commits_and_each_is_durable_and_told(store: Store) -> None:
+    told: list[str] = []
+    store.add_listener(lambda changes: told.extend(ident for _, ident in changes))
+    n = 64
+    counted = write_transactions(store)
+    # The first body holds the write lock until every caller has queued its body behind it.
+    gate = threading.Event()
+
+    started = threading.Event()
+
+    def first(tx: Tx) -> str:
+        tx.set_tags("us-east-1", "k0", {"k": "k0"})
+        started.set()
+        gate.wait(10)
+        return "k0"
+
+    def call(i: int) -> tuple[str, bool, bool]:
+        result = store.write_grouped(first if i == 0 else tag_body(f"k{i}"))
+        # When a caller returns, its write is committed and its change was told to the listeners.
+        return result, tags(store, result) == {"k": result}, f"us-east-1/{result}" in told
+
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(call, 0)]
+        assert started.wait(10)
+        futures += [pool.submit(call, i) for i in range(1, n)]
+        wait_queued(store, n - 1)
+        gate.set()
+        results = [f.result(timeout=30) for f in futures]
+    assert results == [(f"k{i}", True, True) for i in range(n)]
+    # 64 bodies: the first alone, then groups of at most GROUP_MAX (32): 3 transactions.
+    assert len(counted) == 3
+    assert sorted(told) == sorted(f"us-east-1/k{i}" for i in range(n))
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        pytest.param({1}, id="one-body-of-a-group"),
+        pytest.param({0, 2}, id="first-and-last"),
+        pytest.param({0, 1, 2}, id="every-body"),
+    ],
+)
+def test_a_body_that_raises_is_undone_alone(store: Store, failing: set[int]) -> None:
+    gate = threading.Event()
+
+    started = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        started.set()
+        gate.wait(10)
+
+    with ThreadPoolExecutor(4) as pool:
+        holder = pool.submit(store.write_grouped, hold)
+        futures = {}
+        assert started.wait(10)
+        for i in range(3):
+            futures[i] = pool.submit(store.write_grouped, tag_body(f"f{i}", fail=i in failing))
+        wait_queued(store, 3)
+        gate.set()
+        holder.result(timeout=10)
+        for i, future in futures.items():
+            if i in failing:
+                with pytest.raises(Boom, match=f"f{i}"):
+                    future.result(timeout=10)
+                assert tags(store, f"f{i}") == {}
+            else:
+                assert future.result(timeout=10) == f"f{i}"
+                assert tags(store, f"f{i}") == {"k": f"f{i}"}
+
+
+def test_a_body_alone_that_raises_writes_nothing(store: Store) -> None:
+    with pytest.raises(Boom):
+        store.write_grouped(tag_body("alone", fail=True))
+    assert tags(store, "alone") == {}
+    assert store.write_grouped(tag_body("after")) == "after"
+    assert tags(store, "after") == {"k": "after"}
+
+
+def test_a_failed_commit_fails_every_body_of_its_group(store: Store) -> None:
+    gate = threading.Event()
+    seen = write_transactions(store)
+
+    started = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        started.set()
+        gate.wait(10)
+
+    refused: list[int] = []
+
+    @event.listens_for(store.engine, "commit")
+    def refuse(conn: object) -> None:
+        if len(seen) == 3 and not refused:  # the third write: the group queued behind the holder
+            refused.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+
+    with ThreadPoolExecutor(4) as pool:
+        holder = pool.submit(store.write_grouped, tag_body("holder"))
+        holder.result(timeout=10)
+        holder = pool.submit(store.write_grouped, hold)
+        assert started.wait(10)
+        futures = [pool.submit(store.write_grouped, tag_body(f"c{i}")) for i in range(3)]
+        wait_queued(store, 3)
+        gate.set()
+        holder.result(timeout=10)
+        for future in futures:
+            with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+                future.result(timeout=10)
+    assert [tags(store, f"c{i}") for i in range(3)] == [{}, {}, {}]
+    # The store goes on after it.
+    assert store.write_grouped(tag_body("later")) == "later"
+    assert tags(store, "later") == {"k": "later"}
+
+
+def test_a_change_is_announced_once_per_transaction(store: Store) -> None:
+    told: list[list[tuple[str, str]]] = []
+    store.add_listener(lambda changes: told.append(list(changes)))
+    with store.write() as tx:
+        before = tx.last_change_id()
+        for _ in range(3):
+            tx.set_tags("us-east-1", "once", {"a": "b"})
+        tx.changed("alias", "us-east-1/x")
+        tx.changed("alias", "us-east-1/x")
+    assert told == [[("key", "us-east-1/once"), ("alias", "us-east-1/x")]]
+    with store.read() as tx:
+        logged = [(kind, ident) for _, kind, ident, _ in tx.changes_after(before)]
+    assert logged == [("key", "us-east-1/once"), ("alias", "us-east-1/x")]
