@@ -11,6 +11,16 @@ from openkms.storage import schema as t
 from openkms.storage.rows import GrantRow, grant_from_row
 from openkms.storage.tx_base import TxBase, storable
 
+# Built once (a cache miss runs it): see the statements of ``tx_keys``.
+_GRANTS_OF_KEYS = (
+    sa.select(t.grants)
+    .where(
+        t.grants.c.region == sa.bindparam("region"),
+        t.grants.c.key_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .order_by(t.grants.c.key_id, t.grants.c.grant_id)
+)
+
 
 class GrantsTx(TxBase):
     # -- grants ----------------------------------------------------------------------------------------
@@ -50,14 +60,8 @@ class GrantsTx(TxBase):
 
     def grants_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[GrantRow]]:
         """Key id -> its grants (by grant id) for the keys of ``key_ids``, in one query."""
-        c = t.grants.c
-        q = (
-            sa.select(t.grants)
-            .where(c.region == region, c.key_id.in_(key_ids))
-            .order_by(c.key_id, c.grant_id)
-        )
         found: dict[str, list[GrantRow]] = {}
-        for r in self.conn.execute(q):
+        for r in self.conn.execute(_GRANTS_OF_KEYS, {"region": region, "ids": list(key_ids)}):
             found.setdefault(r.key_id, []).append(grant_from_row(r))
         return found
 

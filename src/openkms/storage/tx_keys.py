@@ -19,10 +19,31 @@ from openkms.storage.rows import (
 from openkms.storage.tx_base import storable
 from openkms.storage.tx_multi_region import MultiRegionTx
 
-# Statements without bound values compile once (SQLAlchemy's cache); a statement built with
-# ``.values(**row)`` is built and its cache key computed again on every call.
+# Statements built once, executed with their values: SQLAlchemy compiles each once, where a statement
+# built on every call (``.values(**row)``, ``.where(col == value)``) costs its construction and its
+# cache key each time.
 _INSERT_KEY = t.keys.insert()
 _INSERT_MATERIAL = t.key_materials.insert()
+# The queries that load keys into the cache (a cache miss runs each once), with bound ``region`` and
+# ``ids``.
+_REGION: sa.BindParameter[str] = sa.bindparam("region")
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_KEYS_BY_ID = sa.select(t.keys).where(t.keys.c.region == _REGION, t.keys.c.key_id.in_(_IDS))
+_MATERIALS_OF_KEYS = (
+    sa.select(t.key_materials)
+    .where(t.key_materials.c.region == _REGION, t.key_materials.c.key_id.in_(_IDS))
+    .order_by(t.key_materials.c.key_id, t.key_materials.c.created, t.key_materials.c.material_id)
+)
+_ALIASES_OF_KEYS = (
+    sa.select(t.aliases)
+    .where(t.aliases.c.region == _REGION, t.aliases.c.key_id.in_(_IDS))
+    .order_by(t.aliases.c.alias_name)
+)
+_TAGS_OF_KEYS = (
+    sa.select(t.tags.c.key_id, t.tags.c.tag_key, t.tags.c.tag_value)
+    .where(t.tags.c.region == _REGION, t.tags.c.key_id.in_(_IDS))
+    .order_by(t.tags.c.key_id, t.tags.c.tag_key)
+)
 
 
 class KeysTx(MultiRegionTx):
@@ -49,8 +70,9 @@ class KeysTx(MultiRegionTx):
     def get_keys(self, region: str, key_ids: Sequence[str]) -> list[KeyRecord]:
         """The keys of ``key_ids`` that exist, in one query (loading a page of keys at once; one more
         for the multi-Region sets of those that are multi-Region keys)."""
-        q = sa.select(t.keys).where(t.keys.c.region == region, t.keys.c.key_id.in_(key_ids))
-        keys = [key_from_row(r) for r in self.conn.execute(q)]
+        keys = [
+            key_from_row(r) for r in self.conn.execute(_KEYS_BY_ID, {"region": region, "ids": list(key_ids)})
+        ]
         self.fill_multi_region(keys)
         return keys
 
@@ -153,14 +175,8 @@ class KeysTx(MultiRegionTx):
 
     def materials_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[KeyMaterial]]:
         """Key id -> its materials, oldest first, for the keys of ``key_ids``, in one query."""
-        c = t.key_materials.c
-        q = (
-            sa.select(t.key_materials)
-            .where(c.region == region, c.key_id.in_(key_ids))
-            .order_by(c.key_id, c.created, c.material_id)
-        )
         found: dict[str, list[KeyMaterial]] = {}
-        for r in self.conn.execute(q):
+        for r in self.conn.execute(_MATERIALS_OF_KEYS, {"region": region, "ids": list(key_ids)}):
             found.setdefault(r.key_id, []).append(material_from_row(r))
         return found
 
@@ -288,13 +304,8 @@ class KeysTx(MultiRegionTx):
 
     def aliases_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, list[Alias]]:
         """Key id -> the aliases pointing at it, by name, for the keys of ``key_ids``, in one query."""
-        q = (
-            sa.select(t.aliases)
-            .where(t.aliases.c.region == region, t.aliases.c.key_id.in_(key_ids))
-            .order_by(t.aliases.c.alias_name)
-        )
         found: dict[str, list[Alias]] = {}
-        for r in self.conn.execute(q):
+        for r in self.conn.execute(_ALIASES_OF_KEYS, {"region": region, "ids": list(key_ids)}):
             found.setdefault(r.key_id, []).append(alias_from_row(r))
         return found
 
@@ -308,14 +319,8 @@ class KeysTx(MultiRegionTx):
 
     def tags_of_keys(self, region: str, key_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Key id -> its tags (by tag key) for the keys of ``key_ids``, in one query."""
-        c = t.tags.c
-        q = (
-            sa.select(c.key_id, c.tag_key, c.tag_value)
-            .where(c.region == region, c.key_id.in_(key_ids))
-            .order_by(c.key_id, c.tag_key)
-        )
         found: dict[str, dict[str, str]] = {}
-        for r in self.conn.execute(q):
+        for r in self.conn.execute(_TAGS_OF_KEYS, {"region": region, "ids": list(key_ids)}):
             found.setdefault(r.key_id, {})[r.tag_key] = r.tag_value
         return found
 
