@@ -191,3 +191,21 @@ def test_a_change_is_announced_once_per_transaction(store: Store) -> None:
     with store.read() as tx:
         logged = [(kind, ident) for _, kind, ident, _ in tx.changes_after(before)]
     assert logged == [("key", "us-east-1/once"), ("alias", "us-east-1/x")]
+
+
+def test_a_change_announced_inside_a_savepoint_that_rolls_back_is_still_announced(store: Store) -> None:
+    """The notices are written at the end of the transaction: a change first announced inside a
+    SAVEPOINT that is rolled back, then made again, still reaches the other processes' feed."""
+    with store.write() as tx:
+        before = tx.last_change_id()
+        try:
+            with tx.conn.begin_nested():
+                tx.set_tags("us-east-1", "sp", {"a": "1"})
+                raise Boom("undo")
+        except Boom:
+            pass
+        tx.set_tags("us-east-1", "sp", {"a": "2"})
+    with store.read() as tx:
+        logged = [(kind, ident) for _, kind, ident, _ in tx.changes_after(before)]
+    assert logged == [("key", "us-east-1/sp")]
+    assert tags(store, "sp") == {"a": "2"}

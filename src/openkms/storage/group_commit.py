@@ -40,7 +40,8 @@ class _Pending(Generic[T]):
 class GroupCommit:
     """Runs write bodies in shared transactions. ``connect`` opens a write connection,
     ``new_tx(conn)`` makes the transaction object a body receives, ``write_lock`` serializes this
-    process's SQLite writers, and ``notify`` gets the changes of the bodies that committed."""
+    process's SQLite writers, and ``notify`` gets the changes of the bodies that committed. A body's
+    transaction object writes its change notices (``announce``) at the end of its SAVEPOINT."""
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class GroupCommit:
                 tx = self._new_tx(conn)
                 try:
                     group[0].result = group[0].body(tx)
+                    tx.announce()
                 except Exception as exc:
                     group[0].error = exc
                     raise
@@ -118,6 +120,7 @@ class GroupCommit:
                 try:
                     with conn.begin_nested():
                         pending.result = pending.body(tx)
+                        tx.announce()
                 except Exception as exc:
                     pending.error = exc
                 else:

@@ -183,6 +183,7 @@ class Store:
             tx = Tx(conn, self.backend, write=True, clock=self.clock)
             with conn.begin():
                 yield tx
+                tx.announce()
         if tx.changes:
             self._tell_listeners(tx.changes)
 

@@ -31,18 +31,29 @@ class TxBase:
 
     # -- change notification ------------------------------------------------------------------------
     def changed(self, kind: str, ident: str) -> None:
-        """Announce, on commit, that ``ident`` of ``kind`` changed (once per transaction: a second
-        notice of the same change says nothing more)."""
+        """Announce, when this transaction commits, that ``ident`` of ``kind`` changed (once: a
+        second notice of the same change says nothing more). The notices are written by
+        :meth:`announce`, just before the commit."""
         change = (kind, ident)
-        if change in self._announced:
+        if change not in self._announced:
+            self._announced.add(change)
+            self.changes.append(change)
+
+    def announce(self) -> None:
+        """Write this transaction's notices for other processes (SQLite: rows of ``changes``, which
+        they poll; PostgreSQL: ``NOTIFY``, delivered on commit). Called once, last, before the commit:
+        a notice given inside a SAVEPOINT later rolled back is still sent (one notice too many, never
+        one too few)."""
+        if not self.changes:
             return
-        self._announced.add(change)
-        self.changes.append(change)
         if self.backend == "postgresql":
-            self.conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{kind}|{ident}"))
+            for kind, ident in self.changes:
+                self.conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{kind}|{ident}"))
         else:
+            now = self.clock.now()
             self.conn.exec_driver_sql(
-                "INSERT INTO changes (kind, ident, at) VALUES (?, ?, ?)", (kind, ident, self.clock.now())
+                "INSERT INTO changes (kind, ident, at) VALUES (?, ?, ?)",
+                [(kind, ident, now) for kind, ident in self.changes],
             )
 
     def changes_after(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str, float]]:
