@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openkms.domain.model import Alias, KeyMaterial, KeyRecord, KeyState
 from openkms.storage import schema as t
@@ -23,7 +26,23 @@ from openkms.storage.tx_multi_region import MultiRegionTx
 # built on every call (``.values(**row)``, ``.where(col == value)``) costs its construction and its
 # cache key each time.
 _INSERT_KEY = t.keys.insert()
-_INSERT_MATERIAL = t.key_materials.insert()
+
+
+def _upsert_material(insert: Any) -> Any:
+    """``INSERT … ON CONFLICT (region, key_id, material_id) DO UPDATE`` of every other column (the
+    same statement text on SQLite and PostgreSQL, built with each dialect's insert)."""
+    stmt = insert(t.key_materials)
+    keys = [c.name for c in t.key_materials.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in t.key_materials.columns if c.name not in keys},
+    )
+
+
+# A material stored whether or not one of its id is there: one statement (a new key's first material
+# never pays for a lookup).
+_PUT_MATERIAL = {"sqlite": _upsert_material(sqlite_insert), "postgresql": _upsert_material(pg_insert)}
+
 # The queries that load keys into the cache (a cache miss runs each once), with bound ``region`` and
 # ``ids``.
 _REGION: sa.BindParameter[str] = sa.bindparam("region")
@@ -149,25 +168,9 @@ class KeysTx(MultiRegionTx):
         return [r.alias_name for r in alias_rows]
 
     # -- key materials ----------------------------------------------------------------------------------
-    def put_material(self, region: str, key_id: str, material: KeyMaterial, *, new: bool = False) -> None:
-        """Store a key's material, replacing the stored one of the same id; ``new``: the key has none
-        of that id yet (a new key's first material: inserted without looking)."""
-        values = material_values(region, key_id, material)
-        if new:
-            self.conn.execute(_INSERT_MATERIAL, values)
-            self.changed("key", f"{region}/{key_id}")
-            return
-        updated = self.conn.execute(
-            t.key_materials.update()
-            .where(
-                t.key_materials.c.region == region,
-                t.key_materials.c.key_id == key_id,
-                t.key_materials.c.material_id == material.material_id,
-            )
-            .values(**values)
-        ).rowcount
-        if not updated:
-            self.conn.execute(_INSERT_MATERIAL, values)
+    def put_material(self, region: str, key_id: str, material: KeyMaterial) -> None:
+        """Store a key's material, replacing the stored one of the same id."""
+        self.conn.execute(_PUT_MATERIAL[self.backend], material_values(region, key_id, material))
         self.changed("key", f"{region}/{key_id}")
 
     def get_materials(self, region: str, key_id: str) -> list[KeyMaterial]:

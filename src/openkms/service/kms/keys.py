@@ -122,7 +122,7 @@ def create_key(
     def store_key(tx: Tx) -> None:
         tx.insert_key(record)
         if material is not None:
-            tx.put_material(ctx.region, key_id, material, new=True)
+            tx.put_material(ctx.region, key_id, material)
         if tag_map:
             tx.set_tags(ctx.region, key_id, tag_map)
         if placement is not None:
