@@ -783,9 +783,13 @@ def test_lists_show_nothing_of_another_account(world: World) -> None:
         "NotFoundException", f"Alias arn:aws:kms:{REGION}:{w.b.account}:{key.alias_name} is not found.", 400
     )
     assert w.b.kms.describe_custom_key_stores()["CustomKeyStores"] == []
-    # ListGrants (cross-account: Yes) of A's key lists that key's grants only.
+    # ListGrants (cross-account: Yes) of A's key lists that key's grants only (one made here, so that
+    # the listing is not empty whichever of this module's tests ran before on this server).
+    own = _grant_id(w, key)
     grants = w.b.kms.list_grants(KeyId=key.arn)["Grants"]
+    assert own in {g["GrantId"] for g in grants}
     assert grants and all(g["KeyId"] in (key.arn, key.id) for g in grants)
+    w.a.kms.revoke_grant(KeyId=key.id, GrantId=own)
 
 
 def test_get_key_last_usage_names_an_event_of_the_owners_trail(world: World) -> None:
