@@ -264,3 +264,70 @@ def test_trickling_connections_and_a_header_flood_do_not_delay_others(workdir: P
         assert peak - before < 64 * 1024  # KiB: bounded by connections x header limit, not by input
     finally:
         server.stop()
+
+
+class _Responses:
+    """Responses read off one kept-alive connection, in order (pipelined answers may share a read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, f"closed after {self.buffer!r}"
+        self.buffer += chunk
+
+    def next(self, body: bool = True) -> tuple[bytes, bytes]:
+        """The next response's head and body (``body`` False: a head alone, as HEAD and 100 get)."""
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if not body:
+            return head, b""
+        while len(self.buffer) < length:
+            self._fill()
+        content, self.buffer = self.buffer[:length], self.buffer[length:]
+        return head, content
+
+
+def test_heads_bodies_interim_answers_and_pipelined_requests_arrive_whole(limited: Server) -> None:
+    """Each response's head waits for its body (one write): a HEAD response (no body written), a
+    100 Continue before the body is sent, and pipelined requests on one connection are each answered
+    in full and in order."""
+    with _connect(limited) as sock:
+        sock.settimeout(5)
+        answers = _Responses(sock)
+        # HEAD: the head alone, then the connection serves the next request.
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _ = answers.next(body=False)
+        assert head.startswith(b"HTTP/1.1 ") and b"content-length:" in head.lower()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = answers.next()
+        assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body) == {"status": "ok"}
+        assert answers.buffer == b""  # the HEAD answer had no body
+
+        # Expect: 100-continue: the interim answer first, the final one after the body.
+        payload = b"{}"
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+            b"X-Amz-Target: TrentService.ListKeys\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(payload)
+        )
+        interim, _ = answers.next(body=False)
+        assert interim == b"HTTP/1.1 100 Continue"
+        sock.sendall(payload)
+        head, body = answers.next()
+        assert head.startswith(b"HTTP/1.1 400 ")  # unsigned: refused, with AWS's error body
+        assert json.loads(body)["__type"].endswith("MissingAuthenticationTokenException")
+
+        # Three pipelined requests in one send: three whole answers, in order.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        for _ in range(3):
+            head, body = answers.next()
+            assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body) == {"status": "ok"}

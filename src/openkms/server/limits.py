@@ -14,6 +14,7 @@ the event loop. The answers given are counted by status in the configuration's
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,56 @@ class EdgeRejections:
 
     def count(self, status: int) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _OneWriteResponse:
+    """The transport as one request's response cycle sees it: the response head is held until the
+    first body write, so that a response whose body follows at once leaves in one ``send()`` (uvicorn
+    writes the head and the body separately). A held head is written before a close and when the
+    response completes without a body write (HEAD, 204, 304)."""
+
+    __slots__ = ("_done", "_head", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, done: Callable[[], None]) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._started = False
+        self._done = done
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif self._started or data == _CONTINUE:
+            self._transport.write(data)
+        else:
+            self._started = True
+            self._head = data
+
+    def flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def on_response(self) -> None:
+        """The response is complete: write a head still held, then the protocol's continuation."""
+        self.flush()
+        self._done()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -158,6 +209,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._arm(self.limits.body_timeout, 408)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            held = _OneWriteResponse(self.transport, cycle.on_response)
+            cycle.transport = held  # type: ignore[assignment]
+            cycle.on_response = held.on_response
 
     def on_body(self, body: bytes) -> None:
         if self._rejected:
