@@ -1,7 +1,8 @@
 """Group commit (``Store.write_grouped``) against a real SQLite store: concurrent bodies share
 commits, each is durable and its changes told to the listeners before its caller returns, a body
-that raises is undone alone, a failed commit fails every body of its group, and a transaction
-announces a change once."""
+that raises is undone alone, a failed commit fails every body of its group, a transaction
+announces a change once, and the audit rows given to the transactions are chained once per group,
+with the bodies that ran."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
+from openkms.audit.events import storage_row
+from openkms.domain.trail_chain import record_hash
+from openkms.storage import schema as t
 from openkms.storage.store import Store, Tx
 
 
@@ -209,3 +214,112 @@ def test_a_change_announced_inside_a_savepoint_that_rolls_back_is_still_announce
         logged = [(kind, ident) for _, kind, ident, _ in tx.changes_after(before)]
     assert logged == [("key", "us-east-1/sp")]
     assert tags(store, "sp") == {"a": "2"}
+
+
+def audit_row(event_id: str) -> dict[str, object]:
+    record = {
+        "eventID": event_id,
+        "eventName": "CreateKey",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"accountId": "111122223333", "arn": "arn:aws:iam::111122223333:root"},
+        "readOnly": False,
+        "eventSource": "kms.amazonaws.com",
+        "resources": [],
+    }
+    return storage_row(record, 1_700_000_000.0, event_id)
+
+
+def recording_body(key_id: str, event_id: str, fail: bool = False) -> Callable[[Tx], str]:
+    """Tags a key and gives the transaction its audit row (``tx.record``), as CreateKey does."""
+
+    def body(tx: Tx) -> str:
+        tx.set_tags("us-east-1", key_id, {"k": key_id})
+        tx.record([audit_row(event_id)])
+        if fail:
+            raise Boom(key_id)
+        return key_id
+
+    return body
+
+
+def trail(store: Store) -> list[tuple[int, str, str, str, str]]:
+    """(seq, event id, prev hash, hash, recomputed hash) of the stored records, in chain order."""
+    with store.read() as tx:
+        rows = tx.conn.execute(
+            sa.select(t.audit_events).where(t.audit_events.c.account_id == "111122223333").order_by("seq")
+        ).mappings()
+        return [
+            (r["seq"], r["event_id"], r["prev_hash"], r["hash"], record_hash(r["prev_hash"], r["seq"], r))
+            for r in rows
+        ]
+
+
+def test_records_given_to_a_group_are_chained_once_for_the_bodies_that_ran(store: Store) -> None:
+    """The audit rows of a group's bodies are appended after the last body, in one chained write: a
+    body undone takes its row with it, and the chain has no gap."""
+    gate = threading.Event()
+    started = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        started.set()
+        gate.wait(10)
+
+    with ThreadPoolExecutor(4) as pool:
+        holder = pool.submit(store.write_grouped, hold)
+        assert started.wait(10)
+        futures = [
+            pool.submit(store.write_grouped, recording_body(f"r{i}", f"e{i}", fail=i == 1)) for i in range(3)
+        ]
+        wait_queued(store, 3)
+        gate.set()
+        holder.result(timeout=10)
+        assert futures[0].result(timeout=10) == "r0"
+        with pytest.raises(Boom):
+            futures[1].result(timeout=10)
+        assert futures[2].result(timeout=10) == "r2"
+    chain = trail(store)
+    assert [(seq, event_id) for seq, event_id, *_ in chain] == [(1, "e0"), (2, "e2")]
+    assert [stored == recomputed for *_, stored, recomputed in chain] == [True, True]
+    assert chain[1][2] == chain[0][3]  # e2 follows e0
+    assert tags(store, "r1") == {}
+    # A plain write transaction records the same way (PostgreSQL's CreateKey; no group there).
+    with store.write() as tx:
+        tx.set_tags("us-east-1", "plain", {"k": "plain"})
+        tx.record([audit_row("e3")])
+    chain = trail(store)
+    assert [(seq, event_id) for seq, event_id, *_ in chain] == [(1, "e0"), (2, "e2"), (3, "e3")]
+    assert chain[2][2] == chain[1][3] and chain[2][3] == chain[2][4]
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["group-of-three", "alone"])
+def test_a_record_the_database_refuses_undoes_the_change(store: Store, grouped: bool) -> None:
+    """Never a change without its record: a record the database refuses (here an event id already
+    stored) fails its transaction, and with the group commit every body of the group."""
+    store.write_grouped(recording_body("first", "dup"))
+    if not grouped:
+        with pytest.raises(sa.exc.IntegrityError):
+            store.write_grouped(recording_body("second", "dup"))
+        assert tags(store, "second") == {}
+    else:
+        gate = threading.Event()
+        started = threading.Event()
+
+        def hold(tx: Tx) -> None:
+            started.set()
+            gate.wait(10)
+
+        with ThreadPoolExecutor(4) as pool:
+            holder = pool.submit(store.write_grouped, hold)
+            assert started.wait(10)
+            futures = [pool.submit(store.write_grouped, recording_body(f"g{i}", f"g{i}")) for i in range(2)]
+            futures.append(pool.submit(store.write_grouped, recording_body("g2", "dup")))
+            wait_queued(store, 3)
+            gate.set()
+            holder.result(timeout=10)
+            for future in futures:
+                with pytest.raises(sa.exc.IntegrityError):
+                    future.result(timeout=10)
+        assert [tags(store, f"g{i}") for i in range(3)] == [{}, {}, {}]
+    assert [event_id for _, event_id, *_ in trail(store)] == ["dup"]
+    assert tags(store, "first") == {"k": "first"}

@@ -65,6 +65,7 @@ class AuditWriter:
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._pending: list[Entry] = []
+        self._stored: list[Row] = []  # rows stored with their change, for ``on_stored``
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -122,6 +123,15 @@ class AuditWriter:
             )
             raise RecordNotStored(call.request_id) from exc
 
+    def stored_elsewhere(self, rows: Sequence[Row]) -> None:
+        """The rows of one call were stored by the transaction of its change (committed): counted, and
+        given to ``on_stored`` by the writer's thread with its next batch (a slow reader of the stream
+        holds back that thread, never the caller)."""
+        self.written += 1
+        if self.on_stored is not None:
+            with self._lock:
+                self._stored.extend(rows)
+
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -137,6 +147,9 @@ class AuditWriter:
     def _flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
+            stored, self._stored = self._stored, []
+        if stored:
+            self._tell_stored(stored)
         if not batch:
             return
         try:
@@ -158,9 +171,12 @@ class AuditWriter:
         self.written += len(batch)
         if self.on_write is not None:
             self.on_write(time.perf_counter() - started)
+        self._tell_stored([row for rows, _ in batch for row in rows])
+
+    def _tell_stored(self, rows: list[Row]) -> None:
         if self.on_stored is not None:
             try:
-                self.on_stored([row for rows, _ in batch for row in rows])
+                self.on_stored(rows)
             except Exception:  # a closed or full pipe never holds the trail back
                 log.warning("audit records stored but not written to the log shipper's stream")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from openkms.audit.events import EVENT_SOURCE, READ_ONLY, ApiCall, fast_uuid
+from openkms.audit.events import EVENT_SOURCE, READ_ONLY, ApiCall, cloudtrail_record, fast_uuid, trail_rows
 from openkms.audit.writer import RecordNotStored
 from openkms.auth.sigv4 import Credential
 from openkms.config import DEFAULT_REGION, WORKER_THREADS
@@ -52,7 +52,7 @@ from openkms.server.runtime import Runtime, load_quotas
 from openkms.server.sys_app import SysApp
 from openkms.server.unseal import SEALED_MESSAGE
 from openkms.server.xks_app import XksApp
-from openkms.service.kms.context import NeedsIO, RequestContext
+from openkms.service.kms.context import ChangeRecord, NeedsIO, RequestContext
 from openkms.service.kms.grants import check_grant_tokens
 from openkms.service.kms.registry import HOT, OPERATIONS
 from openkms.wire.codec import (
@@ -250,6 +250,8 @@ class KmsApp:
             ctx = call.context(principal)
             ctx.set_request(operation, decoded.params)
             ctx.charge_key = charge
+            if operation not in READ_ONLY:
+                ctx.change_record = self._change_record(call, raw, ctx)
             if operation in HOT:
                 ctx.allow_io = False
                 try:
@@ -269,10 +271,14 @@ class KmsApp:
         except Exception:
             log.exception("request %s (%s) failed", call.request_id, operation, extra=call.log_extra)
             error = KMSInternalException("An internal error occurred. Request id: " + call.request_id)
-        try:
-            await self.runtime.audit.submit_call(self._audited(call, raw, result, ctx, error))
-        except RecordNotStored as exc:  # only a change waits for its record: done, but not a success
-            error = KMSInternalException(exc.message)
+        stored = ctx.change_record.rows if ctx is not None and ctx.change_record is not None else None
+        if stored is not None:  # committed with the change (a later failure does not undo the change)
+            self.runtime.audit.stored_elsewhere(stored)
+        else:
+            try:
+                await self.runtime.audit.submit_call(self._audited(call, raw, result, ctx, error))
+            except RecordNotStored as exc:  # only a change waits for its record: done, but not a success
+                error = KMSInternalException(exc.message)
         observe = self.runtime.observe_request
         if observe is not None:
             name = operation if operation in self.known_ops else "Unknown"
@@ -304,6 +310,15 @@ class KmsApp:
 
         return charge
 
+    def _change_record(self, call: Call, raw: dict[str, Any] | None, ctx: RequestContext) -> ChangeRecord:
+        """How a change's service function stores the call's record in the change's transaction."""
+
+        def build(result: dict[str, Any], key_arn: str) -> list[dict[str, Any]]:
+            api_call = self._audited(call, raw, result, ctx, None, touched=key_arn)
+            return trail_rows(cloudtrail_record(api_call), call.started, api_call.key_id)
+
+        return ChangeRecord(build)
+
     def _audited(
         self,
         call: Call,
@@ -311,10 +326,12 @@ class KmsApp:
         result: dict[str, Any] | None,
         ctx: RequestContext | None,
         error: ServiceError | None,
+        touched: str | None = None,
     ) -> ApiCall:
         """The call and its outcome as its audit record tells them. A call on another account's key is
         recorded in that account's trail too (``resources``; both copies in one write: a change waits
-        for both)."""
+        for both). ``touched``: a key the call acted on that ``ctx`` does not list yet (a record
+        made inside the change's transaction, before the service function returns)."""
         operation = call.operation
         known = operation in self.known_ops
         read_only = operation in READ_ONLY
@@ -324,11 +341,17 @@ class KmsApp:
                 request_parameters = audit_request_parameters(operation, raw)
             except (TypeError, ValueError, KeyError, AttributeError):
                 request_parameters = None  # a request too malformed to describe (it failed validation)
+        resources: list[str] | tuple[str, ...] = ctx.resources if ctx else ()
+        key_arn = ctx.audit_key_arn if ctx else None
+        if touched is not None:
+            key_arn = key_arn or touched
+            if touched not in resources:
+                resources = [*resources, touched]
         response_elements: dict[str, Any] | None = None
         if error is None and known and not read_only:
             response_elements = audit_response_elements(operation, result)
-            if response_elements is None and ctx is not None and ctx.audit_key_arn:
-                response_elements = {"keyId": ctx.audit_key_arn}
+            if response_elements is None and key_arn:
+                response_elements = {"keyId": key_arn}
         return ApiCall(
             event_source=EVENT_SOURCE,
             event_name=operation,
@@ -345,6 +368,6 @@ class KmsApp:
             additional_event_data=ctx.additional_event_data if ctx and error is None else None,
             error_code=error.code if error else None,
             error_message=error.message if error else None,
-            resources=ctx.resources if ctx else (),
-            key_id=ctx.audit_key_arn.rsplit("/", 1)[-1] if ctx and ctx.audit_key_arn else None,
+            resources=resources,
+            key_id=key_arn.rsplit("/", 1)[-1] if key_arn else None,
         )

@@ -11,7 +11,9 @@ waiting ones' bodies in its own transaction, each in a SAVEPOINT, and commit onc
 * no caller returns before the commit and the change listeners (the caches) have run: what a caller
   is told is durable, and the next call sees it.
 
-A group of one runs without a SAVEPOINT. Bodies run in the order their callers arrived.
+A group of one runs without a SAVEPOINT. Bodies run in the order their callers arrived. The audit rows
+the bodies that ran gave their transactions (``tx.record``) are appended to the trail once, last: a
+failure there fails the group.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class GroupCommit:
         """Run the group's bodies in one transaction and commit it (the write lock held); the changes
         of the bodies that ran."""
         changes: list[tuple[str, str]] = []
+        records: list[dict[str, Any]] = []
         with self._connect() as conn, conn.begin():
             if len(group) == 1:
                 tx = self._new_tx(conn)
@@ -114,6 +117,8 @@ class GroupCommit:
                 except Exception as exc:
                     group[0].error = exc
                     raise
+                if tx.records:
+                    tx.append_audit(tx.records)
                 return list(tx.changes)
             for pending in group:
                 tx = self._new_tx(conn)
@@ -125,4 +130,7 @@ class GroupCommit:
                     pending.error = exc
                 else:
                     changes.extend(tx.changes)
+                    records.extend(tx.records)
+            if records:  # the audit rows of the bodies that ran, chained once for the group
+                self._new_tx(conn).append_audit(records)
         return changes

@@ -184,6 +184,8 @@ class Store:
             with conn.begin():
                 yield tx
                 tx.announce()
+                if tx.records:
+                    tx.append_audit(tx.records)
         if tx.changes:
             self._tell_listeners(tx.changes)
 

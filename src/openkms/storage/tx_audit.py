@@ -12,6 +12,13 @@ from openkms.domain.trail_chain import GENESIS, chain_key, record_hash
 from openkms.storage import schema as t
 from openkms.storage.tx_base import TxBase
 
+# A chain's head row (built once: this runs for every batch of records).
+_CHAIN_HEAD = sa.select(t.audit_chain_heads.c.seq, t.audit_chain_heads.c.hash).where(
+    t.audit_chain_heads.c.account_id == sa.bindparam("account_id"),
+    t.audit_chain_heads.c.region == sa.bindparam("region"),
+)
+_CHAIN_HEAD_FOR_UPDATE = _CHAIN_HEAD.with_for_update()
+
 
 class AuditTx(TxBase):
     # -- audit ------------------------------------------------------------------------------------------
@@ -63,11 +70,9 @@ class AuditTx(TxBase):
     def lock_chain_head(self, account_id: str, region: str) -> tuple[int, str]:
         """The (seq, hash) of the chain's newest record ((0, GENESIS) for a new chain, whose head row
         this inserts), its head row locked for this transaction."""
-        c = t.audit_chain_heads.c
-        q = sa.select(c.seq, c.hash).where(c.account_id == account_id, c.region == region)
-        if self.backend == "postgresql":
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
+        q = _CHAIN_HEAD_FOR_UPDATE if self.backend == "postgresql" else _CHAIN_HEAD
+        params = {"account_id": account_id, "region": region}
+        row = self.conn.execute(q, params).first()
         if row is None:
             self.conn.execute(
                 sa.text(
@@ -76,7 +81,7 @@ class AuditTx(TxBase):
                 ),
                 {"a": account_id, "r": region, "h": GENESIS, "now": self.clock.now()},
             )
-            row = self.conn.execute(q).first()
+            row = self.conn.execute(q, params).first()
             if row is None:
                 raise RuntimeError(f"audit chain head {account_id}/{region} missing after insert")
         return int(row[0]), str(row[1])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -28,6 +31,8 @@ class TxBase:
         self.clock = clock
         self.changes: list[tuple[str, str]] = []
         self._announced: set[tuple[str, str]] = set()
+        # Audit rows committed with this transaction (appended to the trail just before the commit).
+        self.records: list[dict[str, Any]] = []
 
     # -- change notification ------------------------------------------------------------------------
     def changed(self, kind: str, ident: str) -> None:
@@ -38,6 +43,12 @@ class TxBase:
         if change not in self._announced:
             self._announced.add(change)
             self.changes.append(change)
+
+    def record(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store the audit rows of the call making this transaction's change with it: they are chained
+        into the trail once, just before the commit (with the rows of the other bodies of a group
+        commit), so that the change and its record commit together or not at all."""
+        self.records.extend(rows)
 
     def announce(self) -> None:
         """Write this transaction's notices for other processes (SQLite: rows of ``changes``, which

@@ -44,6 +44,9 @@ class RequestContext:
     # (a grant's CreateGrant permission allows only grants derivable from it).
     grant_tokens: list[str] | None = None
     new_grant: NewGrant | None = None
+    # The call's audit record written in its change's own transaction (set by the dispatcher for a
+    # change; a service function that writes it there commits the change and its record at once).
+    change_record: ChangeRecord | None = None
 
     @property
     def account_id(self) -> str:
@@ -66,6 +69,34 @@ class RequestContext:
             self.resources.append(key_arn)
         if self.audit_key_arn is None:
             self.audit_key_arn = key_arn
+
+
+class ChangeRecord:
+    """A change's audit record, stored in the transaction that makes the change, so that both are
+    committed at once (one commit, and never a change without its record). ``build`` makes the
+    record's rows from the operation's result and the key it acted on. The service function calls
+    :meth:`prepare` before its transaction (the record is made outside the write lock), :meth:`write`
+    in the transaction's body and :meth:`committed` once it has committed; until then :attr:`rows` is
+    None and the dispatcher records the call itself (a failed commit took the rows with it)."""
+
+    __slots__ = ("_build", "_prepared", "rows")
+
+    def __init__(self, build: Callable[[dict[str, Any], str], list[dict[str, Any]]]) -> None:
+        self._build = build
+        self._prepared: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] | None = None
+
+    def prepare(self, result: dict[str, Any], key_arn: str) -> None:
+        """Make the record of the call whose result will be ``result`` (it acts on ``key_arn``)."""
+        self._prepared = self._build(result, key_arn)
+
+    def write(self, tx: Any) -> None:
+        """Store the prepared record with ``tx``."""
+        tx.record(self._prepared)
+
+    def committed(self) -> None:
+        """The transaction :meth:`write` stored the record in has committed."""
+        self.rows = self._prepared
 
 
 class NeedsIO(Exception):

@@ -119,6 +119,15 @@ def create_key(
         if spec is KeySpec.SYMMETRIC_DEFAULT:
             record.current_material_id = material_id
 
+    metadata = key_metadata(record)
+    if placement is not None:
+        metadata["custom_key_store_id"] = placement.store.custom_key_store_id
+        metadata["xks_key_configuration"] = {"id": placement.xks_key_id}
+    result = {"key_metadata": metadata}
+    audit = ctx.change_record
+    if audit is not None:
+        audit.prepare(result, record.arn)
+
     def store_key(tx: Tx) -> None:
         tx.insert_key(record)
         if material is not None:
@@ -127,15 +136,15 @@ def create_key(
             tx.set_tags(ctx.region, key_id, tag_map)
         if placement is not None:
             external_keys.record_new_key(tx, record, placement)
+        if audit is not None:
+            audit.write(tx)  # the key and its CloudTrail record commit together
 
     # Concurrent CreateKeys share a commit on SQLite (group commit): each is durable when this returns.
     core.store.write_grouped(store_key)
+    if audit is not None:
+        audit.committed()
     ctx.touch(record.arn)
-    metadata = key_metadata(record)
-    if placement is not None:
-        metadata["custom_key_store_id"] = placement.store.custom_key_store_id
-        metadata["xks_key_configuration"] = {"id": placement.xks_key_id}
-    return {"key_metadata": metadata}
+    return result
 
 
 def _check_custom_key_store(
