@@ -135,7 +135,7 @@ def test_kill9_during_concurrent_create_keys_loses_no_acknowledged_key(own_serve
     """CreateKeys from 16 clients at once (on SQLite they share commits: group commit), the server
     killed with SIGKILL among them: every key a client was answered for is there after the restart,
     with its material, tags and CloudTrail record; keys nobody was answered for may or may not be, and
-    every key stored has its record."""
+    on SQLite every key stored has its record."""
     acknowledged: list[tuple[str, str]] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -177,10 +177,12 @@ def test_kill9_during_concurrent_create_keys_loses_no_acknowledged_key(own_serve
     created = wait_for_audit(own_server, ("--event-name", "CreateKey"), lambda r: True, timeout=0)
     logged = {r["responseElements"]["keyMetadata"]["keyId"] for r in created}
     assert {key_id for key_id, _ in made} <= logged
-    # Never a key without its record, answered or not: the key and its record commit together.
     stored = {k["KeyId"] for page in kms.get_paginator("list_keys").paginate() for k in page["Keys"]}
     assert stored >= {key_id for key_id, _ in made}
-    assert stored <= logged, f"{len(stored - logged)} keys stored without their CreateKey record"
+    if own_server.database_url is None:
+        # SQLite: never a key without its record, answered or not (they commit together; on
+        # PostgreSQL the record commits just after the key, see Store.records_with_changes).
+        assert stored <= logged, f"{len(stored - logged)} keys stored without their CreateKey record"
 
 
 def _deletion_setup(server: Server) -> tuple[Any, dict[str, Any], dict[str, Any], bytes]:

@@ -250,7 +250,7 @@ class KmsApp:
             ctx = call.context(principal)
             ctx.set_request(operation, decoded.params)
             ctx.charge_key = charge
-            if operation not in READ_ONLY:
+            if operation not in READ_ONLY and self.core.store.records_with_changes:
                 ctx.change_record = self._change_record(call, raw, ctx)
             if operation in HOT:
                 ctx.allow_io = False

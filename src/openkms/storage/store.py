@@ -189,6 +189,16 @@ class Store:
         if tx.changes:
             self._tell_listeners(tx.changes)
 
+    @property
+    def records_with_changes(self) -> bool:
+        """Whether a change's audit record is best committed in the change's own transaction
+        (``tx.record``). On SQLite, yes: the group commit chains the records of a whole group in one
+        write, and the change and its record need one commit instead of two. On PostgreSQL, no: the
+        chain head is a row lock held until the commit, so each such transaction would commit alone
+        (measured: CreateKey 350/s instead of 420/s, PostgreSQL's CPU 40 % instead of 2 %); its
+        records go through the audit writer, one chain-head lock per batch."""
+        return self.backend == "sqlite"
+
     def write_grouped(self, body: Callable[[Tx], T]) -> T:
         """``body(tx)`` in a write transaction, committed before this returns. On SQLite the
         transaction may hold other threads' concurrent bodies too, one commit for all
