@@ -10,8 +10,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -69,6 +70,29 @@ def wait_queued(store: Store, n: int) -> None:
         time.sleep(0.005)
 
 
+def run_as_one_group(
+    store: Store, pool: ThreadPoolExecutor, bodies: list[Callable[[Tx], Any]]
+) -> list[Future[Any]]:
+    """Submit ``bodies`` while a holder body keeps the write lock, so that they queue and then run as
+    one group; their futures, once the holder has committed."""
+    gate = threading.Event()
+    started = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        started.set()
+        gate.wait(10)
+
+    holder = pool.submit(store.write_grouped, hold)
+    try:
+        assert started.wait(10)
+        futures = [pool.submit(store.write_grouped, body) for body in bodies]
+        wait_queued(store, len(bodies))
+    finally:
+        gate.set()
+    holder.result(timeout=10)
+    return futures
+
+
 def test_concurrent_bodies_share_commits_and_each_is_durable_and_told(store: Store) -> None:
     told: list[str] = []
     store.add_listener(lambda changes: told.extend(ident for _, ident in changes))
@@ -112,23 +136,9 @@ def test_concurrent_bodies_share_commits_and_each_is_durable_and_told(store: Sto
     ],
 )
 def test_a_body_that_raises_is_undone_alone(store: Store, failing: set[int]) -> None:
-    gate = threading.Event()
-
-    started = threading.Event()
-
-    def hold(tx: Tx) -> None:
-        started.set()
-        gate.wait(10)
-
     with ThreadPoolExecutor(4) as pool:
-        holder = pool.submit(store.write_grouped, hold)
-        futures = {}
-        assert started.wait(10)
-        for i in range(3):
-            futures[i] = pool.submit(store.write_grouped, tag_body(f"f{i}", fail=i in failing))
-        wait_queued(store, 3)
-        gate.set()
-        holder.result(timeout=10)
+        bodies = [tag_body(f"f{i}", fail=i in failing) for i in range(3)]
+        futures = dict(enumerate(run_as_one_group(store, pool, bodies)))
         for i, future in futures.items():
             if i in failing:
                 with pytest.raises(Boom, match=f"f{i}"):
@@ -148,15 +158,7 @@ def test_a_body_alone_that_raises_writes_nothing(store: Store) -> None:
 
 
 def test_a_failed_commit_fails_every_body_of_its_group(store: Store) -> None:
-    gate = threading.Event()
     seen = write_transactions(store)
-
-    started = threading.Event()
-
-    def hold(tx: Tx) -> None:
-        started.set()
-        gate.wait(10)
-
     refused: list[int] = []
 
     @event.listens_for(store.engine, "commit")
@@ -168,12 +170,7 @@ def test_a_failed_commit_fails_every_body_of_its_group(store: Store) -> None:
     with ThreadPoolExecutor(4) as pool:
         holder = pool.submit(store.write_grouped, tag_body("holder"))
         holder.result(timeout=10)
-        holder = pool.submit(store.write_grouped, hold)
-        assert started.wait(10)
-        futures = [pool.submit(store.write_grouped, tag_body(f"c{i}")) for i in range(3)]
-        wait_queued(store, 3)
-        gate.set()
-        holder.result(timeout=10)
+        futures = run_as_one_group(store, pool, [tag_body(f"c{i}") for i in range(3)])
         for future in futures:
             with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
                 future.result(timeout=10)
@@ -250,7 +247,13 @@ def trail(store: Store) -> list[tuple[int, str, str, str, str]]:
             sa.select(t.audit_events).where(t.audit_events.c.account_id == "111122223333").order_by("seq")
         ).mappings()
         return [
-            (r["seq"], r["event_id"], r["prev_hash"], r["hash"], record_hash(r["prev_hash"], r["seq"], r))
+            (
+                r["seq"],
+                r["event_id"],
+                r["prev_hash"],
+                r["hash"],
+                record_hash(r["prev_hash"], r["seq"], dict(r)),
+            )
             for r in rows
         ]
 
@@ -258,22 +261,9 @@ def trail(store: Store) -> list[tuple[int, str, str, str, str]]:
 def test_records_given_to_a_group_are_chained_once_for_the_bodies_that_ran(store: Store) -> None:
     """The audit rows of a group's bodies are appended after the last body, in one chained write: a
     body undone takes its row with it, and the chain has no gap."""
-    gate = threading.Event()
-    started = threading.Event()
-
-    def hold(tx: Tx) -> None:
-        started.set()
-        gate.wait(10)
-
     with ThreadPoolExecutor(4) as pool:
-        holder = pool.submit(store.write_grouped, hold)
-        assert started.wait(10)
-        futures = [
-            pool.submit(store.write_grouped, recording_body(f"r{i}", f"e{i}", fail=i == 1)) for i in range(3)
-        ]
-        wait_queued(store, 3)
-        gate.set()
-        holder.result(timeout=10)
+        bodies = [recording_body(f"r{i}", f"e{i}", fail=i == 1) for i in range(3)]
+        futures = run_as_one_group(store, pool, bodies)
         assert futures[0].result(timeout=10) == "r0"
         with pytest.raises(Boom):
             futures[1].result(timeout=10)
@@ -302,21 +292,9 @@ def test_a_record_the_database_refuses_undoes_the_change(store: Store, grouped: 
             store.write_grouped(recording_body("second", "dup"))
         assert tags(store, "second") == {}
     else:
-        gate = threading.Event()
-        started = threading.Event()
-
-        def hold(tx: Tx) -> None:
-            started.set()
-            gate.wait(10)
-
         with ThreadPoolExecutor(4) as pool:
-            holder = pool.submit(store.write_grouped, hold)
-            assert started.wait(10)
-            futures = [pool.submit(store.write_grouped, recording_body(f"g{i}", f"g{i}")) for i in range(2)]
-            futures.append(pool.submit(store.write_grouped, recording_body("g2", "dup")))
-            wait_queued(store, 3)
-            gate.set()
-            holder.result(timeout=10)
+            bodies = [recording_body(f"g{i}", f"g{i}") for i in range(2)] + [recording_body("g2", "dup")]
+            futures = run_as_one_group(store, pool, bodies)
             for future in futures:
                 with pytest.raises(sa.exc.IntegrityError):
                     future.result(timeout=10)
